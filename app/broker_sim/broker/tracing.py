@@ -1,0 +1,133 @@
+"""Turning the broker's firehose tracing on where broker-sim may, and off only if it turned it on.
+
+Two ways in: the management API's vhost ``tracing`` flag (where the management plugin runs), or
+``rabbitmqctl trace_on`` for a node on this machine. Both are blocking calls, run in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from urllib.parse import quote, unquote, urlsplit
+
+from broker_sim.domain.urls import parse_url
+
+MANAGEMENT_PORT = 15672
+OWN_VHOST_PREFIX = "broker-sim"
+
+
+def may_trace(url: str, wanted: bool | None, *, started_by_us: bool = False) -> bool:
+    """Whether broker-sim may turn tracing on: asked to (``--trace``), our own vhost, or our own broker."""
+    if wanted is not None:
+        return wanted
+    return started_by_us or parse_url(url).vhost.startswith(OWN_VHOST_PREFIX)
+
+
+@dataclass
+class TraceSwitch:
+    """Switches tracing for the URL's vhost; remembers whether it was the one to turn it on."""
+
+    url: str
+    turned_on: bool = False
+    how: str = ""
+
+    async def turn_on(self) -> str | None:
+        """Turn tracing on; returns how, or ``None`` when no way worked (the reason is in ``how``)."""
+        result = await asyncio.to_thread(self._turn_on_blocking)
+        return result
+
+    async def restore(self) -> None:
+        """Turn tracing off again, only if this switch turned it on."""
+        if self.turned_on:
+            await asyncio.to_thread(self._set_blocking, False)
+            self.turned_on = False
+
+    def _turn_on_blocking(self) -> str | None:
+        tried: list[str] = []
+        for name, getter, setter in (
+            ("management API", self._api_get, self._api_set),
+            ("rabbitmqctl", self._ctl_get, self._ctl_set),
+        ):
+            try:
+                state = getter()
+            except (OSError, ValueError, subprocess.SubprocessError) as exc:
+                tried.append(f"{name}: {exc}"[:120])
+                continue
+            if state:
+                self.how = f"tracing was already on ({name})"
+                return self.how
+            try:
+                setter(True)
+            except (OSError, ValueError, subprocess.SubprocessError) as exc:
+                tried.append(f"{name}: {exc}"[:120])
+                continue
+            self.turned_on, self.how = True, f"broker-sim turned tracing on ({name})"
+            self._setter = setter
+            return self.how
+        self.how = "; ".join(tried) or "no way to reach the broker's tracing switch"
+        return None
+
+    def _set_blocking(self, on: bool) -> None:
+        setter = getattr(self, "_setter", None)
+        if setter is not None:
+            setter(on)
+
+    # -- management API ------------------------------------------------------------------------
+
+    def _api_request(self, method: str, body: dict[str, object] | None = None) -> dict[str, object]:
+        parts = urlsplit(self.url)
+        address = parse_url(self.url)
+        if not address.is_loopback and not parts.hostname:
+            raise ValueError("no host")
+        token = base64.b64encode(
+            f"{unquote(parts.username or 'guest')}:{unquote(parts.password or 'guest')}".encode()
+        ).decode()
+        api = f"http://{parts.hostname}:{MANAGEMENT_PORT}/api/vhosts/{quote(address.vhost, safe='')}"
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(api, data=data, method=method)
+        request.add_header("Authorization", f"Basic {token}")
+        request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:
+                text = response.read()
+        except urllib.error.HTTPError as exc:
+            raise OSError(f"HTTP {exc.code}") from None
+        except urllib.error.URLError as exc:
+            raise OSError(f"not reachable ({exc.reason})") from None
+        return json.loads(text) if text else {}
+
+    def _api_get(self) -> bool:
+        return bool(self._api_request("GET").get("tracing"))
+
+    def _api_set(self, on: bool) -> None:
+        self._api_request("PUT", {"tracing": on})
+
+    # -- rabbitmqctl (a node on this machine) ---------------------------------------------------
+
+    def _ctl(self, *args: str) -> str:
+        if not parse_url(self.url).is_loopback:
+            raise ValueError("the broker is not on this machine")
+        exe = shutil.which("rabbitmqctl")
+        if exe is None:
+            raise ValueError("rabbitmqctl is not installed")
+        done = subprocess.run([exe, "-q", *args], capture_output=True, text=True, timeout=30, check=False)
+        if done.returncode != 0:
+            raise ValueError((done.stderr or done.stdout).strip().splitlines()[-1:] or ["failed"])
+        return done.stdout
+
+    def _ctl_get(self) -> bool:
+        vhost = parse_url(self.url).vhost
+        out = self._ctl("list_vhosts", "name", "tracing", "--formatter", "json")
+        for row in json.loads(out or "[]"):
+            if row.get("name") == vhost:
+                return bool(row.get("tracing"))
+        raise ValueError(f"vhost {vhost!r} not found by rabbitmqctl (another node?)")
+
+    def _ctl_set(self, on: bool) -> None:
+        self._ctl("trace_on" if on else "trace_off", "-p", parse_url(self.url).vhost)

@@ -1,0 +1,99 @@
+"""The command line: ``broker-sim`` (the TUI), ``broker-sim run FILE`` (headless)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from broker_sim.domain.urls import BrokerUrlError, parse_url
+from broker_sim.settings import Settings, load_settings
+
+
+def _add_broker_options(parser: argparse.ArgumentParser, default: object) -> None:
+    # Given to the main parser and to each subcommand, so options work before or after it;
+    # a subcommand's copies default to SUPPRESS so they never overwrite the main ones.
+    parser.add_argument(
+        "--url",
+        default=default,
+        help="broker URL, amqp://user:pass@host:port/vhost (default: $BROKER_SIM_URL, "
+        "then .env, then amqp://guest:guest@localhost:5672/)",
+    )
+    trace = parser.add_mutually_exclusive_group()
+    trace.add_argument(
+        "--trace",
+        dest="trace",
+        action="store_true",
+        default=default,
+        help="turn on the broker's firehose tracing for the vhost (shows routing as the broker decided it)",
+    )
+    trace.add_argument(
+        "--no-trace",
+        dest="trace",
+        action="store_false",
+        default=default,
+        help="never touch tracing; routing is then inferred from deliveries",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="broker-sim",
+        description="See how RabbitMQ moves messages: live AMQP patterns, animated in the terminal.",
+    )
+    _add_broker_options(parser, None)
+    parser.add_argument(
+        "--scenarios",
+        type=Path,
+        metavar="DIR",
+        help="a folder of your own scenario files, added as tabs",
+    )
+    parser.add_argument(
+        "--no-animation",
+        action="store_true",
+        help="counters only, no moving tokens (slow terminals)",
+    )
+    sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="run one scenario headless and print a report")
+    _add_broker_options(run, argparse.SUPPRESS)
+    run.add_argument("file", type=Path, help="scenario file (TOML)")
+    run.add_argument("--duration", type=float, default=10.0, help="seconds to run (default 10)")
+    return parser
+
+
+def build_settings(args: argparse.Namespace) -> Settings:
+    """Settings from parsed arguments (flag > environment > .env > default)."""
+    settings = load_settings(
+        args.url, trace=args.trace, animation=not args.no_animation, scenarios_dir=args.scenarios
+    )
+    parse_url(settings.url)  # refuse a malformed URL before anything starts
+    return settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``broker-sim`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = build_settings(args)
+    except BrokerUrlError as exc:
+        print(f"broker-sim: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "run":
+        from broker_sim.headless import run_headless
+
+        return asyncio.run(run_headless(args.file, settings, duration=args.duration))
+    from broker_sim.tui.app import make_app
+
+    try:
+        app = make_app(settings)
+    except ValueError as exc:  # a bad --scenarios folder or file: one line, no traceback
+        print(f"broker-sim: {exc}", file=sys.stderr)
+        return 2
+    app.run()
+    return app.return_code or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

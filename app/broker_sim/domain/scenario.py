@@ -1,0 +1,143 @@
+"""The scenario model: a topology (exchanges, queues, bindings) and its actors.
+
+Plain frozen data with no I/O. Names here are the scenario's own; the engine maps them to broker
+names (with a prefix, or server-generated for exclusive queues).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+ExchangeType = Literal["direct", "fanout", "topic", "headers"]
+AckMode = Literal["manual", "auto"]
+WorkKind = Literal["image", "log", "delay"]
+BodyKind = Literal["image-job", "log-line", "text"]
+HeaderValue = str | int | float | bool
+
+DEFAULT_EXCHANGE = ""
+"""The nameless default exchange: a direct exchange that routes by queue name."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeSpec:
+    """An exchange the scenario declares."""
+
+    name: str
+    type: ExchangeType
+    durable: bool = False
+    auto_delete: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSpec:
+    """A queue the scenario declares.
+
+    ``server_named`` queues get a broker-generated name (as pub/sub subscribers do); ``name``
+    stays the scenario's handle for them.
+    """
+
+    name: str
+    durable: bool = False
+    exclusive: bool = False
+    auto_delete: bool = False
+    server_named: bool = False
+    max_length: int | None = None
+    message_ttl_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BindingSpec:
+    """A binding from an exchange to a queue, by routing key / pattern or by header rule."""
+
+    exchange: str
+    queue: str
+    routing_key: str = ""
+    headers: dict[str, HeaderValue] = field(default_factory=dict)
+    match: Literal["all", "any"] | None = None
+
+    def describe(self) -> str:
+        """The binding as a user reads it: its key or pattern, or its header rule."""
+        if self.headers or self.match:
+            rule = ", ".join(f"{k}={v}" for k, v in self.headers.items())
+            return f"{self.match or 'all'}: {rule}"
+        return self.routing_key or "(no key)"
+
+
+@dataclass(frozen=True, slots=True)
+class ProducerSpec:
+    """A producer: what it publishes, where, how fast, and how.
+
+    Each message picks a routing key (and header set) from the lists, in order or at random
+    (seeded). ``count`` stops the producer after that many messages; ``None`` runs forever.
+    """
+
+    name: str
+    exchange: str
+    rate: float = 2.0
+    routing_keys: tuple[str, ...] = ("",)
+    headers: tuple[dict[str, HeaderValue], ...] = ()
+    pick: Literal["cycle", "random"] = "cycle"
+    persistent: bool = False
+    mandatory: bool = True
+    body: BodyKind = "text"
+    count: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkSpec:
+    """What a consumer does with each message before acking it."""
+
+    kind: WorkKind = "delay"
+    seconds: float = 0.0
+    operations: tuple[str, ...] = ("thumbnail",)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerGroupSpec:
+    """N identical consumers of one queue. ``prefetch`` 0 means unlimited."""
+
+    name: str
+    queue: str
+    count: int = 1
+    prefetch: int = 1
+    ack: AckMode = "manual"
+    work: WorkSpec = field(default_factory=WorkSpec)
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """A messaging pattern as a runnable story: topology plus actors."""
+
+    name: str
+    title: str
+    description: str = ""
+    exchanges: tuple[ExchangeSpec, ...] = ()
+    queues: tuple[QueueSpec, ...] = ()
+    bindings: tuple[BindingSpec, ...] = ()
+    producers: tuple[ProducerSpec, ...] = ()
+    consumers: tuple[ConsumerGroupSpec, ...] = ()
+    seed: int = 0
+    help: str = ""
+
+    def exchange(self, name: str) -> ExchangeSpec | None:
+        """The exchange spec of that name, or ``None`` (also for the default exchange)."""
+        return next((e for e in self.exchanges if e.name == name), None)
+
+    def queue(self, name: str) -> QueueSpec | None:
+        """The queue spec of that name, or ``None``."""
+        return next((q for q in self.queues if q.name == name), None)
+
+    def group(self, name: str) -> ConsumerGroupSpec | None:
+        """The consumer group of that name, or ``None``."""
+        return next((g for g in self.consumers if g.name == name), None)
+
+    def bindings_of(self, queue: str) -> tuple[BindingSpec, ...]:
+        """The bindings into one queue."""
+        return tuple(b for b in self.bindings if b.queue == queue)
+
+    def exchange_type(self, name: str) -> str:
+        """The exchange's type as a word, ``direct`` for the default exchange."""
+        spec = self.exchange(name)
+        return spec.type if spec else "direct"

@@ -1,0 +1,392 @@
+"""Reading scenario files (TOML) into :class:`Scenario`, refusing bad ones in one clear line.
+
+Every error names the file, the key path (``consumers[2].prefetch``), the line where it can be
+told, and what to do about it.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from broker_sim.domain.scenario import (
+    DEFAULT_EXCHANGE,
+    BindingSpec,
+    ConsumerGroupSpec,
+    ExchangeSpec,
+    HeaderValue,
+    ProducerSpec,
+    QueueSpec,
+    Scenario,
+    WorkSpec,
+)
+from broker_sim.domain.topic import validate_pattern
+
+T = TypeVar("T")
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be used, with where and why."""
+
+    def __init__(self, path: str, key: str, line: int | None, reason: str) -> None:
+        self.path, self.key, self.line, self.reason = path, key, line, reason
+        where = f"{path}:{line}" if line else path
+        super().__init__(f"{where}: {key + ': ' if key else ''}{reason}")
+
+
+class _Reader:
+    """Walks the parsed TOML, knowing the source text so errors can name a line."""
+
+    def __init__(self, path: str, text: str) -> None:
+        self.path = path
+        self.lines = text.splitlines()
+
+    def line_of(self, key: str) -> int | None:
+        """Best guess at the line of a key path like ``consumers[2].prefetch``."""
+        parts = re.findall(r"(\w[\w-]*)(?:\[(\d+)\])?", key)
+        start = 0
+        if parts and parts[0][1]:
+            table, index = parts[0][0], int(parts[0][1])
+            headers = [i for i, ln in enumerate(self.lines) if ln.strip() == f"[[{table}]]"]
+            if index < len(headers):
+                start = headers[index]
+                end = headers[index + 1] if index + 1 < len(headers) else len(self.lines)
+                leaf = parts[-1][0] if len(parts) > 1 else None
+                if leaf is None:
+                    return start + 1
+                for i in range(start, end):
+                    if re.match(rf"\s*{re.escape(leaf)}\s*=", self.lines[i]):
+                        return i + 1
+                return start + 1
+        leaf = parts[-1][0] if parts else ""
+        for i, ln in enumerate(self.lines):
+            if leaf and re.match(rf"\s*{re.escape(leaf)}\s*=", ln):
+                return i + 1
+        return None
+
+    def fail(self, key: str, reason: str) -> ScenarioError:
+        return ScenarioError(self.path, key, self.line_of(key), reason)
+
+    def table(self, data: Any, key: str, allowed: set[str], required: set[str]) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise self.fail(key, f"expected a table, got {_kind(data)}")
+        for k in data:
+            if k not in allowed:
+                hint = ", ".join(sorted(allowed))
+                raise self.fail(f"{key}.{k}" if key else k, f"unknown key (known keys: {hint})")
+        for k in sorted(required):
+            if k not in data:
+                raise self.fail(key or k, f"missing required key '{k}'")
+        return cast(dict[str, Any], data)
+
+    def get(self, data: Mapping[str, Any], key: str, name: str, kind: type[T], default: T) -> T:
+        if name not in data:
+            return default
+        value = data[name]
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if not ok:
+            raise self.fail(
+                f"{key}.{name}" if key else name,
+                f"expected {_KIND_WORDS[kind]}, got {_kind(value)} {value!r}",
+            )
+        return cast(T, value)
+
+    def choice(
+        self, data: Mapping[str, Any], key: str, name: str, options: tuple[str, ...], default: str
+    ) -> str:
+        value = self.get(data, key, name, str, default)
+        if value not in options:
+            raise self.fail(f"{key}.{name}", f"must be one of {', '.join(options)}, got {value!r}")
+        return value
+
+    def strings(
+        self, data: Mapping[str, Any], key: str, name: str, default: tuple[str, ...]
+    ) -> tuple[str, ...]:
+        value = data.get(name, list(default))
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(f"{key}.{name}", f"expected a list of strings, got {value!r}")
+        return tuple(value)
+
+    def headers(self, value: Any, key: str) -> dict[str, HeaderValue]:
+        if not isinstance(value, dict):
+            raise self.fail(key, f"expected a table of header values, got {_kind(value)}")
+        for k, v in value.items():
+            if not isinstance(v, str | int | float | bool):
+                raise self.fail(
+                    f"{key}.{k}", f"header values are strings, numbers or booleans, got {_kind(v)}"
+                )
+        return cast(dict[str, HeaderValue], value)
+
+    def items(self, doc: Mapping[str, Any], name: str) -> list[tuple[str, Any]]:
+        value = doc.get(name, [])
+        if not isinstance(value, list):
+            raise self.fail(name, f"expected [[{name}]] tables, got {_kind(value)}")
+        return [(f"{name}[{i}]", v) for i, v in enumerate(value)]
+
+
+_KIND_WORDS: dict[type, str] = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+}
+
+
+def _kind(value: Any) -> str:
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
+def _positive(r: _Reader, key: str, value: float, allow_zero: bool = True) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = "≥ 0" if allow_zero else "> 0"
+        raise r.fail(key, f"must be {bound}, got {value}")
+
+
+def _exchange(r: _Reader, key: str, data: Any) -> ExchangeSpec:
+    t = r.table(data, key, {"name", "type", "durable", "auto_delete"}, {"name", "type"})
+    name = r.get(t, key, "name", str, "")
+    if not name or name.startswith("amq."):
+        raise r.fail(f"{key}.name", "needs a name of its own (not empty, not amq.*)")
+    kind = r.choice(t, key, "type", ("direct", "fanout", "topic", "headers"), "direct")
+    return ExchangeSpec(
+        name=name,
+        type=kind,  # type: ignore[arg-type]
+        durable=r.get(t, key, "durable", bool, False),
+        auto_delete=r.get(t, key, "auto_delete", bool, False),
+    )
+
+
+def _queue(r: _Reader, key: str, data: Any) -> QueueSpec:
+    allowed = {
+        "name",
+        "durable",
+        "exclusive",
+        "auto_delete",
+        "server_named",
+        "max_length",
+        "message_ttl_ms",
+    }
+    t = r.table(data, key, allowed, {"name"})
+    name = r.get(t, key, "name", str, "")
+    if not name:
+        raise r.fail(
+            f"{key}.name",
+            "a queue needs a name (server-named queues too: it is the scenario's handle)",
+        )
+    max_length = r.get(t, key, "max_length", int, -1)
+    ttl = r.get(t, key, "message_ttl_ms", int, -1)
+    if "max_length" in t:
+        _positive(r, f"{key}.max_length", max_length)
+    if "message_ttl_ms" in t:
+        _positive(r, f"{key}.message_ttl_ms", ttl)
+    return QueueSpec(
+        name=name,
+        durable=r.get(t, key, "durable", bool, False),
+        exclusive=r.get(t, key, "exclusive", bool, False),
+        auto_delete=r.get(t, key, "auto_delete", bool, False),
+        server_named=r.get(t, key, "server_named", bool, False),
+        max_length=max_length if max_length >= 0 else None,
+        message_ttl_ms=ttl if ttl >= 0 else None,
+    )
+
+
+def _bindings(r: _Reader, key: str, data: Any, types: dict[str, str]) -> list[BindingSpec]:
+    t = r.table(data, key, {"exchange", "queue", "keys", "headers", "match"}, {"exchange", "queue"})
+    exchange = r.get(t, key, "exchange", str, "")
+    queue = r.get(t, key, "queue", str, "")
+    if exchange not in types:
+        raise r.fail(f"{key}.exchange", f"no exchange named {exchange!r} in this scenario")
+    if queue not in types["\0queues"]:
+        raise r.fail(f"{key}.queue", f"no queue named {queue!r} in this scenario")
+    kind = types[exchange]
+    if kind == "headers":
+        if "keys" in t:
+            raise r.fail(f"{key}.keys", "a headers exchange ignores routing keys: use headers = {...}")
+        headers = r.headers(t.get("headers", {}), f"{key}.headers")
+        match = r.choice(t, key, "match", ("all", "any"), "all")
+        return [BindingSpec(exchange, queue, "", headers, match)]  # type: ignore[arg-type]
+    if "headers" in t or "match" in t:
+        raise r.fail(f"{key}.headers", f"header rules need a headers exchange, {exchange!r} is {kind}")
+    keys = r.strings(t, key, "keys", ("",))
+    if kind == "topic":
+        for k in keys:
+            problem = validate_pattern(k)
+            if problem:
+                raise r.fail(f"{key}.keys", f"pattern {k!r}: {problem}")
+    return [BindingSpec(exchange, queue, k) for k in keys]
+
+
+def _producer(r: _Reader, key: str, data: Any, types: dict[str, str]) -> ProducerSpec:
+    allowed = {
+        "name",
+        "exchange",
+        "rate",
+        "routing_keys",
+        "headers",
+        "pick",
+        "persistent",
+        "mandatory",
+        "body",
+        "count",
+    }
+    t = r.table(data, key, allowed, {"name", "exchange"})
+    exchange = r.get(t, key, "exchange", str, "")
+    if exchange not in types:
+        raise r.fail(
+            f"{key}.exchange",
+            f"no exchange named {exchange!r} in this scenario ('' is the default exchange)",
+        )
+    rate = r.get(t, key, "rate", float, 2.0)
+    _positive(r, f"{key}.rate", rate)
+    count = r.get(t, key, "count", int, -1)
+    if "count" in t:
+        _positive(r, f"{key}.count", count)
+    headers_raw = t.get("headers", [])
+    if not isinstance(headers_raw, list):
+        raise r.fail(f"{key}.headers", "expected a list of header tables")
+    headers = tuple(r.headers(h, f"{key}.headers[{i}]") for i, h in enumerate(headers_raw))
+    return ProducerSpec(
+        name=r.get(t, key, "name", str, ""),
+        exchange=exchange,
+        rate=rate,
+        routing_keys=r.strings(t, key, "routing_keys", ("",)) or ("",),
+        headers=headers,
+        pick=r.choice(t, key, "pick", ("cycle", "random"), "cycle"),  # type: ignore[arg-type]
+        persistent=r.get(t, key, "persistent", bool, False),
+        mandatory=r.get(t, key, "mandatory", bool, True),
+        body=r.choice(t, key, "body", ("image-job", "log-line", "text"), "text"),  # type: ignore[arg-type]
+        count=count if count >= 0 else None,
+    )
+
+
+def _consumers(r: _Reader, key: str, data: Any, queues: set[str]) -> ConsumerGroupSpec:
+    allowed = {"name", "queue", "count", "prefetch", "ack", "work", "label"}
+    t = r.table(data, key, allowed, {"name", "queue"})
+    queue = r.get(t, key, "queue", str, "")
+    if queue not in queues:
+        raise r.fail(f"{key}.queue", f"no queue named {queue!r} in this scenario")
+    count = r.get(t, key, "count", int, 1)
+    prefetch = r.get(t, key, "prefetch", int, 1)
+    _positive(r, f"{key}.count", count)
+    _positive(r, f"{key}.prefetch", prefetch)
+    wkey = f"{key}.work"
+    w = r.table(t.get("work", {}), wkey, {"kind", "seconds", "operations"}, set())
+    seconds = r.get(w, wkey, "seconds", float, 0.0)
+    _positive(r, f"{wkey}.seconds", seconds)
+    ops = r.strings(w, wkey, "operations", ("thumbnail",))
+    from broker_sim.domain.image_ops import OPERATIONS  # local: keeps the table in one place
+
+    for op in ops:
+        if op not in OPERATIONS:
+            raise r.fail(
+                f"{wkey}.operations",
+                f"unknown image operation {op!r} (known: {', '.join(OPERATIONS)})",
+            )
+    work = WorkSpec(
+        kind=r.choice(w, wkey, "kind", ("image", "log", "delay"), "delay"),  # type: ignore[arg-type]
+        seconds=seconds,
+        operations=ops,
+    )
+    return ConsumerGroupSpec(
+        name=r.get(t, key, "name", str, ""),
+        queue=queue,
+        count=count,
+        prefetch=prefetch,
+        ack=r.choice(t, key, "ack", ("manual", "auto"), "manual"),  # type: ignore[arg-type]
+        work=work,
+        label=r.get(t, key, "label", str, ""),
+    )
+
+
+def _unique(r: _Reader, table: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for i, n in enumerate(names):
+        if n in seen:
+            raise r.fail(f"{table}[{i}].name", f"{n!r} is used twice; names must be unique")
+        seen.add(n)
+
+
+def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
+    """Parse scenario TOML text; raises :class:`ScenarioError` with a one-line reason."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        raise ScenarioError(path, "", int(m.group(1)) if m else None, f"not valid TOML: {exc}") from None
+    r = _Reader(path, text)
+    top = {
+        "name",
+        "title",
+        "description",
+        "help",
+        "seed",
+        "exchanges",
+        "queues",
+        "bindings",
+        "producers",
+        "consumers",
+    }
+    r.table(doc, "", top, {"name", "title"})
+    exchanges = [_exchange(r, k, v) for k, v in r.items(doc, "exchanges")]
+    queues = [_queue(r, k, v) for k, v in r.items(doc, "queues")]
+    _unique(r, "exchanges", [e.name for e in exchanges])
+    _unique(r, "queues", [q.name for q in queues])
+    types: dict[str, Any] = {e.name: e.type for e in exchanges}
+    types[DEFAULT_EXCHANGE] = "direct"
+    types["\0queues"] = {q.name for q in queues}
+    bindings = [b for k, v in r.items(doc, "bindings") for b in _bindings(r, k, v, types)]
+    producers = [_producer(r, k, v, types) for k, v in r.items(doc, "producers")]
+    consumers = [_consumers(r, k, v, types["\0queues"]) for k, v in r.items(doc, "consumers")]
+    _unique(r, "producers", [p.name for p in producers])
+    _unique(r, "consumers", [c.name for c in consumers])
+    return Scenario(
+        name=r.get(doc, "", "name", str, ""),
+        title=r.get(doc, "", "title", str, ""),
+        description=r.get(doc, "", "description", str, ""),
+        help=r.get(doc, "", "help", str, ""),
+        seed=r.get(doc, "", "seed", int, 0),
+        exchanges=tuple(exchanges),
+        queues=tuple(queues),
+        bindings=tuple(bindings),
+        producers=tuple(producers),
+        consumers=tuple(consumers),
+    )
+
+
+def load_scenario(path: Path) -> Scenario:
+    """Read and parse one scenario file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(str(path), "", None, f"cannot read the file: {exc}") from None
+    return parse_scenario(text, str(path))
+
+
+def load_scenarios(folder: Path, on_error: Callable[[ScenarioError], None] | None = None) -> list[Scenario]:
+    """Every ``*.toml`` scenario in a folder, sorted by file name.
+
+    A bad file raises, unless ``on_error`` is given: then it is reported there and skipped.
+    """
+    found: list[Scenario] = []
+    for path in sorted(folder.glob("*.toml")):
+        try:
+            found.append(load_scenario(path))
+        except ScenarioError as exc:
+            if on_error is None:
+                raise
+            on_error(exc)
+    return found

@@ -1,0 +1,90 @@
+"""Where broker-sim's settings come from: flag, then environment, then ``.env``, then default.
+
+``.env`` uses the compose file's names (``RABBITMQ_DEFAULT_USER`` / ``_PASS`` / ``_VHOST``), so the
+same file that configures ``docker compose up -d`` points broker-sim at that broker.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from broker_sim.domain.urls import DEFAULT_URL, build_url, mask_url
+
+ENV_URL = "BROKER_SIM_URL"
+ENV_DATA_DIR = "BROKER_SIM_DATA_DIR"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that shapes one run of broker-sim.
+
+    ``trace``: ``True`` turns broker tracing on (``--trace``), ``False`` never touches it,
+    ``None`` turns it on only where broker-sim may (a vhost of its own, a broker it started).
+    """
+
+    url: str = DEFAULT_URL
+    url_source: str = "default"
+    trace: bool | None = None
+    data_dir: Path = field(default_factory=lambda: default_data_dir())
+    scenarios_dir: Path | None = None
+    animation: bool = True
+    name_prefix: str = "broker-sim."
+
+    @property
+    def masked_url(self) -> str:
+        """The broker URL with the password hidden: the only form ever shown or logged."""
+        return mask_url(self.url)
+
+    def with_(self, **changes: object) -> Settings:
+        """A copy with some fields changed."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def default_data_dir() -> Path:
+    """The user's data folder for broker-sim (log servers' files, later the embedded broker)."""
+    from platformdirs import user_data_path
+
+    return user_data_path("broker-sim", appauthor=False)
+
+
+def url_from_dotenv(path: Path) -> str | None:
+    """The broker URL a compose ``.env`` describes, or ``None`` if it names no user."""
+    if not path.is_file():
+        return None
+    from dotenv import dotenv_values
+
+    values = dotenv_values(path)
+    user = values.get("RABBITMQ_DEFAULT_USER")
+    if not user:
+        return None
+    password = values.get("RABBITMQ_DEFAULT_PASS") or ""
+    vhost = values.get("RABBITMQ_DEFAULT_VHOST") or "/"
+    port = int(values.get("RABBITMQ_PORT") or 5672)
+    return build_url(user, password, "localhost", port, vhost)
+
+
+def load_settings(
+    url: str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    dotenv: Path | None = None,
+    **overrides: object,
+) -> Settings:
+    """Settings from a ``--url`` flag, else ``BROKER_SIM_URL``, else ``.env``, else the default."""
+    env = os.environ if env is None else env
+    dotenv = Path(".env") if dotenv is None else dotenv
+    if url:
+        chosen, source = url, "--url"
+    elif env.get(ENV_URL):
+        chosen, source = env[ENV_URL], ENV_URL
+    elif (from_file := url_from_dotenv(dotenv)) is not None:
+        chosen, source = from_file, str(dotenv)
+    else:
+        chosen, source = DEFAULT_URL, "default"
+    settings = Settings(url=chosen, url_source=source)
+    if env.get(ENV_DATA_DIR):
+        settings = settings.with_(data_dir=Path(env[ENV_DATA_DIR]))
+    return settings.with_(**overrides) if overrides else settings

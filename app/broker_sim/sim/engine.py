@@ -1,0 +1,377 @@
+"""The engine: runs one scenario on a live broker, survives connection loss, reports every hop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import uuid
+from collections import Counter
+
+import aiormq
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
+
+from broker_sim.broker.tracing import TraceSwitch, may_trace
+from broker_sim.domain.events import (
+    ConnectionChanged,
+    Delivered,
+    EngineProblem,
+    FlowEvent,
+    LinkState,
+    Routed,
+    TracingChanged,
+)
+from broker_sim.domain.scenario import DEFAULT_EXCHANGE, HeaderValue, Scenario
+from broker_sim.domain.topic import MAX_KEY_BYTES
+from broker_sim.settings import Settings
+from broker_sim.sim.bus import EventBus
+from broker_sim.sim.consumer import ChannelError, ConsumerGroup
+from broker_sim.sim.link import connect_with_retry
+from broker_sim.sim.observe import DepthPoller, RouteTracer
+from broker_sim.sim.producer import Outgoing, Producer, publish
+from broker_sim.sim.topology import Topology
+
+log = logging.getLogger(__name__)
+
+MANUAL_PRODUCER = "you"
+"""The producer name of messages a user publishes by hand."""
+
+
+class EngineError(Exception):
+    """A control that cannot be done now, with the reason in words (shown to the user as is)."""
+
+
+class Engine:
+    """Runs a scenario: declares its topology, runs its producers and consumer groups, observes.
+
+    ``start()`` returns at once; connecting (and reconnecting after a loss) happens in a task,
+    reported as :class:`ConnectionChanged` events. Controls can be called at any time.
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        settings: Settings,
+        *,
+        bus: EventBus | None = None,
+        prefix: str | None = None,
+        remove_durable: bool = False,
+        started_broker: bool = False,
+    ) -> None:
+        self.scenario = scenario
+        self.settings = settings
+        self.bus = bus or EventBus()
+        self.run_id = uuid.uuid4().hex[:8]
+        base = settings.name_prefix if prefix is None else prefix
+        self.topology = Topology(scenario, f"{base}{scenario.name}.")
+        self.unacked: Counter[str] = Counter()
+        log_dir = settings.data_dir / "logs" / scenario.name
+        self.producers = {
+            p.name: Producer(p, self.run_id, scenario.seed, self.emit) for p in scenario.producers
+        }
+        self.groups = {
+            g.name: ConsumerGroup(g, self.emit, self.topology, log_dir, self.unacked)
+            for g in scenario.consumers
+        }
+        self.state = LinkState.CONNECTING
+        self.traced = False
+        self._remove_durable = remove_durable
+        self._may_trace = may_trace(settings.url, settings.trace, started_by_us=started_broker)
+        self._switch = TraceSwitch(settings.url)
+        self._conn: AbstractConnection | None = None
+        self._observer: AbstractConnection | None = None
+        self._tracer: RouteTracer | None = None
+        self._poller = DepthPoller(self.topology, self.emit, self.unacked)
+        self._manual_exchange: dict[str, AbstractExchange] = {}
+        self._manual_channel: AbstractChannel | None = None
+        self._manual_seq = 0
+        self._manual_tasks: set[asyncio.Task[bool]] = set()
+        self._session: list[asyncio.Task[None]] = []
+        self._runner: asyncio.Task[None] | None = None
+        self._attached = asyncio.Event()
+        self._stop_requested = asyncio.Event()
+
+    # -- events -----------------------------------------------------------------------------------
+
+    def emit(self, event: FlowEvent) -> None:
+        """Publish an event to the bus; derives inferred routing from deliveries when untraced."""
+        if isinstance(event, ConnectionChanged):
+            self.state = event.state
+        self.bus.emit(event)
+        if isinstance(event, Delivered) and not self.traced and not event.redelivered:
+            self.bus.emit(
+                Routed(event.message_id, event.exchange, event.routing_key, (event.queue,), "inferred")
+            )
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Begin connecting and running in the background."""
+        if self._runner is None:
+            self._runner = asyncio.create_task(self._run(), name=f"engine {self.scenario.name}")
+
+    async def ready(self) -> None:
+        """Wait until the scenario runs on a live connection."""
+        await self._attached.wait()
+
+    @property
+    def connected(self) -> bool:
+        """True while the scenario runs on a live connection."""
+        return self._attached.is_set()
+
+    async def _run(self) -> None:
+        reconnecting = False
+        while not self._stop_requested.is_set():
+            conn = await connect_with_retry(
+                self.settings.url,
+                self.settings.url_source,
+                self.emit,
+                name=f"broker-sim {self.scenario.name}",
+                reconnecting=reconnecting,
+            )
+            lost = asyncio.Event()
+            conn.close_callbacks.add(lambda *_, ev=lost: ev.set())
+            self._conn = conn
+            try:
+                await self._attach(conn)
+            except (*ChannelError, OSError) as exc:
+                self.emit(EngineProblem(f"setting up {self.scenario.title!r} failed: {_words(exc)}"))
+                await self._detach()
+                with contextlib.suppress(*ChannelError):
+                    await conn.close()
+                await asyncio.sleep(2.0)
+                continue
+            state = LinkState.BACK if reconnecting else LinkState.CONNECTED
+            self.emit(
+                ConnectionChanged(
+                    state,
+                    self.settings.masked_url,
+                    "routing " + ("traced by the broker" if self.traced else "inferred from deliveries"),
+                )
+            )
+            self._attached.set()
+            await lost.wait()
+            self._attached.clear()
+            if self._stop_requested.is_set():
+                return
+            await self._detach()
+            self.emit(ConnectionChanged(LinkState.LOST, self.settings.masked_url, "the connection closed"))
+            reconnecting = True
+
+    async def _attach(self, conn: AbstractConnection) -> None:
+        channel = await conn.channel(publisher_confirms=False)
+        try:
+            await self.topology.declare(channel)
+        except aiormq.exceptions.ChannelPreconditionFailed as exc:
+            raise OSError(
+                f"the broker already has a queue or exchange of this name with other settings "
+                f"({_words(exc)}); delete it or use another vhost"
+            ) from None
+        finally:
+            with contextlib.suppress(*ChannelError):
+                await channel.close()
+        await self._observe(conn)
+        for group in self.groups.values():
+            await group.attach(conn)
+        self._session.append(asyncio.create_task(self._poller.run(conn), name="depth poller"))
+        for producer in self.producers.values():
+            ch = await conn.channel(publisher_confirms=True, on_return_raises=False)
+            exchange = await self._exchange(ch, producer.spec.exchange)
+            self._session.append(
+                asyncio.create_task(
+                    producer.run(
+                        exchange, functools.partial(self.topology.routing_key, producer.spec.exchange)
+                    ),
+                    name=f"producer {producer.spec.name}",
+                )
+            )
+        self._manual_channel = await conn.channel(publisher_confirms=True, on_return_raises=False)
+        self._manual_exchange = {}
+
+    async def _observe(self, conn: AbstractConnection) -> None:
+        self._observer = await connect_with_retry(
+            self.settings.url,
+            self.settings.url_source,
+            lambda e: None,
+            name=f"broker-sim {self.scenario.name} observer",
+        )
+        self._tracer = RouteTracer(self.topology, self.emit)
+        await self._tracer.start(self._observer)
+        self.traced = await self._tracer.probe()
+        if self.traced:
+            detail = self._switch.how or "the broker traces this vhost"
+        elif self._may_trace:
+            how = await self._switch.turn_on()
+            self.traced = how is not None and await self._tracer.probe()
+            detail = how or f"could not turn tracing on: {self._switch.how}"
+        else:
+            detail = "tracing is off on this vhost and not broker-sim's to turn on (use --trace)"
+        self.emit(TracingChanged(self.traced, detail))
+
+    async def _exchange(self, channel: AbstractChannel, name: str) -> AbstractExchange:
+        if name == DEFAULT_EXCHANGE:
+            return channel.default_exchange
+        return await channel.get_exchange(self.topology.exchange_name(name), ensure=False)
+
+    async def _detach(self) -> None:
+        for task in self._session:
+            task.cancel()
+        for task in self._session:
+            with contextlib.suppress(asyncio.CancelledError, *ChannelError):
+                await task
+        self._session.clear()
+        for group in self.groups.values():
+            group.detach()
+        self.unacked.clear()
+        if self._tracer is not None:
+            await self._tracer.stop()
+        if self._observer is not None:
+            with contextlib.suppress(*ChannelError):
+                await self._observer.close()
+            self._observer = None
+
+    async def stop(self) -> None:
+        """Stop actors, remove what was declared (durable things stay), close, restore tracing."""
+        self._stop_requested.set()
+        if self._runner is not None and not self._attached.is_set():
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+        conn = self._conn
+        if self._attached.is_set() and conn is not None:
+            for task in self._session:
+                task.cancel()
+            for group in self.groups.values():
+                with contextlib.suppress(*ChannelError):
+                    await group.stop()
+            with contextlib.suppress(*ChannelError):
+                channel = await conn.channel(publisher_confirms=False)
+                await self.topology.remove(channel, include_durable=self._remove_durable)
+        self._attached.clear()
+        await self._detach()
+        with contextlib.suppress(*ChannelError, OSError):
+            await self._switch.restore()
+        if conn is not None:
+            with contextlib.suppress(*ChannelError):
+                await conn.close()
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+        self.emit(ConnectionChanged(LinkState.CLOSED, self.settings.masked_url, "stopped"))
+
+    # -- controls ---------------------------------------------------------------------------------
+
+    def _group(self, name: str) -> ConsumerGroup:
+        group = self.groups.get(name)
+        if group is None:
+            known = ", ".join(self.groups) or "none"
+            raise EngineError(f"no consumer group {name!r} in {self.scenario.title} (groups: {known})")
+        return group
+
+    def _producer(self, name: str) -> Producer:
+        producer = self.producers.get(name)
+        if producer is None:
+            raise EngineError(f"no producer {name!r} in {self.scenario.title}")
+        return producer
+
+    def consumers(self, group: str) -> list[str]:
+        """Names of a group's live consumers."""
+        return [m.name for m in self._group(group).members]
+
+    async def scale(self, group: str, count: int) -> None:
+        """Run ``count`` consumers in a group (applied on connect if not connected now)."""
+        if count < 0:
+            raise EngineError("a consumer group cannot have fewer than 0 consumers")
+        await self._group(group).scale(self._conn if self.connected else None, count)
+
+    async def add_consumer(self, group: str) -> None:
+        """One more consumer in the group."""
+        await self.scale(group, self._group(group).target + 1)
+
+    async def remove_consumer(self, group: str) -> None:
+        """One consumer fewer (it finishes its job in hand; what it held goes back to the queue)."""
+        target = self._group(group).target
+        if target == 0:
+            raise EngineError(f"{group} has no consumer left to remove")
+        await self.scale(group, target - 1)
+
+    async def set_prefetch(self, group: str, prefetch: int) -> None:
+        """Change a group's prefetch (0 = unlimited) by cancelling and consuming again."""
+        if prefetch < 0 or prefetch > 65535:
+            raise EngineError("prefetch must be between 0 (unlimited) and 65535")
+        await self._group(group).set_prefetch(prefetch)
+
+    async def kill_consumer(self, group: str, consumer: str | None = None) -> str:
+        """Kill a consumer mid-message; its unacked messages are redelivered. Returns its name."""
+        if not self.connected:
+            raise EngineError("not connected to the broker: nothing to kill")
+        name = await self._group(group).kill(consumer)
+        if name is None:
+            raise EngineError(
+                f"{group} has no {'consumer ' + repr(consumer) if consumer else 'consumer'} to kill"
+            )
+        return name
+
+    def pause(self, producer: str | None = None) -> None:
+        """Pause one producer, or all."""
+        for p in [self._producer(producer)] if producer else self.producers.values():
+            p.set_paused(True)
+
+    def resume(self, producer: str | None = None) -> None:
+        """Resume one producer, or all."""
+        for p in [self._producer(producer)] if producer else self.producers.values():
+            p.set_paused(False)
+
+    def set_rate(self, producer: str, rate: float) -> None:
+        """Set a producer's rate in messages per second."""
+        if rate < 0:
+            raise EngineError("a rate cannot be negative")
+        self._producer(producer).set_rate(rate)
+
+    async def publish_one(
+        self,
+        exchange: str,
+        routing_key: str = "",
+        body: str = "",
+        *,
+        headers: dict[str, HeaderValue] | None = None,
+        persistent: bool = False,
+        mandatory: bool = True,
+    ) -> str:
+        """Publish a message by hand; returns its message id. Its fate arrives as events."""
+        if exchange != DEFAULT_EXCHANGE and self.scenario.exchange(exchange) is None:
+            names = ", ".join(repr(e.name) for e in self.scenario.exchanges) or "only the default ''"
+            raise EngineError(f"no exchange {exchange!r} in {self.scenario.title} (exchanges: {names})")
+        if len(routing_key.encode()) > MAX_KEY_BYTES:
+            raise EngineError(f"the routing key is longer than {MAX_KEY_BYTES} bytes; shorten it")
+        if not self.connected or self._manual_channel is None:
+            raise EngineError(
+                "not connected to the broker: the message was not sent, try again when connected"
+            )
+        self._manual_seq += 1
+        out = Outgoing(
+            message_id=f"{self.run_id}.{MANUAL_PRODUCER}.{self._manual_seq}",
+            exchange=exchange,
+            routing_key=routing_key,
+            broker_routing_key=self.topology.routing_key(exchange, routing_key),
+            headers=dict(headers or {}),
+            persistent=persistent,
+            mandatory=mandatory,
+            body=body.encode(),
+        )
+        ex = self._manual_exchange.get(exchange)
+        if ex is None:
+            ex = self._manual_exchange[exchange] = await self._exchange(self._manual_channel, exchange)
+        task = asyncio.create_task(
+            publish(ex, out, MANUAL_PRODUCER, self.emit), name=f"publish {out.message_id}"
+        )
+        self._manual_tasks.add(task)
+        task.add_done_callback(self._manual_tasks.discard)
+        return out.message_id
+
+
+def _words(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:200]

@@ -1,0 +1,69 @@
+"""Connecting to the broker, retrying, and saying in words what went wrong."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import aio_pika
+import aiormq
+from aio_pika.abc import AbstractConnection
+
+from broker_sim.domain.events import ConnectionChanged, FlowEvent, LinkState
+from broker_sim.domain.urls import mask_url, parse_url
+
+CONNECT_TIMEOUT = 5.0
+RETRY_FIRST, RETRY_MAX = 0.5, 5.0
+
+
+def explain_failure(url: str, source: str, exc: BaseException) -> tuple[LinkState, str]:
+    """What a failed connect means for a user: the state, and one line saying what to do."""
+    address = parse_url(url)
+    where = f"{address.host}:{address.port}"
+    from_ = f" (URL from {source})" if source else ""
+    if isinstance(exc, aiormq.exceptions.ProbableAuthenticationError | aiormq.exceptions.AuthenticationError):
+        return LinkState.AUTH_REFUSED, (
+            f"the broker at {where} refused user {address.user!r}: check the user and password "
+            f"in --url, BROKER_SIM_URL or .env{from_}"
+        )
+    if isinstance(exc, aiormq.exceptions.ConnectionNotAllowed):
+        return LinkState.AUTH_REFUSED, (
+            f"the broker at {where} does not let {address.user!r} into vhost {address.vhost!r} "
+            f"(does the vhost exist, does the user have permissions?){from_}"
+        )
+    reason = str(exc) or type(exc).__name__
+    if isinstance(exc, TimeoutError):
+        reason = f"no answer within {CONNECT_TIMEOUT:.0f} s"
+    elif isinstance(exc, ConnectionRefusedError) or "refused" in reason.lower():
+        reason = "connection refused (nothing listens there)"
+    return LinkState.UNREACHABLE, (
+        f"tried {mask_url(url)}{from_}: {reason[:120]}; start one with `docker compose up -d` "
+        "or point at yours with --url"
+    )
+
+
+async def connect_with_retry(
+    url: str,
+    source: str,
+    emit: Callable[[FlowEvent], None],
+    *,
+    name: str,
+    reconnecting: bool = False,
+) -> AbstractConnection:
+    """Connect, retrying with backoff for ever (until cancelled), reporting every attempt."""
+    masked = mask_url(url)
+    delay = RETRY_FIRST
+    attempt = 0
+    while True:
+        attempt += 1
+        state = LinkState.RECONNECTING if reconnecting else LinkState.CONNECTING
+        emit(ConnectionChanged(state, masked, f"attempt {attempt}", attempt))
+        try:
+            return await aio_pika.connect(
+                url, timeout=CONNECT_TIMEOUT, client_properties={"connection_name": name}
+            )
+        except (OSError, TimeoutError, aiormq.exceptions.AMQPError) as exc:
+            failed, detail = explain_failure(url, source, exc)
+            emit(ConnectionChanged(failed, masked, detail, attempt))
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, RETRY_MAX)

@@ -1,0 +1,166 @@
+"""A producer: publishes at a rate, paced in batches per tick, with confirms pipelined in windows."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aio_pika
+import aiormq
+from aio_pika.abc import AbstractExchange
+from aiormq.abc import DeliveredMessage
+
+from broker_sim.domain.events import (
+    Confirmed,
+    FlowEvent,
+    ProducerState,
+    Published,
+    PublishFailed,
+    Returned,
+)
+from broker_sim.domain.scenario import HeaderValue, ProducerSpec
+from broker_sim.sim.messages import make_body, preview
+
+TICK = 0.05
+"""Seconds between pacing ticks: one ``sleep`` per tick, not per message (saves CPU at low rates)."""
+WINDOW = 100
+"""Most messages awaiting their confirm at once: pipelining beats awaiting each (1.4x measured)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message ready to publish, with the names the broker will see."""
+
+    message_id: str
+    exchange: str
+    routing_key: str
+    broker_routing_key: str
+    headers: dict[str, HeaderValue]
+    persistent: bool
+    mandatory: bool
+    body: bytes
+
+
+class Producer:
+    """Publishes a scenario producer's messages while attached to a live exchange."""
+
+    def __init__(self, spec: ProducerSpec, run_id: str, seed: int, emit: Callable[[FlowEvent], None]) -> None:
+        self.spec = spec
+        self.rate = spec.rate
+        self.paused = False
+        self.sent = 0
+        self._run_id = run_id
+        self._emit = emit
+        self._rng = random.Random(f"{seed}:{spec.name}")
+        self._keys = itertools.cycle(spec.routing_keys)
+        self._headers = itertools.cycle(spec.headers) if spec.headers else None
+        self._wake = asyncio.Event()
+
+    @property
+    def done(self) -> bool:
+        """True once a producer with a ``count`` has sent them all."""
+        return self.spec.count is not None and self.sent >= self.spec.count
+
+    def set_rate(self, rate: float) -> None:
+        """Change the publish rate (messages per second)."""
+        self.rate = max(0.0, rate)
+        self._wake.set()
+        self._emit(ProducerState(self.spec.name, self.rate, self.paused))
+
+    def set_paused(self, paused: bool) -> None:
+        """Pause or resume publishing."""
+        self.paused = paused
+        self._wake.set()
+        self._emit(ProducerState(self.spec.name, self.rate, self.paused))
+
+    def next_message(self, map_key: Callable[[str], str]) -> Outgoing:
+        """Build the next message: its id, routing key, headers and body."""
+        self.sent += 1
+        seq = self.sent
+        if self.spec.pick == "random":
+            key = self._rng.choice(self.spec.routing_keys)
+            headers = dict(self._rng.choice(self.spec.headers)) if self.spec.headers else {}
+        else:
+            key = next(self._keys)
+            headers = dict(next(self._headers)) if self._headers else {}
+        return Outgoing(
+            message_id=f"{self._run_id}.{self.spec.name}.{seq}",
+            exchange=self.spec.exchange,
+            routing_key=key,
+            broker_routing_key=map_key(key),
+            headers=headers,
+            persistent=self.spec.persistent,
+            mandatory=self.spec.mandatory,
+            body=make_body(self.spec.body, seq, key, self._rng),
+        )
+
+    async def run(self, exchange: AbstractExchange, map_key: Callable[[str], str]) -> None:
+        """Publish until cancelled (or ``count`` is reached), pacing with a token bucket."""
+        loop = asyncio.get_running_loop()
+        tokens, last = 1.0, loop.time()
+        while not self.done:
+            if self.paused or self.rate <= 0:
+                self._wake.clear()
+                await self._wake.wait()
+                tokens, last = 1.0, loop.time()
+                continue
+            now = loop.time()
+            tokens = min(tokens + (now - last) * self.rate, max(1.0, self.rate * TICK * 2))
+            last = now
+            n = min(int(tokens), WINDOW)
+            if self.spec.count is not None:
+                n = min(n, self.spec.count - self.sent)
+            if n:
+                tokens -= n
+                batch = [self.next_message(map_key) for _ in range(n)]
+                await asyncio.gather(*(publish(exchange, m, self.spec.name, self._emit) for m in batch))
+                continue
+            self._wake.clear()
+            wait = min(TICK, (1.0 - tokens) / self.rate)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
+
+
+async def publish(
+    exchange: AbstractExchange, out: Outgoing, producer: str, emit: Callable[[FlowEvent], None]
+) -> bool:
+    """Publish one message and report what the broker said; True when it was confirmed."""
+    emit(
+        Published(
+            out.message_id,
+            producer,
+            out.exchange,
+            out.routing_key,
+            out.headers,
+            out.persistent,
+            preview(out.body),
+        )
+    )
+    message = aio_pika.Message(
+        out.body,
+        message_id=out.message_id,
+        headers=dict(out.headers) or None,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+        if out.persistent
+        else aio_pika.DeliveryMode.NOT_PERSISTENT,
+        content_type="application/json" if out.body[:1] == b"{" else "text/plain",
+    )
+    try:
+        result = await exchange.publish(message, out.broker_routing_key, mandatory=out.mandatory)
+    except aiormq.exceptions.DeliveryError as exc:
+        emit(PublishFailed(out.message_id, producer, f"the broker refused it ({exc.frame!r:.60})"))
+        return False
+    except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
+        emit(PublishFailed(out.message_id, producer, f"not confirmed: {type(exc).__name__} {exc}"[:160]))
+        return False
+    if isinstance(result, DeliveredMessage):
+        frame = result.delivery
+        reply = getattr(frame, "reply_text", "") or "NO_ROUTE"
+        emit(Returned(out.message_id, producer, out.exchange, out.routing_key, str(reply)))
+        return False
+    emit(Confirmed(out.message_id, producer))
+    return True
