@@ -1,0 +1,51 @@
+"""Fixtures: the real RabbitMQ in a vhost of the test session's own, with tracing on."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from broker_sim.domain.urls import parse_url, with_vhost
+from broker_sim.settings import Settings
+from tests.support import rabbitmqctl, test_url, unreachable_reason
+
+
+def _missing_broker(reason: str) -> None:
+    # In CI a missing RabbitMQ is a failure; on a laptop, a visible skip.
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"RabbitMQ is required in CI: {reason}")
+    pytest.skip(f"RabbitMQ not reachable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> Iterator[str]:
+    """A URL into a fresh vhost ``broker-sim-test-…`` with tracing on, deleted at the end.
+
+    The vhost keeps the tests' queues and tracing away from anything else on the shared broker.
+    """
+    url = test_url()
+    reason = unreachable_reason(url)
+    if reason:
+        _missing_broker(reason)
+    vhost = f"broker-sim-test-{uuid.uuid4().hex[:8]}"
+    user = parse_url(url).user
+    try:
+        rabbitmqctl("add_vhost", vhost)
+        rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+        rabbitmqctl("trace_on", "-p", vhost)
+    except RuntimeError as exc:
+        _missing_broker(f"cannot make a test vhost with rabbitmqctl ({exc})")
+    try:
+        yield with_vhost(url, vhost)
+    finally:
+        rabbitmqctl("delete_vhost", vhost)
+
+
+@pytest.fixture
+def settings(rabbitmq_url: str, tmp_path: Path) -> Settings:
+    """Settings for one test: the test vhost, a private data dir."""
+    return Settings(url=rabbitmq_url, url_source="test", data_dir=tmp_path)

@@ -1,0 +1,115 @@
+"""Test helpers: wait on flow events with a deadline (never sleep), and reach the test broker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from broker_sim.domain.events import FlowEvent
+from broker_sim.domain.scenario import Scenario
+from broker_sim.domain.tally import Tally
+from broker_sim.domain.urls import parse_url
+from broker_sim.settings import Settings
+from broker_sim.sim import Engine, EventBus
+
+DEFAULT_TEST_URL = "amqp://guest:guest@127.0.0.1:5672/"
+DEADLINE = 20.0
+
+
+def test_url() -> str:
+    """The RabbitMQ the tests use: ``BROKER_SIM_TEST_URL`` or the machine's own."""
+    return os.environ.get("BROKER_SIM_TEST_URL", DEFAULT_TEST_URL)
+
+
+def unreachable_reason(url: str) -> str | None:
+    """Why nothing answers at the URL's host and port, or None when something does."""
+    address = parse_url(url)
+    try:
+        with socket.create_connection((address.host, address.port), timeout=2):
+            return None
+    except OSError as exc:
+        return f"nothing answers at {address.host}:{address.port} ({exc})"
+
+
+def rabbitmqctl(*args: str) -> str:
+    """Run rabbitmqctl against the machine's node (tests only; raises on failure)."""
+    exe = shutil.which("rabbitmqctl")
+    if exe is None:
+        raise RuntimeError("rabbitmqctl is not installed")
+    done = subprocess.run([exe, "-q", *args], capture_output=True, text=True, timeout=60, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {done.stderr or done.stdout}")
+    return done.stdout
+
+
+def connection_pids(name_part: str) -> list[str]:
+    """Broker-side pids of connections whose client-given name contains ``name_part``."""
+    out = rabbitmqctl("list_connections", "pid", "client_properties", "--formatter", "json")
+    pids = []
+    for row in json.loads(out or "[]"):
+        props = row.get("client_properties") or []
+        text = json.dumps(props)
+        if name_part in text:
+            pids.append(row["pid"])
+    return pids
+
+
+@dataclass
+class Watcher:
+    """Records every event of a bus and lets a test wait until a condition over them holds."""
+
+    bus: EventBus
+    events: list[FlowEvent] = field(default_factory=list)
+    tally: Tally = field(default_factory=Tally)
+    _waiters: list[tuple[Callable[[], bool], asyncio.Event]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.bus.subscribe(self._on_event)
+
+    def _on_event(self, event: FlowEvent) -> None:
+        self.events.append(event)
+        self.tally(event)
+        for predicate, flag in self._waiters:
+            if not flag.is_set() and predicate():
+                flag.set()
+
+    def of(self, kind: type) -> list:  # type: ignore[type-arg]
+        """The recorded events of one type."""
+        return [e for e in self.events if isinstance(e, kind)]
+
+    async def until(self, predicate: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
+        """Wait until ``predicate()`` holds (checked on every event), or fail after ``timeout``."""
+        if predicate():
+            return
+        flag = asyncio.Event()
+        entry = (predicate, flag)
+        self._waiters.append(entry)
+        try:
+            await asyncio.wait_for(flag.wait(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for: {what}") from None
+        finally:
+            self._waiters.remove(entry)
+
+
+@contextlib.asynccontextmanager
+async def running(
+    scenario: Scenario, settings: Settings, **kwargs: object
+) -> AsyncIterator[tuple[Engine, Watcher]]:
+    """Run a scenario on the test broker under a fresh name prefix; always stop and clean up."""
+    engine = Engine(scenario, settings, prefix=f"t{uuid.uuid4().hex[:8]}.", remove_durable=True, **kwargs)  # type: ignore[arg-type]
+    watcher = Watcher(engine.bus)
+    await engine.start()
+    try:
+        await asyncio.wait_for(engine.ready(), DEADLINE)
+        yield engine, watcher
+    finally:
+        await engine.stop()
