@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import shutil
 import socket
@@ -48,18 +47,6 @@ def rabbitmqctl(*args: str) -> str:
     if done.returncode != 0:
         raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {done.stderr or done.stdout}")
     return done.stdout
-
-
-def connection_pids(name_part: str) -> list[str]:
-    """Broker-side pids of connections whose client-given name contains ``name_part``."""
-    out = rabbitmqctl("list_connections", "pid", "client_properties", "--formatter", "json")
-    pids = []
-    for row in json.loads(out or "[]"):
-        props = row.get("client_properties") or []
-        text = json.dumps(props)
-        if name_part in text:
-            pids.append(row["pid"])
-    return pids
 
 
 @dataclass

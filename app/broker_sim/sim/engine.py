@@ -90,6 +90,7 @@ class Engine:
         self._session: list[asyncio.Task[None]] = []
         self._runner: asyncio.Task[None] | None = None
         self._attached = asyncio.Event()
+        self._lost = asyncio.Event()
         self._stop_requested = asyncio.Event()
 
     # -- events -----------------------------------------------------------------------------------
@@ -130,7 +131,7 @@ class Engine:
                 name=f"broker-sim {self.scenario.name}",
                 reconnecting=reconnecting,
             )
-            lost = asyncio.Event()
+            lost = self._lost = asyncio.Event()
             conn.close_callbacks.add(lambda *_, ev=lost: ev.set())
             self._conn = conn
             try:
@@ -196,6 +197,8 @@ class Engine:
             lambda e: None,
             name=f"broker-sim {self.scenario.name} observer",
         )
+        # Losing the observer silently would stop the routing picture: treat it as losing the broker.
+        self._observer.close_callbacks.add(lambda *_, ev=self._lost: ev.set())
         self._tracer = RouteTracer(self.topology, self.emit)
         await self._tracer.start(self._observer)
         self.traced = await self._tracer.probe()

@@ -23,7 +23,7 @@ def make_body(kind: BodyKind, seq: int, routing_key: str, rng: random.Random) ->
     """The body of message number ``seq`` of a producer."""
     if kind == "image-job":
         w, h = rng.choice(((640, 480), (800, 600), (1024, 768), (1280, 720)))
-        job = {"job": seq, "request": f"POST /images/{seq}", "image": f"gen:{seq}:{w}x{h}"}
+        job = {"image": f"gen:{seq}:{w}x{h}", "job": seq, "request": f"POST /images/{seq}"}
         return json.dumps(job, separators=(",", ":")).encode()
     if kind == "log-line":
         severity = routing_key.rsplit(".", 1)[-1] if routing_key else "info"

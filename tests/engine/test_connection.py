@@ -1,0 +1,59 @@
+"""Connection states as a user meets them: unreachable, refused, lost and back."""
+
+from __future__ import annotations
+
+import asyncio
+
+from broker_sim.domain.events import ConnectionChanged, LinkState, QueueDepth
+from broker_sim.domain.scenario import ConsumerGroupSpec, ProducerSpec, QueueSpec, Scenario
+from broker_sim.domain.urls import parse_url
+from broker_sim.settings import Settings
+from broker_sim.sim import Engine
+from tests.support import Watcher, rabbitmqctl, running
+
+SCENARIO = Scenario(
+    name="conn",
+    title="connection test",
+    queues=(QueueSpec("q"),),
+    producers=(ProducerSpec("p", "", rate=20, routing_keys=("q",)),),
+    consumers=(ConsumerGroupSpec("c", "q"),),
+)
+
+
+async def first_state(settings: Settings, state: LinkState) -> ConnectionChanged:
+    engine = Engine(SCENARIO, settings)
+    w = Watcher(engine.bus)
+    await engine.start()
+    try:
+        await w.until(lambda: any(e.state == state for e in w.of(ConnectionChanged)), f"state {state}")
+        return next(e for e in w.of(ConnectionChanged) if e.state == state)
+    finally:
+        await engine.stop()
+
+
+async def test_unreachable_says_what_was_tried_without_the_password(settings: Settings) -> None:
+    event = await first_state(settings.with_(url="amqp://guest:s3cret@127.0.0.1:1/"), LinkState.UNREACHABLE)
+    assert "127.0.0.1:1" in event.detail
+    assert "docker compose up -d" in event.detail
+    assert "s3cret" not in event.detail + event.url
+
+
+async def test_wrong_password_is_reported_as_auth_refused(settings: Settings, rabbitmq_url: str) -> None:
+    address = parse_url(rabbitmq_url)
+    bad = f"amqp://guest:wrong-pass@{address.host}:{address.port}/"
+    event = await first_state(settings.with_(url=bad), LinkState.AUTH_REFUSED)
+    assert "refused user 'guest'" in event.detail
+    assert "wrong-pass" not in event.detail + event.url
+
+
+async def test_lost_connection_reconnects_and_resumes(settings: Settings) -> None:
+    async with running(SCENARIO, settings) as (engine, w):
+        await w.until(lambda: w.tally.acked >= 3, "traffic")
+        vhost = parse_url(settings.url).vhost  # the test session's own: only this engine is there
+        await asyncio.to_thread(rabbitmqctl, "close_all_connections", "-p", vhost, "the test closes it")
+        await w.until(lambda: any(e.state == LinkState.LOST for e in w.of(ConnectionChanged)), "lost")
+        await w.until(lambda: any(e.state == LinkState.BACK for e in w.of(ConnectionChanged)), "back")
+        acked = w.tally.acked
+        await w.until(lambda: w.tally.acked >= acked + 3, "traffic again after reconnecting")
+        assert engine.connected
+        assert w.of(QueueDepth)[-1].consumers == 1
