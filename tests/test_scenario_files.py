@@ -105,3 +105,48 @@ def test_unreadable_file_is_one_line(tmp_path: Path) -> None:
 def test_duplicate_names_are_refused() -> None:
     with pytest.raises(ScenarioError, match=r"queues\[1\]\.name: 'q' is used twice"):
         parse_scenario(BASE + '\n[[queues]]\nname = "q"\n', "d.toml")
+
+
+STORY = (
+    BASE
+    + """
+[[producers]]
+name = "p"
+exchange = "x"
+
+[[consumers]]
+name = "c"
+queue = "q"
+"""
+)
+
+
+def test_timeline_steps_are_sorted_and_expectations_read() -> None:
+    text = STORY + (
+        '\n[[timeline]]\nat = 5\naction = "kill"\ngroup = "c"\n'
+        '\n[[timeline]]\nat = 1\naction = "burst"\nproducer = "p"\ncount = 3\n'
+        '\n[[expect]]\nmetric = "lost"\nequals = 0\n'
+    )
+    scenario = parse_scenario(text, "s.toml")
+    assert [s.action for s in scenario.timeline] == ["burst", "kill"]
+    assert scenario.expectations[0].describe() == "lost = 0"
+
+
+@pytest.mark.parametrize(
+    ("step", "words"),
+    [
+        ('at = 1\naction = "explode"\n', "must be one of scale, kill"),
+        ('at = 1\naction = "kill"\ngroup = "ghost"\n', "no group named 'ghost'"),
+        ('at = 1\naction = "kill"\ngroup = "c"\ncount = 2\n', "not used by action 'kill'"),
+        ('at = 1\naction = "scale"\ngroup = "c"\n', "action 'scale' needs 'count'"),
+        ('at = -1\naction = "pause"\n', "must be ≥ 0"),
+    ],
+)
+def test_bad_timeline_steps_are_refused(step: str, words: str) -> None:
+    with pytest.raises(ScenarioError, match=words):
+        parse_scenario(STORY + "\n[[timeline]]\n" + step, "s.toml")
+
+
+def test_an_expectation_needs_a_bound() -> None:
+    with pytest.raises(ScenarioError, match=r"expect\[0\]: needs a bound"):
+        parse_scenario(STORY + '\n[[expect]]\nmetric = "lost"\n', "s.toml")

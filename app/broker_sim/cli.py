@@ -59,7 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one scenario headless and print a report")
     _add_broker_options(run, argparse.SUPPRESS)
     run.add_argument("file", type=Path, help="scenario file (TOML)")
-    run.add_argument("--duration", type=float, default=10.0, help="seconds to run (default 10)")
+    run.add_argument("--duration", type=float, help="seconds to run (default: the scenario's, else 10)")
+    run.add_argument("--speed", type=float, default=1.0, help="replay speed, 0.25 to 10 (default 1)")
+    run.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")
     return parser
 
 
@@ -83,7 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         from broker_sim.headless import run_headless
 
-        return asyncio.run(run_headless(args.file, settings, duration=args.duration))
+        return asyncio.run(
+            run_headless(args.file, settings, duration=args.duration, speed=args.speed, json_path=args.json)
+        )
     from broker_sim.tui.app import make_app
 
     try:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
+from broker_sim.domain.timeline import Step
+
 RoutingSource = Literal["trace", "inferred"]
 """Where a routing decision came from: the broker's firehose trace, or inferred from deliveries."""
 
@@ -218,6 +220,14 @@ class TracingChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class StepApplied:
+    """A control was applied: by the user (``source == "user"``) or by a scenario's timeline."""
+
+    step: Step
+    source: str = "user"
+
+
+@dataclass(frozen=True, slots=True)
 class EngineProblem:
     """Something went wrong that the user should read (in words, not a traceback)."""
 
@@ -241,6 +251,7 @@ FlowEvent = (
     | ProducerState
     | ConnectionChanged
     | TracingChanged
+    | StepApplied
     | EngineProblem
 )
 """Every event the engine emits."""

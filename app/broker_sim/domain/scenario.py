@@ -7,7 +7,10 @@ names (with a prefix, or server-generated for exclusive queues).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from broker_sim.domain.timeline import Expectation, Step
 
 ExchangeType = Literal["direct", "fanout", "topic", "headers"]
 AckMode = Literal["manual", "auto"]
@@ -120,6 +123,9 @@ class Scenario:
     consumers: tuple[ConsumerGroupSpec, ...] = ()
     seed: int = 0
     help: str = ""
+    duration: float = 0.0
+    timeline: tuple[Step, ...] = ()
+    expectations: tuple[Expectation, ...] = ()
 
     def exchange(self, name: str) -> ExchangeSpec | None:
         """The exchange spec of that name, or ``None`` (also for the default exchange)."""

@@ -23,6 +23,7 @@ from broker_sim.domain.scenario import (
     Scenario,
     WorkSpec,
 )
+from broker_sim.domain.timeline import ACTIONS, METRICS, Expectation, Step
 from broker_sim.domain.topic import validate_pattern
 
 T = TypeVar("T")
@@ -63,7 +64,7 @@ class _Reader:
                 return start + 1
         leaf = parts[-1][0] if parts else ""
         for i, ln in enumerate(self.lines):
-            if leaf and re.match(rf"\s*{re.escape(leaf)}\s*=", ln):
+            if leaf and re.match(rf"\s*(\[\[?)?{re.escape(leaf)}(\]\]?|\s*=)", ln):
                 return i + 1
         return None
 
@@ -312,6 +313,93 @@ def _consumers(r: _Reader, key: str, data: Any, queues: set[str]) -> ConsumerGro
     )
 
 
+_STEP_FIELDS: dict[str, set[str]] = {
+    "scale": {"group", "count"},
+    "kill": {"group", "consumer"},
+    "prefetch": {"group", "prefetch"},
+    "restart-broker": set(),
+    "burst": {"producer", "count"},
+    "publish": {"exchange", "routing_key", "body", "headers", "persistent"},
+    "pause": {"producer"},
+    "resume": {"producer"},
+    "rate": {"producer", "rate"},
+}
+_STEP_REQUIRED: dict[str, set[str]] = {
+    "scale": {"group", "count"},
+    "kill": {"group"},
+    "prefetch": {"group", "prefetch"},
+    "burst": {"producer", "count"},
+    "publish": {"exchange"},
+    "rate": {"producer", "rate"},
+}
+
+
+def _step(r: _Reader, key: str, data: Any, names: dict[str, set[str]]) -> Step:
+    t = r.table(data, key, {"at", "action"} | set().union(*_STEP_FIELDS.values()), {"at", "action"})
+    action = r.choice(t, key, "action", ACTIONS, "pause")
+    extra = set(t) - {"at", "action"} - _STEP_FIELDS[action]
+    if extra:
+        bad = sorted(extra)[0]
+        raise r.fail(
+            f"{key}.{bad}",
+            f"not used by action {action!r} (it takes: "
+            f"{', '.join(sorted(_STEP_FIELDS[action])) or 'nothing'})",
+        )
+    for need in sorted(_STEP_REQUIRED.get(action, set())):
+        if need not in t:
+            raise r.fail(key, f"action {action!r} needs '{need}'")
+    at = r.get(t, key, "at", float, 0.0)
+    _positive(r, f"{key}.at", at)
+    for field_, kind in (("group", "consumers"), ("producer", "producers"), ("exchange", "exchanges")):
+        value = r.get(t, key, field_, str, "")
+        if field_ in t and value not in names[kind]:
+            known = ", ".join(sorted(repr(n) for n in names[kind])) or "none"
+            raise r.fail(f"{key}.{field_}", f"no {field_} named {value!r} in this scenario (known: {known})")
+    count = r.get(t, key, "count", int, 0)
+    prefetch = r.get(t, key, "prefetch", int, 0)
+    rate = r.get(t, key, "rate", float, 0.0)
+    _positive(r, f"{key}.count", count)
+    _positive(r, f"{key}.prefetch", prefetch)
+    _positive(r, f"{key}.rate", rate)
+    return Step(
+        at=at,
+        action=action,  # type: ignore[arg-type]
+        group=r.get(t, key, "group", str, ""),
+        producer=r.get(t, key, "producer", str, ""),
+        consumer=r.get(t, key, "consumer", str, ""),
+        count=count,
+        prefetch=prefetch,
+        rate=rate,
+        exchange=r.get(t, key, "exchange", str, ""),
+        routing_key=r.get(t, key, "routing_key", str, ""),
+        body=r.get(t, key, "body", str, ""),
+        headers=r.headers(t.get("headers", {}), f"{key}.headers"),
+        persistent=r.get(t, key, "persistent", bool, False),
+    )
+
+
+def _expectation(r: _Reader, key: str, data: Any, names: dict[str, set[str]]) -> Expectation:
+    t = r.table(data, key, {"metric", "queue", "consumer", "equals", "at_least", "at_most"}, {"metric"})
+    metric = r.choice(t, key, "metric", METRICS, "published")
+    bounds = {b: r.get(t, key, b, int, -1) for b in ("equals", "at_least", "at_most") if b in t}
+    if not bounds:
+        raise r.fail(key, "needs a bound: equals, at_least or at_most")
+    for b, v in bounds.items():
+        _positive(r, f"{key}.{b}", v)
+    queue = r.get(t, key, "queue", str, "")
+    if queue and queue not in names["queues"]:
+        raise r.fail(f"{key}.queue", f"no queue named {queue!r} in this scenario")
+    consumer = r.get(t, key, "consumer", str, "")
+    return Expectation(
+        metric=metric,  # type: ignore[arg-type]
+        queue=queue,
+        consumer=consumer,
+        equals=bounds.get("equals"),
+        at_least=bounds.get("at_least"),
+        at_most=bounds.get("at_most"),
+    )
+
+
 def _unique(r: _Reader, table: str, names: list[str]) -> None:
     seen: set[str] = set()
     for i, n in enumerate(names):
@@ -339,6 +427,9 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         "bindings",
         "producers",
         "consumers",
+        "duration",
+        "timeline",
+        "expect",
     }
     r.table(doc, "", top, {"name", "title"})
     exchanges = [_exchange(r, k, v) for k, v in r.items(doc, "exchanges")]
@@ -353,6 +444,20 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     consumers = [_consumers(r, k, v, types["\0queues"]) for k, v in r.items(doc, "consumers")]
     _unique(r, "producers", [p.name for p in producers])
     _unique(r, "consumers", [c.name for c in consumers])
+    names = {
+        "consumers": {c.name for c in consumers},
+        "producers": {p.name for p in producers},
+        "exchanges": {e.name for e in exchanges} | {DEFAULT_EXCHANGE},
+        "queues": {q.name for q in queues},
+    }
+    timeline = sorted((_step(r, k, v, names) for k, v in r.items(doc, "timeline")), key=lambda s: s.at)
+    expectations = [_expectation(r, k, v, names) for k, v in r.items(doc, "expect")]
+    duration = r.get(doc, "", "duration", float, 0.0)
+    _positive(r, "duration", duration)
+    if timeline and duration and timeline[-1].at > duration:
+        raise r.fail(
+            "duration", f"the timeline runs to {timeline[-1].at:g} s, past the duration {duration:g} s"
+        )
     return Scenario(
         name=r.get(doc, "", "name", str, ""),
         title=r.get(doc, "", "title", str, ""),
@@ -364,6 +469,9 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         bindings=tuple(bindings),
         producers=tuple(producers),
         consumers=tuple(consumers),
+        duration=duration,
+        timeline=tuple(timeline),
+        expectations=tuple(expectations),
     )
 
 

@@ -101,7 +101,9 @@ class Consumer:
             self.current = message
             started = time.perf_counter()
             try:
-                result = await perform(spec.work, message.body, self.group.log_file(self.name))
+                result = await perform(
+                    spec.work, message.body, self.group.log_file(self.name), self.group.speed
+                )
                 failed = ""
             except Exception as exc:  # a job the work cannot do is rejected, not fatal to the worker
                 result, failed = "", f"{type(exc).__name__}: {exc}"
@@ -238,6 +240,7 @@ class ConsumerGroup:
         self.spec = spec
         self.prefetch = spec.prefetch
         self.target = spec.count
+        self.speed = 1.0
         self.members: list[Consumer] = []
         self.emit = emit
         self.topology = topology

@@ -6,8 +6,11 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 import uuid
 from collections import Counter
+from dataclasses import replace
+from typing import Any
 
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
@@ -20,16 +23,18 @@ from broker_sim.domain.events import (
     FlowEvent,
     LinkState,
     Routed,
+    StepApplied,
     TracingChanged,
 )
 from broker_sim.domain.scenario import DEFAULT_EXCHANGE, HeaderValue, Scenario
+from broker_sim.domain.timeline import Step
 from broker_sim.domain.topic import MAX_KEY_BYTES
 from broker_sim.settings import Settings
 from broker_sim.sim.bus import EventBus
 from broker_sim.sim.consumer import ChannelError, ConsumerGroup
 from broker_sim.sim.link import connect_with_retry
 from broker_sim.sim.observe import DepthPoller, RouteTracer
-from broker_sim.sim.producer import Outgoing, Producer, publish
+from broker_sim.sim.producer import WINDOW, Outgoing, Producer, publish
 from broker_sim.sim.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -86,6 +91,12 @@ class Engine:
         self._manual_exchange: dict[str, AbstractExchange] = {}
         self._manual_channel: AbstractChannel | None = None
         self._manual_seq = 0
+        self._producer_exchanges: dict[str, AbstractExchange] = {}
+        self.speed = 1.0
+        self._held = False
+        self._clock_started: float | None = None
+        self._vt_base = 0.0
+        self._vt_wall = 0.0
         self._manual_tasks: set[asyncio.Task[bool]] = set()
         self._session: list[asyncio.Task[None]] = []
         self._runner: asyncio.Task[None] | None = None
@@ -151,6 +162,8 @@ class Engine:
                     "routing " + ("traced by the broker" if self.traced else "inferred from deliveries"),
                 )
             )
+            if self._clock_started is None:
+                self._clock_started = self._vt_wall = time.monotonic()
             self._attached.set()
             await lost.wait()
             self._attached.clear()
@@ -179,6 +192,7 @@ class Engine:
         for producer in self.producers.values():
             ch = await conn.channel(publisher_confirms=True, on_return_raises=False)
             exchange = await self._exchange(ch, producer.spec.exchange)
+            self._producer_exchanges[producer.spec.name] = exchange
             self._session.append(
                 asyncio.create_task(
                     producer.run(
@@ -264,6 +278,45 @@ class Engine:
                 await self._runner
         self.emit(ConnectionChanged(LinkState.CLOSED, self.settings.masked_url, "stopped"))
 
+    async def refresh_depths(self) -> None:
+        """Poll every queue's depth now (emits :class:`QueueDepth` events)."""
+        if self.connected and self._conn is not None:
+            for spec in self.scenario.queues:
+                with contextlib.suppress(*ChannelError):
+                    await self._poller.poll_one(self._conn, spec.name)
+
+    # -- scenario time ----------------------------------------------------------------------------
+
+    def scenario_time(self) -> float:
+        """Seconds of scenario time since the first connect: wall time times speed, frozen while held."""
+        if self._clock_started is None:
+            return 0.0
+        if self._held:
+            return self._vt_base
+        return self._vt_base + (time.monotonic() - self._vt_wall) * self.speed
+
+    def _rebase_clock(self) -> None:
+        self._vt_base = self.scenario_time()
+        self._vt_wall = time.monotonic()
+
+    def set_speed(self, speed: float) -> None:
+        """Replay speed (0.25 to 10): producers' rates and the work's delays scale with it."""
+        if not 0.25 <= speed <= 10:
+            raise EngineError("speed must be between 0.25x and 10x")
+        self._rebase_clock()
+        self.speed = speed
+        for producer in self.producers.values():
+            producer.set_speed(speed)
+        for group in self.groups.values():
+            group.speed = speed
+
+    def hold(self, held: bool) -> None:
+        """Freeze (or unfreeze) scenario time and the producers, as a paused replay does."""
+        self._rebase_clock()
+        self._held = held
+        for producer in self.producers.values():
+            producer.set_held(held)
+
     # -- controls ---------------------------------------------------------------------------------
 
     def _group(self, name: str) -> ConsumerGroup:
@@ -276,18 +329,60 @@ class Engine:
     def _producer(self, name: str) -> Producer:
         producer = self.producers.get(name)
         if producer is None:
-            raise EngineError(f"no producer {name!r} in {self.scenario.title}")
+            known = ", ".join(self.producers) or "none"
+            raise EngineError(f"no producer {name!r} in {self.scenario.title} (producers: {known})")
         return producer
 
     def consumers(self, group: str) -> list[str]:
         """Names of a group's live consumers."""
         return [m.name for m in self._group(group).members]
 
+    def _step(self, action: str, **fields: Any) -> Step:
+        return Step(at=round(self.scenario_time(), 2), action=action, **fields)  # type: ignore[arg-type]
+
+    async def apply(self, step: Step, source: str = "timeline") -> str:
+        """Carry out one step (from a timeline or a user); returns what was done, in words.
+
+        Raises :class:`EngineError` when it cannot be done; nothing is half-done then.
+        """
+        match step.action:
+            case "scale":
+                if step.count < 0:
+                    raise EngineError("a consumer group cannot have fewer than 0 consumers")
+                await self._group(step.group).scale(self._conn if self.connected else None, step.count)
+                done = step.describe()
+            case "kill":
+                if not self.connected:
+                    raise EngineError("not connected to the broker: nothing to kill")
+                name = await self._group(step.group).kill(step.consumer or None)
+                if name is None:
+                    what = f"consumer {step.consumer!r}" if step.consumer else "consumer"
+                    raise EngineError(f"{step.group} has no {what} to kill")
+                step = replace(step, consumer=name)
+                done = f"killed {name}"
+            case "prefetch":
+                if not 0 <= step.prefetch <= 65535:
+                    raise EngineError("prefetch must be between 0 (unlimited) and 65535")
+                await self._group(step.group).set_prefetch(step.prefetch)
+                done = step.describe()
+            case "pause" | "resume" | "rate":
+                self._set_producers(step)
+                done = step.describe()
+            case "burst":
+                await self._burst(step.producer, step.count)
+                done = step.describe()
+            case "publish":
+                mid = await self._publish_one(step)
+                done = f"published {mid}"
+            case "restart-broker":
+                await self.restart_broker()
+                done = "restarted the broker"
+        self.emit(StepApplied(step, source))
+        return done
+
     async def scale(self, group: str, count: int) -> None:
         """Run ``count`` consumers in a group (applied on connect if not connected now)."""
-        if count < 0:
-            raise EngineError("a consumer group cannot have fewer than 0 consumers")
-        await self._group(group).scale(self._conn if self.connected else None, count)
+        await self.apply(self._step("scale", group=group, count=count), "user")
 
     async def add_consumer(self, group: str) -> None:
         """One more consumer in the group."""
@@ -302,36 +397,61 @@ class Engine:
 
     async def set_prefetch(self, group: str, prefetch: int) -> None:
         """Change a group's prefetch (0 = unlimited) by cancelling and consuming again."""
-        if prefetch < 0 or prefetch > 65535:
-            raise EngineError("prefetch must be between 0 (unlimited) and 65535")
-        await self._group(group).set_prefetch(prefetch)
+        await self.apply(self._step("prefetch", group=group, prefetch=prefetch), "user")
 
     async def kill_consumer(self, group: str, consumer: str | None = None) -> str:
         """Kill a consumer mid-message; its unacked messages are redelivered. Returns its name."""
-        if not self.connected:
-            raise EngineError("not connected to the broker: nothing to kill")
-        name = await self._group(group).kill(consumer)
-        if name is None:
-            raise EngineError(
-                f"{group} has no {'consumer ' + repr(consumer) if consumer else 'consumer'} to kill"
-            )
-        return name
+        done = await self.apply(self._step("kill", group=group, consumer=consumer or ""), "user")
+        return done.removeprefix("killed ")
+
+    def _set_producers(self, step: Step) -> None:
+        targets = [self._producer(step.producer)] if step.producer else list(self.producers.values())
+        if step.action == "rate" and step.rate < 0:
+            raise EngineError("a rate cannot be negative")
+        for p in targets:
+            if step.action == "rate":
+                p.set_rate(step.rate)
+            else:
+                p.set_paused(step.action == "pause")
+
+    def _apply_now(self, step: Step) -> None:
+        # pause / resume / rate need no await, so the UI can call them from anywhere.
+        self._set_producers(step)
+        self.emit(StepApplied(step, "user"))
 
     def pause(self, producer: str | None = None) -> None:
         """Pause one producer, or all."""
-        for p in [self._producer(producer)] if producer else self.producers.values():
-            p.set_paused(True)
+        self._apply_now(self._step("pause", producer=producer or ""))
 
     def resume(self, producer: str | None = None) -> None:
         """Resume one producer, or all."""
-        for p in [self._producer(producer)] if producer else self.producers.values():
-            p.set_paused(False)
+        self._apply_now(self._step("resume", producer=producer or ""))
 
     def set_rate(self, producer: str, rate: float) -> None:
         """Set a producer's rate in messages per second."""
-        if rate < 0:
-            raise EngineError("a rate cannot be negative")
-        self._producer(producer).set_rate(rate)
+        self._apply_now(self._step("rate", producer=producer, rate=rate))
+
+    async def burst(self, producer: str, count: int) -> None:
+        """Publish ``count`` messages from a producer at once."""
+        await self.apply(self._step("burst", producer=producer, count=count), "user")
+
+    async def _burst(self, name: str, count: int) -> None:
+        producer = self._producer(name)
+        exchange = self._producer_exchanges.get(name)
+        if not self.connected or exchange is None:
+            raise EngineError("not connected to the broker: the burst was not sent")
+        if not 0 < count <= 100_000:
+            raise EngineError("a burst is 1 to 100,000 messages")
+        map_key = functools.partial(self.topology.routing_key, producer.spec.exchange)
+        for start in range(0, count, WINDOW):
+            await producer.publish_batch(exchange, map_key, min(WINDOW, count - start))
+
+    async def restart_broker(self) -> None:
+        """Restart the broker, where broker-sim knows how (see the durability lab)."""
+        raise EngineError(
+            f"broker-sim cannot restart the broker at {self.settings.masked_url}: restart it yourself, "
+            "broker-sim reconnects by itself"
+        )
 
     async def publish_one(
         self,
@@ -341,9 +461,21 @@ class Engine:
         *,
         headers: dict[str, HeaderValue] | None = None,
         persistent: bool = False,
-        mandatory: bool = True,
     ) -> str:
         """Publish a message by hand; returns its message id. Its fate arrives as events."""
+        step = self._step(
+            "publish",
+            exchange=exchange,
+            routing_key=routing_key,
+            body=body,
+            headers=dict(headers or {}),
+            persistent=persistent,
+        )
+        done = await self.apply(step, "user")
+        return done.removeprefix("published ")
+
+    async def _publish_one(self, step: Step) -> str:
+        exchange, routing_key = step.exchange, step.routing_key
         if exchange != DEFAULT_EXCHANGE and self.scenario.exchange(exchange) is None:
             names = ", ".join(repr(e.name) for e in self.scenario.exchanges) or "only the default ''"
             raise EngineError(f"no exchange {exchange!r} in {self.scenario.title} (exchanges: {names})")
@@ -359,10 +491,10 @@ class Engine:
             exchange=exchange,
             routing_key=routing_key,
             broker_routing_key=self.topology.routing_key(exchange, routing_key),
-            headers=dict(headers or {}),
-            persistent=persistent,
-            mandatory=mandatory,
-            body=body.encode(),
+            headers=dict(step.headers),
+            persistent=step.persistent,
+            mandatory=True,
+            body=step.body.encode(),
         )
         ex = self._manual_exchange.get(exchange)
         if ex is None:

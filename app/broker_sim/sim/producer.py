@@ -51,8 +51,11 @@ class Producer:
     def __init__(self, spec: ProducerSpec, run_id: str, seed: int, emit: Callable[[FlowEvent], None]) -> None:
         self.spec = spec
         self.rate = spec.rate
+        self.speed = 1.0
         self.paused = False
+        self.held = False
         self.sent = 0
+        self.seq = 0
         self._run_id = run_id
         self._emit = emit
         self._rng = random.Random(f"{seed}:{spec.name}")
@@ -71,6 +74,21 @@ class Producer:
         self._wake.set()
         self._emit(ProducerState(self.spec.name, self.rate, self.paused))
 
+    @property
+    def effective_rate(self) -> float:
+        """Messages per second now: the rate times the replay speed, 0 while paused or held."""
+        return 0.0 if self.paused or self.held else self.rate * self.speed
+
+    def set_speed(self, speed: float) -> None:
+        """Replay speed: scales the rate without changing it."""
+        self.speed = speed
+        self._wake.set()
+
+    def set_held(self, held: bool) -> None:
+        """Hold publishing while a replay is paused (separate from a user's pause)."""
+        self.held = held
+        self._wake.set()
+
     def set_paused(self, paused: bool) -> None:
         """Pause or resume publishing."""
         self.paused = paused
@@ -79,8 +97,8 @@ class Producer:
 
     def next_message(self, map_key: Callable[[str], str]) -> Outgoing:
         """Build the next message: its id, routing key, headers and body."""
-        self.sent += 1
-        seq = self.sent
+        self.seq += 1
+        seq = self.seq
         if self.spec.pick == "random":
             key = self._rng.choice(self.spec.routing_keys)
             headers = dict(self._rng.choice(self.spec.headers)) if self.spec.headers else {}
@@ -103,26 +121,32 @@ class Producer:
         loop = asyncio.get_running_loop()
         tokens, last = 1.0, loop.time()
         while not self.done:
-            if self.paused or self.rate <= 0:
+            rate = self.effective_rate
+            if rate <= 0:
                 self._wake.clear()
                 await self._wake.wait()
                 tokens, last = 1.0, loop.time()
                 continue
             now = loop.time()
-            tokens = min(tokens + (now - last) * self.rate, max(1.0, self.rate * TICK * 2))
+            tokens = min(tokens + (now - last) * rate, max(1.0, rate * TICK * 2))
             last = now
             n = min(int(tokens), WINDOW)
             if self.spec.count is not None:
                 n = min(n, self.spec.count - self.sent)
             if n:
                 tokens -= n
-                batch = [self.next_message(map_key) for _ in range(n)]
-                await asyncio.gather(*(publish(exchange, m, self.spec.name, self._emit) for m in batch))
+                self.sent += n
+                await self.publish_batch(exchange, map_key, n)
                 continue
             self._wake.clear()
-            wait = min(TICK, (1.0 - tokens) / self.rate)
+            wait = min(TICK, (1.0 - tokens) / rate)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
+
+    async def publish_batch(self, exchange: AbstractExchange, map_key: Callable[[str], str], n: int) -> None:
+        """Publish ``n`` messages now, awaiting their confirms together (one window)."""
+        batch = [self.next_message(map_key) for _ in range(n)]
+        await asyncio.gather(*(publish(exchange, m, self.spec.name, self._emit) for m in batch))
 
 
 async def publish(

@@ -1,0 +1,109 @@
+"""Following each message to its end: latency, loss and duplicates, in bounded memory.
+
+Where :class:`~broker_sim.domain.tally.Tally` counts events, the ledger joins them by
+``message_id``: a message is settled once every queue it was routed to has acked it. Settled
+messages leave the ledger and their ids wait in a bounded window, so an ack that comes again
+(a redelivery after a lost ack, a republish after a broker restart) is seen as a duplicate
+while memory stays flat however long the run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from broker_sim.domain.events import Abandoned, Acked, Confirmed, FlowEvent, Published, Returned, Routed
+
+DUPLICATE_WINDOW = 100_000
+"""Settled message ids remembered to spot duplicates."""
+LATENCY_SAMPLES = 10_000
+"""Most recent publish-to-ack latencies kept for percentiles."""
+
+
+@dataclass(slots=True)
+class _Open:
+    published_at: float
+    confirmed: bool = False
+    routed: tuple[str, ...] | None = None
+    acked: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Ledger:
+    """Per-message bookkeeping for reports and the durability lab (an event-bus subscriber)."""
+
+    clock: Callable[[], float] = time.monotonic
+    open: dict[str, _Open] = field(default_factory=dict)
+    settled: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    duplicates: Counter[str] = field(default_factory=Counter)
+    lost_on_delivery: Counter[str] = field(default_factory=Counter)
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
+
+    def __call__(self, event: FlowEvent) -> None:
+        """Fold one event in."""
+        match event:
+            case Published(message_id=mid):
+                self.open.setdefault(mid, _Open(self.clock()))
+            case Confirmed(message_id=mid):
+                if (entry := self.open.get(mid)) is not None:
+                    entry.confirmed = True
+            case Returned(message_id=mid):
+                self.open.pop(mid, None)
+            case Routed(message_id=mid, queues=queues, source="trace"):
+                if (entry := self.open.get(mid)) is not None:
+                    entry.routed = tuple(queues)
+                    self._maybe_settle(mid, entry)
+            case Acked(message_id=mid, queue=queue):
+                self._acked(mid, queue)
+            case Abandoned(message_id=mid, queue=queue, redelivered=False):
+                self.lost_on_delivery[queue] += 1
+                self.open.pop(mid, None)
+            case _:
+                pass
+
+    def _acked(self, mid: str, queue: str) -> None:
+        entry = self.open.get(mid)
+        if entry is None:
+            if mid in self.settled:
+                self.duplicates[queue] += 1
+            return
+        if queue in entry.acked:
+            self.duplicates[queue] += 1
+            return
+        entry.acked.add(queue)
+        self.latencies_ms.append((self.clock() - entry.published_at) * 1000)
+        self._maybe_settle(mid, entry)
+
+    def _maybe_settle(self, mid: str, entry: _Open) -> None:
+        # Untraced messages settle on their first ack: without the broker's routing list,
+        # that is all that can be known.
+        if entry.routed is None and not entry.acked:
+            return
+        if entry.routed is not None and not set(entry.routed) <= entry.acked:
+            return
+        del self.open[mid]
+        self.settled[mid] = None
+        if len(self.settled) > DUPLICATE_WINDOW:
+            self.settled.popitem(last=False)
+
+    def unsettled(self, queue: str) -> int:
+        """Confirmed messages routed to ``queue`` that it has not acked (yet)."""
+        return sum(
+            1
+            for e in self.open.values()
+            if e.confirmed and e.routed is not None and queue in e.routed and queue not in e.acked
+        )
+
+    def unaccounted(self) -> int:
+        """Confirmed messages not acked anywhere, whose routing is unknown (routing inferred)."""
+        return sum(1 for e in self.open.values() if e.confirmed and e.routed is None and not e.acked)
+
+    def latency_percentile(self, p: float) -> float | None:
+        """The p-th percentile (0-100) of publish-to-ack latency in ms, or None with no samples."""
+        if not self.latencies_ms:
+            return None
+        ordered = sorted(self.latencies_ms)
+        index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+        return ordered[index]

@@ -1,0 +1,125 @@
+"""A scenario's story over time: steps at given seconds, and what must hold at the end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from broker_sim.domain.scenario import HeaderValue
+
+Action = Literal["scale", "kill", "prefetch", "restart-broker", "burst", "publish", "pause", "resume", "rate"]
+ACTIONS: tuple[str, ...] = (
+    "scale",
+    "kill",
+    "prefetch",
+    "restart-broker",
+    "burst",
+    "publish",
+    "pause",
+    "resume",
+    "rate",
+)
+
+Metric = Literal[
+    "published",
+    "confirmed",
+    "returned",
+    "publish_failed",
+    "routed",
+    "delivered",
+    "acked",
+    "nacked",
+    "redelivered",
+    "lost",
+    "duplicates",
+]
+METRICS: tuple[str, ...] = (
+    "published",
+    "confirmed",
+    "returned",
+    "publish_failed",
+    "routed",
+    "delivered",
+    "acked",
+    "nacked",
+    "redelivered",
+    "lost",
+    "duplicates",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One thing that happens at ``at`` seconds into the run (scenario time, before speed-up).
+
+    Which fields matter depends on ``action``: ``group`` for scale/kill/prefetch, ``producer``
+    for burst/pause/resume/rate (none: every producer), ``count`` for scale and burst,
+    ``prefetch``, ``rate``, and exchange/routing_key/body/headers/persistent for publish.
+    """
+
+    at: float
+    action: Action
+    group: str = ""
+    producer: str = ""
+    consumer: str = ""
+    count: int = 0
+    prefetch: int = 0
+    rate: float = 0.0
+    exchange: str = ""
+    routing_key: str = ""
+    body: str = ""
+    headers: dict[str, HeaderValue] = field(default_factory=dict)
+    persistent: bool = False
+
+    def describe(self) -> str:
+        """The step in a few words, for progress lines and the TUI."""
+        who = self.group or self.producer or "all producers"
+        match self.action:
+            case "scale":
+                return f"scale {self.group} to {self.count}"
+            case "kill":
+                return f"kill a {self.group} consumer" + (f" ({self.consumer})" if self.consumer else "")
+            case "prefetch":
+                return f"{self.group} prefetch {self.prefetch or 'unlimited'}"
+            case "burst":
+                return f"burst of {self.count} from {self.producer}"
+            case "publish":
+                return f"publish one to {self.exchange or '(default)'} key {self.routing_key!r}"
+            case "rate":
+                return f"{self.producer} rate {self.rate:g}/s"
+            case "restart-broker":
+                return "restart the broker"
+            case _:
+                return f"{self.action} {who}"
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """A figure that must hold at the end: ``metric`` (of a queue or consumer) compared to a value."""
+
+    metric: Metric
+    queue: str = ""
+    consumer: str = ""
+    equals: int | None = None
+    at_least: int | None = None
+    at_most: int | None = None
+
+    def describe(self) -> str:
+        """The expectation as a user reads it."""
+        where = f" in {self.queue}" if self.queue else f" by {self.consumer}" if self.consumer else ""
+        bounds = []
+        if self.equals is not None:
+            bounds.append(f"= {self.equals}")
+        if self.at_least is not None:
+            bounds.append(f"≥ {self.at_least}")
+        if self.at_most is not None:
+            bounds.append(f"≤ {self.at_most}")
+        return f"{self.metric}{where} {' and '.join(bounds)}"
+
+    def holds(self, value: int) -> bool:
+        """Whether a measured value satisfies this expectation."""
+        return (
+            (self.equals is None or value == self.equals)
+            and (self.at_least is None or value >= self.at_least)
+            and (self.at_most is None or value <= self.at_most)
+        )
