@@ -89,11 +89,20 @@ class Watcher:
 
 @contextlib.asynccontextmanager
 async def running(
-    scenario: Scenario, settings: Settings, **kwargs: object
+    scenario: Scenario,
+    settings: Settings,
+    *,
+    subscribers: tuple[Callable[[FlowEvent], None], ...] = (),
+    **kwargs: object,
 ) -> AsyncIterator[tuple[Engine, Watcher]]:
-    """Run a scenario on the test broker under a fresh name prefix; always stop and clean up."""
+    """Run a scenario on the test broker under a fresh name prefix; always stop and clean up.
+
+    ``subscribers`` are on the bus before the engine starts, so they see every event.
+    """
     engine = Engine(scenario, settings, prefix=f"t{uuid.uuid4().hex[:8]}.", remove_durable=True, **kwargs)  # type: ignore[arg-type]
     watcher = Watcher(engine.bus)
+    for subscriber in subscribers:
+        engine.bus.subscribe(subscriber)
     await engine.start()
     try:
         await asyncio.wait_for(engine.ready(), DEADLINE)

@@ -52,6 +52,20 @@ def _narrator(err: TextIO) -> object:
     return narrate
 
 
+async def _finish_counts(engine: Engine) -> None:
+    """Let producers with a ``count`` publish all of it, even if paused: a count is a promise.
+
+    A recorded session replays its producers by count, and a replay runs a little slower or
+    faster than the original, so the last messages may still be due when the story ends.
+    """
+    counted = [p for p in engine.producers.values() if p.spec.count is not None and not p.done]
+    for producer in counted:
+        producer.set_paused(False)
+    deadline = time.monotonic() + DRAIN_LIMIT
+    while not all(p.done for p in counted) and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.1)
+
+
 async def _drain(engine: Engine, tally: Tally, err: TextIO) -> None:
     """Stop publishing and let consumers finish what is in flight, so the figures settle."""
     engine.hold(True)
@@ -107,6 +121,7 @@ async def run_scenario(
             await asyncio.sleep(0.2)
         await player.cancel(play)
         print(f"\r[{'#' * 30}] {length:g}/{length:g} s, draining…", file=err)
+        await _finish_counts(engine)
         await _drain(engine, tally, err)
         return build_report(scenario, tally, ledger)
     finally:

@@ -23,7 +23,7 @@ from broker_sim.domain.scenario import (
     Scenario,
     WorkSpec,
 )
-from broker_sim.domain.timeline import ACTIONS, METRICS, Expectation, Step
+from broker_sim.domain.timeline import ACTIONS, METRICS, STEP_FIELDS, STEP_REQUIRED, Expectation, Step
 from broker_sim.domain.topic import validate_pattern
 
 T = TypeVar("T")
@@ -313,39 +313,18 @@ def _consumers(r: _Reader, key: str, data: Any, queues: set[str]) -> ConsumerGro
     )
 
 
-_STEP_FIELDS: dict[str, set[str]] = {
-    "scale": {"group", "count"},
-    "kill": {"group", "consumer"},
-    "prefetch": {"group", "prefetch"},
-    "restart-broker": set(),
-    "burst": {"producer", "count"},
-    "publish": {"exchange", "routing_key", "body", "headers", "persistent"},
-    "pause": {"producer"},
-    "resume": {"producer"},
-    "rate": {"producer", "rate"},
-}
-_STEP_REQUIRED: dict[str, set[str]] = {
-    "scale": {"group", "count"},
-    "kill": {"group"},
-    "prefetch": {"group", "prefetch"},
-    "burst": {"producer", "count"},
-    "publish": {"exchange"},
-    "rate": {"producer", "rate"},
-}
-
-
 def _step(r: _Reader, key: str, data: Any, names: dict[str, set[str]]) -> Step:
-    t = r.table(data, key, {"at", "action"} | set().union(*_STEP_FIELDS.values()), {"at", "action"})
+    t = r.table(data, key, {"at", "action"} | set().union(*STEP_FIELDS.values()), {"at", "action"})
     action = r.choice(t, key, "action", ACTIONS, "pause")
-    extra = set(t) - {"at", "action"} - _STEP_FIELDS[action]
+    extra = set(t) - {"at", "action"} - STEP_FIELDS[action]
     if extra:
         bad = sorted(extra)[0]
         raise r.fail(
             f"{key}.{bad}",
             f"not used by action {action!r} (it takes: "
-            f"{', '.join(sorted(_STEP_FIELDS[action])) or 'nothing'})",
+            f"{', '.join(sorted(STEP_FIELDS[action])) or 'nothing'})",
         )
-    for need in sorted(_STEP_REQUIRED.get(action, set())):
+    for need in sorted(STEP_REQUIRED.get(action, set())):
         if need not in t:
             raise r.fail(key, f"action {action!r} needs '{need}'")
     at = r.get(t, key, "at", float, 0.0)

@@ -20,6 +20,26 @@ ACTIONS: tuple[str, ...] = (
     "rate",
 )
 
+STEP_FIELDS: dict[str, set[str]] = {  # the fields each action takes
+    "scale": {"group", "count"},
+    "kill": {"group", "consumer"},
+    "prefetch": {"group", "prefetch"},
+    "restart-broker": set(),
+    "burst": {"producer", "count"},
+    "publish": {"exchange", "routing_key", "body", "headers", "persistent"},
+    "pause": {"producer"},
+    "resume": {"producer"},
+    "rate": {"producer", "rate"},
+}
+STEP_REQUIRED: dict[str, set[str]] = {
+    "scale": {"group", "count"},
+    "kill": {"group"},
+    "prefetch": {"group", "prefetch"},
+    "burst": {"producer", "count"},
+    "publish": {"exchange"},
+    "rate": {"producer", "rate"},
+}
+
 Metric = Literal[
     "published",
     "confirmed",
