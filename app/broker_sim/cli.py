@@ -62,7 +62,38 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--duration", type=float, help="seconds to run (default: the scenario's, else 10)")
     run.add_argument("--speed", type=float, default=1.0, help="replay speed, 0.25 to 10 (default 1)")
     run.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")
+    from broker_sim.embedded.main import add_arguments as add_broker_arguments  # argparse only: light
+
+    add_broker_arguments(sub.add_parser("broker", help="run the embedded AMQP broker on its own"))
+    export = sub.add_parser("export", help="write a scenario's topology as RabbitMQ definitions JSON")
+    export.add_argument("file", type=Path, help="scenario file (TOML)")
+    export.add_argument("--vhost", default="/", help="vhost to put in the definitions (default /)")
+    export.add_argument("-o", "--output", type=Path, help="write here instead of standard output")
     return parser
+
+
+def _export(args: argparse.Namespace) -> int:
+    import json
+
+    from broker_sim.domain.definitions import to_definitions
+    from broker_sim.domain.scenario_file import ScenarioError, load_scenario
+
+    try:
+        scenario = load_scenario(args.file)
+    except ScenarioError as exc:
+        print(f"broker-sim: {exc}", file=sys.stderr)
+        return 2
+    text = json.dumps(to_definitions(scenario, args.vhost), indent=2) + "\n"
+    if args.output:
+        args.output.write_text(text)
+        print(
+            f"broker-sim: wrote {args.output} (import it in the management UI or with "
+            "rabbitmqctl import_definitions)",
+            file=sys.stderr,
+        )
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def build_settings(args: argparse.Namespace) -> Settings:
@@ -77,11 +108,17 @@ def build_settings(args: argparse.Namespace) -> Settings:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``broker-sim`` console script."""
     args = _parser().parse_args(argv)
+    if args.command == "broker":
+        from broker_sim.embedded.main import run as run_broker
+
+        return run_broker(args)
     try:
         settings = build_settings(args)
     except BrokerUrlError as exc:
         print(f"broker-sim: {exc}", file=sys.stderr)
         return 2
+    if args.command == "export":
+        return _export(args)
     if args.command == "run":
         from broker_sim.headless import run_headless
 

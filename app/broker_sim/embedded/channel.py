@@ -1,0 +1,545 @@
+"""One AMQP channel: publishing (with confirms and returns), consuming, acks, and the methods of
+exchanges and queues."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from pamqp import commands
+
+from broker_sim.embedded import codec
+from broker_sim.embedded.codec import (
+    CodecError,
+    bits,
+    deliver_frames,
+    long,
+    method_frame,
+    reply_text,
+    short,
+    shortstr,
+)
+from broker_sim.embedded.errors import (
+    ACCESS_REFUSED,
+    FRAME_ERROR,
+    NOT_ALLOWED,
+    NOT_IMPLEMENTED,
+    PRECONDITION_FAILED,
+    UNEXPECTED_FRAME,
+    AMQPError,
+)
+from broker_sim.embedded.exchange import Exchange
+from broker_sim.embedded.queue import Consumer, Message, Queue, QueuedMessage
+from broker_sim.embedded.trace import TRACE_EXCHANGE, deliver_trace, publish_trace
+
+if TYPE_CHECKING:
+    from broker_sim.embedded.connection import Connection
+
+MAX_MESSAGE_SIZE = 134_217_728
+"""RabbitMQ 3.10's default ``max_message_size`` (128 MiB)."""
+
+
+class Channel:
+    """A channel of a connection. Errors raised as :class:`AMQPError` close it (or the connection)."""
+
+    def __init__(self, connection: Connection, number: int) -> None:
+        self.connection = connection
+        self.broker = connection.broker
+        self.number = number
+        self.closing = False
+        self.confirm = False
+        self._publish_seq = 0
+        self._ready_upto = 0  # highest publish seq that may be confirmed
+        self._acked_upto = 0  # highest publish seq confirmed to the client
+        self._waiting: deque[tuple[int, int]] = deque()  # (seq, store mark) waiting for an fsync
+        self._sync_asked = 0
+        self.consumers: dict[str, Consumer] = {}
+        self.unacked: dict[int, tuple[QueuedMessage, Queue, Consumer | None]] = {}
+        self._next_tag = 1
+        self._prefetch = 0  # for consumers started from now on
+        self._prefetch_global = 0
+        self._global_unacked = 0
+        self._last_queue = ""
+        # A publish being assembled: exchange, routing key, mandatory, then header and body parts.
+        self._pending: tuple[Exchange, str, bool] | None = None
+        self._props = b""
+        self._body_size = 0
+        self._parts: list[bytes] = []
+        self._received = 0
+
+    # --- frames ---------------------------------------------------------------------------------
+
+    def on_publish(self, payload: bytes) -> None:
+        """Basic.Publish: remember where it goes; the content follows."""
+        try:
+            exchange_name, routing_key, mandatory, immediate = codec.decode_publish(payload)
+        except (CodecError, IndexError) as exc:
+            raise AMQPError(codec_error_code(), f"cannot decode Basic.Publish: {exc}") from exc
+        if immediate:
+            raise AMQPError(NOT_IMPLEMENTED, "immediate=true", (60, 40))
+        self._pending = (self.broker.exchange_for_publish(exchange_name), routing_key, mandatory)
+
+    def expects_content(self) -> bool:
+        """Whether a content header or body is due."""
+        return self._pending is not None
+
+    def on_header(self, payload: bytes) -> None:
+        """The content header of the message being published."""
+        if self._pending is None or self._parts or self._props:
+            raise AMQPError(UNEXPECTED_FRAME, "expected method frame, got non method frame instead")
+        try:
+            size, props = codec.parse_content_header(payload)
+        except CodecError as exc:
+            raise AMQPError(codec_error_code(), str(exc)) from exc
+        if size > MAX_MESSAGE_SIZE:
+            self._pending = None
+            raise AMQPError(
+                PRECONDITION_FAILED,
+                f"message size {size} is larger than configured max size {MAX_MESSAGE_SIZE}",
+                (60, 40),
+            )
+        self._props, self._body_size, self._received = props, size, 0
+        if size == 0:
+            self._complete(b"")
+
+    def on_body(self, payload: bytes) -> None:
+        """A body frame of the message being published."""
+        if self._pending is None or not self._props:
+            raise AMQPError(
+                UNEXPECTED_FRAME, "expected content header for class 60, got non content header frame instead"
+            )
+        self._received += len(payload)
+        if self._received > self._body_size:
+            raise AMQPError(codec_error_code(), "content body is longer than the content header said")
+        if self._received == self._body_size:
+            body = b"".join(self._parts) + payload if self._parts else payload
+            self._parts = []
+            self._complete(body)
+        else:
+            self._parts.append(payload)
+
+    def _complete(self, body: bytes) -> None:
+        assert self._pending is not None
+        exchange, routing_key, mandatory = self._pending
+        props = self._props
+        self._pending, self._props = None, b""
+        try:
+            message = Message.published(exchange.name, routing_key, props, body)
+        except CodecError as exc:
+            raise AMQPError(PRECONDITION_FAILED, str(exc), (60, 40)) from exc
+        broker = self.broker
+        queues = broker.route(exchange, message)
+        if self.connection.tracing():
+            self.connection.trace(
+                publish_trace(
+                    message,
+                    [q.name for q in queues],
+                    broker.vhost,
+                    self.connection.name,
+                    self.number,
+                    self.connection.user,
+                )
+            )
+        persisted = False
+        if queues:
+            now = asyncio.get_running_loop().time()
+            for queue in queues:
+                persisted = broker.enqueue(queue, message, now) or persisted
+        elif mandatory:
+            self.connection.send_many(
+                codec.return_frames(
+                    self.number,
+                    312,
+                    "NO_ROUTE",
+                    exchange.name,
+                    routing_key,
+                    props,
+                    body,
+                    self.connection.frame_max,
+                )
+            )
+        if self.confirm:
+            self._publish_seq += 1
+            seq = self._publish_seq
+            if persisted and broker.store is not None:
+                self._waiting.append((seq, broker.store.appended))
+            elif self._waiting:
+                self._waiting.append((seq, 0))
+            else:
+                self._ready_upto = seq
+            self.connection.confirms_due(self)
+
+    def send_confirms(self) -> None:
+        """Confirm what is ready in one Basic.Ack (multiple when it covers several); ask the store to
+        call back for the rest."""
+        store = self.broker.store
+        if self._waiting and store is not None:
+            mark = self._waiting[-1][1] or self._sync_asked
+            if mark > self._sync_asked:
+                self._sync_asked = mark
+                store.when_synced(mark, self._on_synced)
+        if self._ready_upto > self._acked_upto and not self.closing:
+            multiple = self._ready_upto - self._acked_upto > 1
+            self.connection.send(codec.ack_frame(self.number, self._ready_upto, multiple))
+            self._acked_upto = self._ready_upto
+
+    def _on_synced(self) -> None:
+        synced = self.broker.store.synced if self.broker.store is not None else 0
+        while self._waiting and self._waiting[0][1] <= synced:
+            self._ready_upto = self._waiting.popleft()[0]
+        self.send_confirms()
+
+    # --- delivery -------------------------------------------------------------------------------
+
+    def can_deliver(self) -> bool:
+        """Open, the client reads its socket, and under the channel-wide prefetch."""
+        return (
+            not self.closing
+            and not self.connection.paused
+            and (self._prefetch_global == 0 or self._global_unacked < self._prefetch_global)
+        )
+
+    def deliver(self, consumer: Consumer, queue: Queue, entry: QueuedMessage) -> None:
+        """Basic.Deliver one message to one of this channel's consumers."""
+        tag = self._next_tag
+        self._next_tag = tag + 1
+        message = entry.message
+        self.connection.send_many(
+            deliver_frames(
+                self.number,
+                consumer.tag_wire,
+                tag,
+                entry.redelivered,
+                shortstr(message.exchange),
+                shortstr(message.routing_key),
+                message.props,
+                message.body,
+                self.connection.frame_max,
+            )
+        )
+        if consumer.no_ack:
+            self.broker.drop(entry)
+        else:
+            self.unacked[tag] = (entry, queue, consumer)
+            consumer.unacked += 1
+            self._global_unacked += 1
+        if self.connection.tracing():
+            self._trace_delivery(message, queue, entry.redelivered)
+
+    def _trace_delivery(self, message: Message, queue: Queue, redelivered: bool) -> None:
+        if message.exchange != TRACE_EXCHANGE:
+            self.connection.trace(
+                deliver_trace(
+                    message,
+                    queue.name,
+                    redelivered,
+                    self.broker.vhost,
+                    self.connection.name,
+                    self.number,
+                    self.connection.user,
+                )
+            )
+
+    def cancel_from_broker(self, consumer: Consumer) -> None:
+        """The queue was deleted: Basic.Cancel to the client (it advertised consumer_cancel_notify)."""
+        if self.consumers.pop(consumer.tag, None) is not None and not self.closing:
+            self.connection.send(method_frame(self.number, 60, 30, shortstr(consumer.tag), bits(False)))
+
+    def _settle(
+        self, delivery_tag: int, multiple: bool
+    ) -> list[tuple[QueuedMessage, Queue, Consumer | None]]:
+        unacked = self.unacked
+        if multiple:
+            tags = []
+            for tag in unacked:
+                if delivery_tag and tag > delivery_tag:
+                    break
+                tags.append(tag)
+            if delivery_tag and delivery_tag not in unacked:
+                raise AMQPError(PRECONDITION_FAILED, f"unknown delivery tag {delivery_tag}", (60, 80))
+        else:
+            if delivery_tag not in unacked:
+                raise AMQPError(PRECONDITION_FAILED, f"unknown delivery tag {delivery_tag}", (60, 80))
+            tags = [delivery_tag]
+        settled = []
+        for tag in tags:
+            item = unacked.pop(tag)
+            settled.append(item)
+            consumer = item[2]
+            if consumer is not None:
+                consumer.unacked -= 1
+                self._global_unacked -= 1
+        return settled
+
+    def on_ack(self, payload: bytes) -> None:
+        """Basic.Ack from a consumer: the messages are done."""
+        try:
+            delivery_tag, multiple = codec.decode_ack(payload)
+        except CodecError as exc:
+            raise AMQPError(codec_error_code(), str(exc)) from exc
+        settled = self._settle(delivery_tag, multiple)
+        store = self.broker.store
+        if store is not None:
+            store.remove([entry.store_id for entry, _, _ in settled if entry.store_id])
+        self._redispatch(settled)
+
+    def _reject(self, delivery_tag: int, multiple: bool, requeue: bool) -> None:
+        settled = self._settle(delivery_tag, multiple)
+        if requeue:
+            self._requeue(settled)
+        else:
+            for entry, queue, _ in settled:
+                queue.on_dead(queue, entry, "rejected") if queue.on_dead else self.broker.drop(entry)
+            self._redispatch(settled)
+
+    def _requeue(self, settled: list[tuple[QueuedMessage, Queue, Consumer | None]]) -> None:
+        by_queue: dict[Queue, list[QueuedMessage]] = {}
+        for entry, queue, _ in settled:
+            if queue.deleted:
+                self.broker.drop(entry)
+            else:
+                by_queue.setdefault(queue, []).append(entry)
+        for queue, entries in by_queue.items():
+            queue.requeue(entries)
+
+    def _redispatch(self, settled: list[tuple[QueuedMessage, Queue, Consumer | None]]) -> None:
+        for queue in {id(q): q for _, q, _ in settled}.values():
+            if queue.messages and queue.consumers:
+                queue.dispatch()
+        if self._prefetch_global:
+            self.connection.redispatch()
+
+    # --- the other methods ----------------------------------------------------------------------
+
+    def on_method(self, method: Any) -> None:
+        """Any method but Publish and Ack (decoded by pamqp)."""
+        handler = _HANDLERS.get(type(method))
+        if handler is None:
+            raise AMQPError(
+                NOT_IMPLEMENTED, f"method {method.name} is not implemented by broker-sim embedded"
+            )
+        handler(self, method)
+
+    def _reply(self, class_id: int, method_id: int, *fields: bytes) -> None:
+        self.connection.send(method_frame(self.number, class_id, method_id, *fields))
+
+    def _queue_name(self, name: str) -> str:
+        # An empty queue name means the last queue declared on this channel (AMQP 0-9-1).
+        return name or self._last_queue
+
+    def exchange_declare(self, m: commands.Exchange.Declare) -> None:
+        """Exchange.Declare."""
+        self.broker.declare_exchange(
+            m.exchange,
+            m.exchange_type,
+            passive=m.passive,
+            durable=m.durable,
+            auto_delete=m.auto_delete,
+            internal=m.internal,
+            arguments=dict(m.arguments or {}),
+        )
+        if not m.nowait:
+            self._reply(40, 11)
+
+    def exchange_delete(self, m: commands.Exchange.Delete) -> None:
+        """Exchange.Delete."""
+        self.broker.delete_exchange(m.exchange, m.if_unused)
+        if not m.nowait:
+            self._reply(40, 21)
+
+    def queue_declare(self, m: commands.Queue.Declare) -> None:
+        """Queue.Declare (server-named when the name is empty)."""
+        queue = self.broker.declare_queue(
+            m.queue,
+            self.connection,
+            passive=m.passive,
+            durable=m.durable,
+            exclusive=m.exclusive,
+            auto_delete=m.auto_delete,
+            arguments=dict(m.arguments or {}),
+        )
+        self._last_queue = queue.name
+        if not m.nowait:
+            self._reply(50, 11, shortstr(queue.name), long(len(queue.messages)), long(len(queue.consumers)))
+
+    def queue_bind(self, m: commands.Queue.Bind) -> None:
+        """Queue.Bind."""
+        self.broker.bind(
+            m.exchange, self._queue_name(m.queue), m.routing_key, dict(m.arguments or {}), self.connection
+        )
+        if not m.nowait:
+            self._reply(50, 21)
+
+    def queue_unbind(self, m: commands.Queue.Unbind) -> None:
+        """Queue.Unbind."""
+        self.broker.unbind(
+            m.exchange, self._queue_name(m.queue), m.routing_key, dict(m.arguments or {}), self.connection
+        )
+        self._reply(50, 51)
+
+    def queue_purge(self, m: commands.Queue.Purge) -> None:
+        """Queue.Purge: drops ready messages (unacked ones stay)."""
+        count = self.broker.queue(self._queue_name(m.queue), self.connection).purge()
+        if not m.nowait:
+            self._reply(50, 31, long(count))
+
+    def queue_delete(self, m: commands.Queue.Delete) -> None:
+        """Queue.Delete."""
+        count = self.broker.delete_queue(
+            self._queue_name(m.queue), self.connection, if_unused=m.if_unused, if_empty=m.if_empty
+        )
+        if not m.nowait:
+            self._reply(50, 41, long(count))
+
+    def basic_qos(self, m: commands.Basic.Qos) -> None:
+        """Basic.Qos: per consumer (global=false, applies to later consumers) or per channel."""
+        if m.prefetch_size:
+            raise AMQPError(NOT_IMPLEMENTED, f"prefetch_size!=0 ({m.prefetch_size})", (60, 10))
+        if m.global_:
+            self._prefetch_global = m.prefetch_count
+        else:
+            self._prefetch = m.prefetch_count
+        self._reply(60, 11)
+        self.connection.redispatch()
+
+    def basic_consume(self, m: commands.Basic.Consume) -> None:
+        """Basic.Consume: ConsumeOk first, then deliveries."""
+        queue = self.broker.queue(self._queue_name(m.queue), self.connection)
+        tag = m.consumer_tag or "amq.ctag-" + base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+        if tag in self.consumers:
+            raise AMQPError(NOT_ALLOWED, f"attempt to reuse consumer tag '{tag}'", (60, 20))
+        if queue.consumers and (m.exclusive or any(c.exclusive for c in queue.consumers)):
+            raise AMQPError(
+                ACCESS_REFUSED,
+                f"queue '{queue.name}' in vhost '{self.broker.vhost}' in exclusive use",
+                (60, 20),
+            )
+        consumer = Consumer(tag, self, queue, m.no_ack, self._prefetch, m.exclusive, tag_wire=shortstr(tag))
+        if not m.nowait:
+            self._reply(60, 21, shortstr(tag))
+        self.consumers[tag] = consumer
+        queue.consumers.append(consumer)
+        queue.ever_consumed = True
+        queue.dispatch()
+
+    def basic_cancel(self, m: commands.Basic.Cancel) -> None:
+        """Basic.Cancel: unacked messages stay unacked on the channel."""
+        tag = m.consumer_tag or ""
+        consumer = self.consumers.pop(tag, None)
+        if not m.nowait:
+            self._reply(60, 31, shortstr(tag))
+        if consumer is not None:
+            self._drop_consumer(consumer)
+
+    def _drop_consumer(self, consumer: Consumer) -> None:
+        queue = consumer.queue
+        if consumer in queue.consumers:
+            queue.consumers.remove(consumer)
+            self.broker.consumer_gone(queue)
+
+    def basic_get(self, m: commands.Basic.Get) -> None:
+        """Basic.Get: GetOk with the head message, or GetEmpty."""
+        queue = self.broker.queue(self._queue_name(m.queue), self.connection)
+        entry = queue.take()
+        if entry is None:
+            self._reply(60, 72, shortstr(""))
+            return
+        tag = self._next_tag
+        self._next_tag += 1
+        message = entry.message
+        self.connection.send_many(
+            codec.get_ok_frames(
+                self.number,
+                tag,
+                entry.redelivered,
+                message.exchange,
+                message.routing_key,
+                len(queue.messages),
+                message.props,
+                message.body,
+                self.connection.frame_max,
+            )
+        )
+        if m.no_ack:
+            self.broker.drop(entry)
+        else:
+            self.unacked[tag] = (entry, queue, None)
+        if self.connection.tracing():
+            self._trace_delivery(message, queue, entry.redelivered)
+
+    def basic_reject(self, m: commands.Basic.Reject) -> None:
+        """Basic.Reject."""
+        self._reject(m.delivery_tag or 0, False, bool(m.requeue))
+
+    def basic_nack(self, m: commands.Basic.Nack) -> None:
+        """Basic.Nack."""
+        self._reject(m.delivery_tag, m.multiple, m.requeue)
+
+    def basic_recover(self, m: commands.Basic.Recover | commands.Basic.RecoverAsync) -> None:
+        """Basic.Recover with requeue (RabbitMQ does not implement requeue=false either)."""
+        if not m.requeue:
+            raise AMQPError(NOT_IMPLEMENTED, "requeue=false", (60, 110))
+        self._requeue(self._settle(0, True))
+        if isinstance(m, commands.Basic.Recover):
+            self._reply(60, 111)
+
+    def confirm_select(self, m: commands.Confirm.Select) -> None:
+        """Confirm.Select: publisher confirms from now on."""
+        self.confirm = True
+        if not m.nowait:
+            self._reply(85, 11)
+
+    def channel_flow(self, m: commands.Channel.Flow) -> None:
+        """Channel.Flow: RabbitMQ 3.x only accepts active=true."""
+        if not m.active:
+            raise AMQPError(NOT_IMPLEMENTED, "active=false", (20, 20))
+        self._reply(20, 21, bits(True))
+
+    # --- closing --------------------------------------------------------------------------------
+
+    def teardown(self) -> None:
+        """The channel closes: cancel its consumers, requeue its unacked messages as redelivered."""
+        self.closing = True
+        self._pending, self._props, self._parts = None, b"", []
+        for consumer in list(self.consumers.values()):
+            self._drop_consumer(consumer)
+        self.consumers.clear()
+        settled = list(self.unacked.values())
+        self.unacked.clear()
+        self._requeue(settled)
+
+    def close_frame(self, error: AMQPError) -> bytes:
+        """Channel.Close for an error."""
+        class_id, method_id = error.method
+        return method_frame(
+            self.number, 20, 40, short(error.code), reply_text(error.text), short(class_id), short(method_id)
+        )
+
+
+def codec_error_code() -> int:
+    """Undecodable frames are a FRAME_ERROR on RabbitMQ."""
+    return FRAME_ERROR
+
+
+_HANDLERS: dict[type, Any] = {
+    commands.Exchange.Declare: Channel.exchange_declare,
+    commands.Exchange.Delete: Channel.exchange_delete,
+    commands.Queue.Declare: Channel.queue_declare,
+    commands.Queue.Bind: Channel.queue_bind,
+    commands.Queue.Unbind: Channel.queue_unbind,
+    commands.Queue.Purge: Channel.queue_purge,
+    commands.Queue.Delete: Channel.queue_delete,
+    commands.Basic.Qos: Channel.basic_qos,
+    commands.Basic.Consume: Channel.basic_consume,
+    commands.Basic.Cancel: Channel.basic_cancel,
+    commands.Basic.Get: Channel.basic_get,
+    commands.Basic.Reject: Channel.basic_reject,
+    commands.Basic.Nack: Channel.basic_nack,
+    commands.Basic.Recover: Channel.basic_recover,
+    commands.Basic.RecoverAsync: Channel.basic_recover,
+    commands.Confirm.Select: Channel.confirm_select,
+    commands.Channel.Flow: Channel.channel_flow,
+}

@@ -1,0 +1,146 @@
+"""Exchanges and how each type routes: direct, fanout, topic, headers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+EXCHANGE_TYPES = ("direct", "fanout", "topic", "headers")
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """A queue bound to an exchange with a routing key (or pattern) and arguments."""
+
+    queue: str
+    routing_key: str
+    arguments: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(eq=False)
+class Exchange:
+    """One exchange and its bindings. ``route`` gives the queue names a message goes to."""
+
+    name: str
+    type: str
+    durable: bool = False
+    auto_delete: bool = False
+    internal: bool = False
+    arguments: dict[str, Any] = field(default_factory=dict)
+    bindings: dict[Binding, None] = field(default_factory=dict)
+    _direct: dict[str, list[str]] = field(default_factory=dict)
+    _cache: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def bind(self, binding: Binding) -> None:
+        """Add a binding (a duplicate is a no-op, as on RabbitMQ)."""
+        if binding in self.bindings:
+            return
+        self.bindings[binding] = None
+        self._changed()
+
+    def unbind(self, binding: Binding) -> bool:
+        """Remove a binding; False when it was not there."""
+        if self.bindings.pop(binding, 0) is None:
+            self._changed()
+            return True
+        return False
+
+    def unbind_queue(self, queue: str) -> bool:
+        """Remove every binding of one queue; True when there was any."""
+        gone = [b for b in self.bindings if b.queue == queue]
+        for binding in gone:
+            del self.bindings[binding]
+        if gone:
+            self._changed()
+        return bool(gone)
+
+    def _changed(self) -> None:
+        self._cache.clear()
+        self._direct.clear()
+        if self.type == "direct":
+            for b in self.bindings:
+                queues = self._direct.setdefault(b.routing_key, [])
+                if b.queue not in queues:
+                    queues.append(b.queue)
+
+    def route(self, routing_key: str, headers: dict[str, Any] | None) -> tuple[str, ...]:
+        """Names of the queues this exchange sends a message to, each once."""
+        kind = self.type
+        if kind == "direct":
+            return tuple(self._direct.get(routing_key, ()))
+        if kind == "fanout":
+            return tuple(dict.fromkeys(b.queue for b in self.bindings))
+        if kind == "topic":
+            cached = self._cache.get(routing_key)
+            if cached is None:
+                words = split_words(routing_key)
+                cached = tuple(
+                    dict.fromkeys(
+                        b.queue for b in self.bindings if topic_matches(pattern(b.routing_key), words)
+                    )
+                )
+                if len(self._cache) > 10_000:
+                    self._cache.clear()
+                self._cache[routing_key] = cached
+            return cached
+        return tuple(
+            dict.fromkeys(b.queue for b in self.bindings if headers_match(b.arguments, headers or {}))
+        )
+
+
+def split_words(key: str) -> tuple[str, ...]:
+    """Words of a routing key or pattern as RabbitMQ splits them: ``""`` has none, ``"a."`` has two."""
+    return tuple(key.split(".")) if key else ()
+
+
+@lru_cache(maxsize=4096)
+def pattern(binding_key: str) -> tuple[str, ...]:
+    """A binding key split into words (cached: bindings are few, messages many)."""
+    return split_words(binding_key)
+
+
+def topic_matches(pat: tuple[str, ...], words: tuple[str, ...]) -> bool:
+    """``*`` matches exactly one word, ``#`` zero or more; empty words are words."""
+    # Iterative matcher with backtracking to the last '#', like glob matching.
+    p = w = 0
+    star_p, star_w = -1, 0
+    while w < len(words):
+        if p < len(pat) and pat[p] == "#":
+            star_p, star_w = p, w
+            p += 1
+        elif p < len(pat) and (pat[p] == "*" or pat[p] == words[w]):
+            p += 1
+            w += 1
+        elif star_p >= 0:
+            p = star_p + 1
+            star_w += 1
+            w = star_w
+        else:
+            return False
+    while p < len(pat) and pat[p] == "#":
+        p += 1
+    return p == len(pat)
+
+
+def _same(expected: Any, actual: Any) -> bool:
+    # Erlang's == : 1 == 1.0, but booleans are atoms, never numbers.
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return type(expected) is type(actual) and expected == actual
+    if isinstance(expected, bytes) and isinstance(actual, str):
+        return expected == actual.encode()
+    if isinstance(expected, str) and isinstance(actual, bytes):
+        return expected.encode() == actual
+    return bool(expected == actual)
+
+
+def headers_match(arguments: tuple[tuple[str, Any], ...], headers: dict[str, Any]) -> bool:
+    """RabbitMQ's headers matching: ``x-match`` all / any / all-with-x / any-with-x; void means present."""
+    args = dict(arguments)
+    mode = args.pop("x-match", "all")
+    mode = mode.decode() if isinstance(mode, bytes) else str(mode)
+    with_x = mode.endswith("-with-x")
+    wanted = {k: v for k, v in args.items() if with_x or not k.startswith("x-")}
+    if mode.startswith("any"):
+        return any(k in headers and (v is None or _same(v, headers[k])) for k, v in wanted.items())
+    return all(k in headers and (v is None or _same(v, headers[k])) for k, v in wanted.items())

@@ -1,0 +1,118 @@
+"""``broker-sim broker``: run the embedded broker on its own until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import sys
+from pathlib import Path
+
+from broker_sim.embedded.server import Server
+from broker_sim.embedded.store import StoreLocked
+
+PASSWORD_ENV = "BROKER_SIM_BROKER_PASSWORD"
+"""The password can come from the environment, so it never shows in a process list."""
+WATCH_STDIN_ENV = "BROKER_SIM_BROKER_WATCH_STDIN"
+"""Set by the launcher: the broker exits when its parent's end of stdin closes (the parent died)."""
+DEFAULT_USER = "broker-sim"
+READY_PREFIX = "broker-sim embedded broker listening on "
+
+
+def default_data_dir() -> Path:
+    """The user's data folder for broker-sim, ``…/embedded``."""
+    from platformdirs import user_data_path
+
+    return user_data_path("broker-sim") / "embedded"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``broker-sim broker``."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=5672, help="port (default 5672; 0 picks a free one)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where durable state lives (default: the user's data folder, broker-sim/embedded)",
+    )
+    parser.add_argument(
+        "--user", default=DEFAULT_USER, help=f"the user clients log in as (default {DEFAULT_USER})"
+    )
+    parser.add_argument(
+        "--password",
+        default=None,
+        help=f"its password (default: ${PASSWORD_ENV}, else generated and written to <data-dir>/password)",
+    )
+
+
+def _password(given: str | None, data_dir: Path) -> tuple[str, str]:
+    """The password and where it came from."""
+    if given:
+        return given, "given"
+    from_env = os.environ.get(PASSWORD_ENV)
+    if from_env:
+        return from_env, f"from ${PASSWORD_ENV}"
+    path = data_dir / "password"
+    if path.exists():
+        return path.read_text().strip(), f"in {path}"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    password = secrets.token_urlsafe(12)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(password + "\n")
+    return password, f"generated, in {path}"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the broker until SIGINT/SIGTERM (or the parent goes away, when launched as a child)."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    data_dir: Path = args.data_dir or default_data_dir()
+    password, source = _password(args.password, data_dir)
+    try:
+        return asyncio.run(_serve(args.host, args.port, data_dir, args.user, password, source))
+    except StoreLocked as exc:
+        print(f"broker-sim broker: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(
+            f"broker-sim broker: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 1
+
+
+async def _serve(host: str, port: int, data_dir: Path, user: str, password: str, source: str) -> int:
+    server = Server({user: password}, host=host, port=port, data_dir=data_dir)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    if os.environ.get(WATCH_STDIN_ENV):
+        _watch_stdin(loop, stop)
+    shown_host = f"[{host}]" if ":" in host else host
+    print(f"{READY_PREFIX}amqp://{user}:****@{shown_host}:{server.port}/", flush=True)
+    print(f"password: {source}", flush=True)
+    print(f"data dir: {data_dir} ({server.recovered} persistent messages recovered)", flush=True)
+    await stop.wait()
+    await server.stop()
+    print("broker-sim embedded broker stopped", flush=True)
+    return 0
+
+
+def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    def on_readable() -> None:
+        with contextlib.suppress(OSError):
+            if os.read(sys.stdin.fileno(), 4096):
+                return
+        loop.remove_reader(sys.stdin.fileno())
+        stop.set()
+
+    loop.add_reader(sys.stdin.fileno(), on_readable)

@@ -1,0 +1,246 @@
+"""Messages, queues and consumers: what waits where, and who gets it next."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from broker_sim.embedded.codec import CodecError, decode_properties, decode_table
+
+
+@dataclass(slots=True, eq=False)
+class Message:
+    """A published message: where it was published, its raw properties (sent back byte for byte), its body."""
+
+    exchange: str
+    routing_key: str
+    props: bytes
+    body: bytes
+    persistent: bool = False
+    expiration_ms: int | None = None
+    _properties: dict[str, Any] | None = None
+    _headers: dict[str, Any] | None = None
+
+    @classmethod
+    def published(cls, exchange: str, routing_key: str, props: bytes, body: bytes) -> Message:
+        """A message as it comes from a publisher; raises CodecError on bad properties."""
+        message = cls(exchange, routing_key, props, body)
+        if len(props) > 2 or props[:2] != b"\x00\x00":
+            decoded = message.properties()
+            message.persistent = decoded.get("delivery_mode") == 2
+            expiration = decoded.get("expiration")
+            if expiration is not None:
+                message.expiration_ms = parse_expiration(expiration)
+        return message
+
+    def properties(self) -> dict[str, Any]:
+        """Decoded properties (``headers`` still encoded); cached."""
+        if self._properties is None:
+            self._properties = decode_properties(self.props)
+        return self._properties
+
+    def headers(self) -> dict[str, Any]:
+        """Decoded headers table; cached."""
+        if self._headers is None:
+            raw = self.properties().get("headers")
+            self._headers = decode_table(raw) if raw else {}
+        return self._headers
+
+
+def parse_expiration(value: str) -> int:
+    """The ``expiration`` property in ms; RabbitMQ refuses anything but a non-negative integer."""
+    if not value.isdigit():
+        raise CodecError(f"invalid expiration value '{value}'")
+    return int(value)
+
+
+@dataclass(slots=True, eq=False)
+class QueuedMessage:
+    """A message in one queue: its own redelivered flag, expiry and place in the store."""
+
+    message: Message
+    store_id: int = 0
+    redelivered: bool = False
+    expires_at: float | None = None
+
+
+class Deliverer(Protocol):
+    """What a queue needs from the channel a consumer lives on."""
+
+    def can_deliver(self) -> bool:
+        """Whether the channel takes more messages now (open, not flow-blocked, global prefetch)."""
+        ...
+
+    def deliver(self, consumer: Consumer, queue: Queue, entry: QueuedMessage) -> None:
+        """Send one message to a consumer."""
+        ...
+
+    def cancel_from_broker(self, consumer: Consumer) -> None:
+        """The queue went away: tell the client with Basic.Cancel."""
+        ...
+
+
+@dataclass(eq=False)
+class Consumer:
+    """A consumer on a queue, with its own prefetch (RabbitMQ's per-consumer ``basic.qos``)."""
+
+    tag: str
+    channel: Deliverer
+    queue: Queue
+    no_ack: bool
+    prefetch: int
+    exclusive: bool = False
+    unacked: int = 0
+    tag_wire: bytes = b""
+
+    def has_room(self) -> bool:
+        """Whether this consumer may receive one more message now."""
+        return (
+            self.no_ack or self.prefetch == 0 or self.unacked < self.prefetch
+        ) and self.channel.can_deliver()
+
+
+DeadLetter = Callable[["Queue", QueuedMessage, str], None]
+
+
+@dataclass(eq=False)
+class Queue:
+    """A queue: ready messages in order, consumers served round robin, TTL, max-length, dead-lettering."""
+
+    name: str
+    vhost: str
+    durable: bool = False
+    exclusive_owner: object | None = None
+    auto_delete: bool = False
+    arguments: dict[str, Any] = field(default_factory=dict)
+    messages: deque[QueuedMessage] = field(default_factory=deque)
+    consumers: list[Consumer] = field(default_factory=list)
+    ever_consumed: bool = False
+    deleted: bool = False
+    on_dead: DeadLetter | None = None
+    on_drop: Callable[[QueuedMessage], None] | None = None
+    _next: int = 0
+    _dispatching: bool = False
+    _timer: asyncio.TimerHandle | None = None
+    _timer_at: float = 0.0
+
+    @property
+    def ttl_ms(self) -> int | None:
+        """``x-message-ttl``, when set."""
+        value = self.arguments.get("x-message-ttl")
+        return int(value) if isinstance(value, int) else None
+
+    @property
+    def max_length(self) -> int | None:
+        """``x-max-length``, when set."""
+        value = self.arguments.get("x-max-length")
+        return int(value) if isinstance(value, int) else None
+
+    @property
+    def exclusive(self) -> bool:
+        """Whether one connection owns this queue."""
+        return self.exclusive_owner is not None
+
+    def expiry_for(self, message: Message, now: float) -> float | None:
+        """When a message put in now expires (the lower of the queue's and the message's TTL)."""
+        ttl = self.ttl_ms
+        if message.expiration_ms is not None:
+            ttl = message.expiration_ms if ttl is None else min(ttl, message.expiration_ms)
+        return None if ttl is None else now + ttl / 1000
+
+    def put(self, entry: QueuedMessage) -> None:
+        """Enqueue at the tail, hand out what consumers can take, then enforce max-length and TTL."""
+        self.messages.append(entry)
+        self.dispatch()
+        limit = self.max_length
+        if limit is not None:
+            while len(self.messages) > limit:
+                self._dead(self.messages.popleft(), "maxlen")
+        self.expire()
+
+    def requeue(self, entries: list[QueuedMessage]) -> None:
+        """Put messages back at the head, in their original order, marked redelivered."""
+        for entry in reversed(entries):
+            entry.redelivered = True
+            self.messages.appendleft(entry)
+        self.dispatch()
+        self.expire()
+
+    def dispatch(self) -> None:
+        """Give ready messages to consumers with room, round robin."""
+        if self._dispatching:
+            return
+        self._dispatching = True
+        try:
+            messages, consumers = self.messages, self.consumers
+            loop_time = asyncio.get_running_loop().time
+            while messages and consumers:
+                consumer = self._pick()
+                if consumer is None:
+                    return
+                entry = messages.popleft()
+                if entry.expires_at is not None and entry.expires_at <= loop_time():
+                    self._dead(entry, "expired")
+                    continue
+                consumer.channel.deliver(consumer, self, entry)
+        finally:
+            self._dispatching = False
+
+    def _pick(self) -> Consumer | None:
+        consumers = self.consumers
+        count = len(consumers)
+        for step in range(count):
+            index = (self._next + step) % count
+            consumer = consumers[index]
+            if consumer.has_room():
+                self._next = (index + 1) % count
+                return consumer
+        return None
+
+    def take(self) -> QueuedMessage | None:
+        """The head message for Basic.Get, skipping expired ones."""
+        self.expire()
+        return self.messages.popleft() if self.messages else None
+
+    def expire(self) -> None:
+        """Dead-letter expired messages at the head (as RabbitMQ, expiry is checked at the head only)."""
+        messages = self.messages
+        if not messages or messages[0].expires_at is None:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        while messages and messages[0].expires_at is not None and messages[0].expires_at <= now:
+            self._dead(messages.popleft(), "expired")
+        if messages and messages[0].expires_at is not None:
+            at: float = messages[0].expires_at
+            if self._timer is None or at < self._timer_at:
+                if self._timer is not None:
+                    self._timer.cancel()
+                self._timer_at = at
+                self._timer = loop.call_at(at, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.expire()
+
+    def _dead(self, entry: QueuedMessage, reason: str) -> None:
+        if self.on_dead is not None:
+            self.on_dead(self, entry, reason)
+
+    def purge(self) -> int:
+        """Drop every ready message; returns how many."""
+        count = len(self.messages)
+        if self.on_drop is not None:
+            for entry in self.messages:
+                self.on_drop(entry)
+        self.messages.clear()
+        return count
+
+    def close(self) -> None:
+        """The queue is deleted: stop its timer."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None

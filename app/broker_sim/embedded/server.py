@@ -1,0 +1,67 @@
+"""The listening server: one :class:`Broker`, its connections, the firehose, and a clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from broker_sim.embedded.broker import Broker
+from broker_sim.embedded.connection import Connection
+from broker_sim.embedded.queue import Message
+from broker_sim.embedded.trace import TRACE_EXCHANGE
+
+log = logging.getLogger(__name__)
+
+
+class Server:
+    """An embedded broker listening on ``host:port`` (port 0 picks a free one)."""
+
+    def __init__(
+        self,
+        users: dict[str, str],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 5672,
+        data_dir: Path | None = None,
+        vhost: str = "/",
+    ) -> None:
+        if not users:
+            raise ValueError("the embedded broker needs at least one user: it never runs open")
+        self.broker = Broker(users, vhost, data_dir)
+        self.host = host
+        self.port = port
+        self.connections: set[Connection] = set()
+        self.recovered = 0
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        """Recover the store and start listening; ``port`` is then the real port."""
+        self.recovered = self.broker.open()
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: Connection(self), self.host, self.port, backlog=512)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Stop listening, close every connection with 320 CONNECTION_FORCED, flush the store."""
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self.connections):
+            connection.force_close("shutdown")
+        await asyncio.sleep(0)  # let the Close frames reach the sockets
+        for connection in list(self.connections):
+            if connection.transport is not None:
+                connection.transport.close()
+        self.broker.close()
+
+    def tracing(self) -> bool:
+        """Whether anything is bound to the firehose exchange."""
+        return bool(self.broker.exchanges[TRACE_EXCHANGE].bindings)
+
+    def trace(self, message: Message) -> None:
+        """Route a trace message through ``amq.rabbitmq.trace`` (traces are never persisted)."""
+        broker = self.broker
+        exchange = broker.exchanges[TRACE_EXCHANGE]
+        now = asyncio.get_running_loop().time()
+        for queue in broker.route(exchange, message):
+            broker.enqueue(queue, message, now)
