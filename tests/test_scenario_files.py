@@ -150,3 +150,114 @@ def test_bad_timeline_steps_are_refused(step: str, words: str) -> None:
 def test_an_expectation_needs_a_bound() -> None:
     with pytest.raises(ScenarioError, match=r"expect\[0\]: needs a bound"):
         parse_scenario(STORY + '\n[[expect]]\nmetric = "lost"\n', "s.toml")
+
+
+def test_scenarios_write_back_to_toml_that_reads_the_same() -> None:
+    from broker_sim.domain.scenario_writer import scenario_to_toml
+
+    for scenario in load_scenarios(builtin_scenarios_dir()):
+        assert parse_scenario(scenario_to_toml(scenario, "a comment"), "round.toml") == scenario
+
+
+STRATEGY_KEYS = [
+    "name",
+    "title",
+    "queues",
+    "exchanges",
+    "bindings",
+    "producers",
+    "consumers",
+    "timeline",
+    "expect",
+    "duration",
+    "keys",
+    "queue",
+    "exchange",
+    "type",
+    "prefetch",
+    "count",
+    "at",
+    "action",
+    "metric",
+    "headers",
+    "match",
+    "work",
+    "kind",
+    "rate",
+    "routing_keys",
+]
+
+
+def _documents() -> object:
+    from hypothesis import strategies as st
+
+    scalars = st.one_of(
+        st.integers(-5, 70000),
+        st.floats(allow_nan=False),
+        st.booleans(),
+        st.sampled_from(
+            [
+                "x",
+                "q",
+                "direct",
+                "topic",
+                "headers",
+                "fanout",
+                "kill",
+                "all",
+                "lost",
+                "kern.*",
+                "a*",
+                "",
+                "c",
+                "p",
+            ]
+        ),
+    )
+    values = st.recursive(
+        scalars,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(STRATEGY_KEYS), inner, max_size=4)
+        ),
+        max_leaves=12,
+    )
+    return st.dictionaries(st.sampled_from(STRATEGY_KEYS), values, max_size=8)
+
+
+def test_any_document_is_a_scenario_or_one_clear_error() -> None:
+    import tomli_w
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=300, deadline=None)
+    @given(doc=_documents(), garbage=st.text(max_size=40))
+    def check(doc: dict[str, object], garbage: str) -> None:
+        full = {"name": "n", "title": "t", **doc}
+        for text in (tomli_w.dumps(doc), tomli_w.dumps(full), garbage, BASE + tomli_w.dumps(doc)):
+            message = ""
+            try:
+                parse_scenario(text, "fuzz.toml")
+            except ScenarioError as exc:
+                message = str(exc)
+            if message:
+                assert "\n" not in message
+                assert message.startswith("fuzz.toml")
+
+    check()
+
+
+def test_export_is_rabbitmq_definitions(tmp_path: Path) -> None:
+    import json
+
+    from broker_sim.cli import main
+
+    out = tmp_path / "defs.json"
+    assert (
+        main(["export", str(builtin_scenarios_dir() / "5-headers.toml"), "--vhost", "v", "-o", str(out)]) == 0
+    )
+    defs = json.loads(out.read_text())
+    assert {e["name"]: e["type"] for e in defs["exchanges"]} == {"documents": "headers"}
+    assert {q["name"] for q in defs["queues"]} == {"pdf-reports", "anything-urgent"}
+    rules = {b["destination"]: b["arguments"] for b in defs["bindings"]}
+    assert rules["pdf-reports"] == {"x-match": "all", "format": "pdf", "type": "report"}
+    assert all(b["vhost"] == "v" for b in defs["bindings"])
