@@ -1,0 +1,206 @@
+"""What one scenario tab knows: folded from flow events only, with no Textual and no network.
+
+The tab's widgets draw from this; tests (snapshots) feed it a recorded event stream directly.
+All numbers come from :class:`Tally`, the same counter the engine's tests and the headless report
+use, so a figure on screen is the figure the engine reported.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from broker_sim.domain.events import (
+    Abandoned,
+    Acked,
+    ConnectionChanged,
+    ConsumerDown,
+    ConsumerUp,
+    Delivered,
+    EngineProblem,
+    FlowEvent,
+    LinkState,
+    Nacked,
+    PrefetchChanged,
+    ProducerState,
+    Published,
+    PublishFailed,
+    Returned,
+    Routed,
+    TracingChanged,
+)
+from broker_sim.domain.scenario import DEFAULT_EXCHANGE, Scenario
+from broker_sim.domain.tally import Tally
+from broker_sim.tui.tokens import TokenField
+
+HISTORY = 60
+"""Seconds of rate history kept for the sparkline."""
+LOG_LINES = 200
+PREVIEWS = 500
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line of the event log: what happened, and how to colour it."""
+
+    kind: str
+    text: str
+
+
+def short_id(message_id: str) -> str:
+    """A message id as a user reads it: ``main-server#17`` rather than ``3f2a9c1b.main-server.17``."""
+    parts = message_id.split(".")
+    if len(parts) >= 3:
+        return f"{'.'.join(parts[1:-1])}#{parts[-1]}"
+    return message_id
+
+
+def exchange_label(name: str) -> str:
+    """An exchange's name as shown: the nameless default exchange gets a name a user can read."""
+    return name if name != DEFAULT_EXCHANGE else "(default)"
+
+
+class ScenarioView:
+    """The state behind one tab: counts, tokens, log, rates, link and consumer roster."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.tally = Tally()
+        self.tokens = TokenField()
+        self.log: deque[LogLine] = deque(maxlen=LOG_LINES)
+        self.unseen_log: list[LogLine] = []
+        self.link: ConnectionChanged | None = None
+        self.tracing: TracingChanged | None = None
+        self.problem: str = ""
+        self.rates: dict[str, float] = {p.name: p.rate for p in scenario.producers}
+        self.paused: dict[str, bool] = {p.name: False for p in scenario.producers}
+        self.prefetch: dict[str, int] = {g.name: g.prefetch for g in scenario.consumers}
+        self.roster: dict[str, list[str]] = {g.name: [] for g in scenario.consumers}
+        """Consumer names per group, in the order they came up (drawn in that order)."""
+        self.fallen: dict[str, str] = {}
+        """Consumers killed or lost, and why: drawn greyed until the group has a new member."""
+        self.last_key: dict[str, str] = {}
+        """The routing key (or headers) of each producer's latest message: the edge's label."""
+        self.acked_history: deque[int] = deque([0] * HISTORY, maxlen=HISTORY)
+        self.published_history: deque[int] = deque([0] * HISTORY, maxlen=HISTORY)
+        self._last_counts = (0, 0)
+        self.previews: dict[str, str] = {}
+        """Body previews of recent messages: what a log server stored, shown in its box."""
+
+    # -- events -----------------------------------------------------------------------------------
+
+    def apply(self, events: list[FlowEvent]) -> None:
+        """Fold a batch of events in, in order."""
+        for event in events:
+            self.tally(event)
+            self.tokens.apply(event)
+            self._note(event)
+
+    def _sampled(self, message_id: str) -> bool:
+        # only messages that have a token are logged hop by hop, so the log keeps up at any rate
+        return message_id in self.tokens._by_id
+
+    def _say(self, kind: str, text: str) -> None:
+        line = LogLine(kind, text)
+        self.log.append(line)
+        self.unseen_log.append(line)
+
+    def _note(self, event: FlowEvent) -> None:
+        match event:
+            case Published(message_id=mid, producer=p, exchange=x, routing_key=key, headers=headers):
+                label = _headers_text(headers) if headers else key or "(no key)"
+                self.last_key[p] = label
+                self.previews[mid] = event.body_preview
+                if len(self.previews) > PREVIEWS:
+                    del self.previews[next(iter(self.previews))]
+                if self._sampled(mid):
+                    self._say("publish", f"{short_id(mid)}  {p} → {exchange_label(x)}  {label}")
+            case Returned(message_id=mid, exchange=x, routing_key=key, reply_text=why):
+                self._say(
+                    "returned",
+                    f"{short_id(mid)}  {exchange_label(x)} ↩ returned: no queue matched {key!r} ({why})",
+                )
+            case PublishFailed(message_id=mid, reason=why):
+                self._say("failed", f"{short_id(mid)}  publish failed: {why}")
+            case Routed(message_id=mid, exchange=x, queues=queues, source=source):
+                if self._sampled(mid) and queues:
+                    how = "broker trace" if source == "trace" else "INFERRED from delivery"
+                    self._say(
+                        "inferred" if source == "inferred" else "routed",
+                        f"{short_id(mid)}  {exchange_label(x)} → {', '.join(queues)}  ({how})",
+                    )
+            case Delivered(message_id=mid, queue=q, consumer=c, redelivered=again):
+                if again:
+                    self._say("redelivered", f"{short_id(mid)}  {q} → {c}  REDELIVERED")
+                elif self._sampled(mid):
+                    self._say("delivered", f"{short_id(mid)}  {q} → {c}")
+            case Acked(message_id=mid, consumer=c, work_ms=ms, result=result):
+                if self._sampled(mid):
+                    self._say("acked", f"{short_id(mid)}  {c} ✓ {result or 'done'} in {ms:.0f} ms")
+            case Nacked(message_id=mid, consumer=c, requeue=requeue, reason=why):
+                back = "back to the queue" if requeue else "dropped"
+                self._say("nacked", f"{short_id(mid)}  {c} ✖ rejected ({why or 'no reason'}), {back}")
+            case Abandoned(message_id=mid, consumer=c, queue=q, redelivered=again):
+                fate = f"back to {q}, will be redelivered" if again else "LOST (auto-ack)"
+                self._say("abandoned", f"{short_id(mid)}  {c} died holding it: {fate}")
+            case ConsumerUp(consumer=c, group=g, prefetch=n):
+                if c not in self.roster.setdefault(g, []):
+                    self.roster[g].append(c)
+                for name in [n for n in self.fallen if n.startswith(f"{g}-")]:
+                    del self.fallen[name]  # a new member takes the fallen one's place
+                self._say("consumer", f"{c} up on {event.queue} (prefetch {n or 'unlimited'})")
+            case ConsumerDown(consumer=c, group=g, reason=why):
+                if c in self.roster.get(g, []):
+                    self.roster[g].remove(c)
+                if why in ("killed", "connection lost"):
+                    self.fallen[c] = why
+                self._say("consumer-down", f"{c} down: {why}")
+            case PrefetchChanged(group=g, prefetch=n):
+                self.prefetch[g] = n
+                rule = "fair dispatch" if n == 1 else "unlimited: round robin up front" if n == 0 else ""
+                self._say("consumer", f"{g}: prefetch {n or 'unlimited'} {rule}")
+            case ProducerState(producer=p, rate=rate, paused=paused):
+                self.rates[p], self.paused[p] = rate, paused
+            case ConnectionChanged(state=state, detail=detail):
+                self.link = event
+                if state in (LinkState.LOST, LinkState.CLOSED):
+                    self.roster = {g: [] for g in self.roster}
+                if state not in (LinkState.CONNECTING, LinkState.RECONNECTING):
+                    self._say("link", f"broker {state}: {detail}")
+            case TracingChanged():
+                self.tracing = event
+                self._say("link", f"routing {'traced' if event.traced else 'INFERRED'}: {event.detail}")
+            case EngineProblem(text=text):
+                self.problem = text
+                self._say("failed", text)
+            case _:
+                pass
+
+    # -- time -------------------------------------------------------------------------------------
+
+    def sample_rates(self) -> None:
+        """Close one second of the rate history (called once a second while live)."""
+        published, acked = self.tally.published, self.tally.acked
+        self.published_history.append(published - self._last_counts[0])
+        self.acked_history.append(acked - self._last_counts[1])
+        self._last_counts = (published, acked)
+        self.tokens.set_rate(self.published_history[-1])
+
+    def drain_log(self) -> list[LogLine]:
+        """Log lines not yet shown."""
+        lines, self.unseen_log = self.unseen_log, []
+        return lines
+
+    @property
+    def traced(self) -> bool | None:
+        """True when routing comes from the broker's trace, False when inferred, None before we know."""
+        return None if self.tracing is None else self.tracing.traced
+
+    @property
+    def connected(self) -> bool:
+        """True while the engine runs on a live connection."""
+        return self.link is not None and self.link.state in (LinkState.CONNECTED, LinkState.BACK)
+
+
+def _headers_text(headers: dict[str, str | int | float | bool]) -> str:
+    return " ".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in headers.items())

@@ -1,0 +1,63 @@
+"""Snapshots of every tab, fed by a recorded event stream: fixed size, no engine, no clock.
+
+The stream (tests/tui/recorded.py) is test data for the view: each chunk of events is fed into
+the tab, then the tokens advance a fixed number of frames, so the picture is mid-flight and the
+same on every run. Update with ``uv run pytest tests/tui --snapshot-update`` after a deliberate
+change, and look at the new SVGs before committing them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import TabbedContent
+
+from broker_sim.domain.scenario_file import load_scenarios
+from broker_sim.resources import builtin_scenarios_dir
+from broker_sim.settings import Settings
+from broker_sim.tui.app import BrokerSimApp, make_app
+from tests.tui.recorded import STORIES
+
+SIZE = (160, 44)
+
+
+def recorded_app() -> BrokerSimApp:
+    """The app with the built-in scenarios and no engines (``live=False``)."""
+    settings = Settings(
+        url="amqp://guest:guest@localhost:5672/", url_source="test", data_dir=Path("/nonexistent")
+    )
+    return make_app(settings, scenarios=load_scenarios(builtin_scenarios_dir()), live=False)
+
+
+@pytest.mark.parametrize("name", sorted(STORIES))
+def test_tab_mid_flight(name: str, snap_compare: object) -> None:
+    async def play(pilot: Pilot[None]) -> None:
+        app = pilot.app
+        assert isinstance(app, BrokerSimApp)
+        app.query_one(TabbedContent).active = f"pane-{name}"
+        await pilot.pause()
+        tab = next(t for t in app.tabs if t.scenario.name == name)
+        for events, frames in STORIES[name]().chunks:
+            tab.feed(events)
+            tab.view.tokens.step(frames)
+        tab.feed([])
+        await pilot.pause()
+
+    assert snap_compare(recorded_app(), terminal_size=SIZE, run_before=play)  # type: ignore[operator]
+
+
+def test_help_screen(snap_compare: object) -> None:
+    assert snap_compare(recorded_app(), terminal_size=SIZE, press=["question_mark"])  # type: ignore[operator]
+
+
+def test_publish_form_refuses_bad_headers(snap_compare: object) -> None:
+    async def type_bad_headers(pilot: Pilot[None]) -> None:
+        await pilot.press("m")
+        await pilot.pause()
+        await pilot.click("#headers")
+        await pilot.press(*"format", "enter")
+        await pilot.pause()
+
+    assert snap_compare(recorded_app(), terminal_size=SIZE, run_before=type_bad_headers)  # type: ignore[operator]
