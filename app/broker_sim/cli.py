@@ -51,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
         help="a folder of your own scenario files, added as tabs",
     )
     parser.add_argument(
+        "--api-port",
+        type=int,
+        metavar="N",
+        help="let the work queue's main server take image uploads: POST /jobs on 127.0.0.1:N",
+    )
+    parser.add_argument(
         "--no-animation",
         action="store_true",
         help="counters only, no moving tokens (slow terminals)",
@@ -99,7 +105,11 @@ def _export(args: argparse.Namespace) -> int:
 def build_settings(args: argparse.Namespace) -> Settings:
     """Settings from parsed arguments (flag > environment > .env > default)."""
     settings = load_settings(
-        args.url, trace=args.trace, animation=not args.no_animation, scenarios_dir=args.scenarios
+        args.url,
+        trace=args.trace,
+        animation=not args.no_animation,
+        scenarios_dir=args.scenarios,
+        api_port=getattr(args, "api_port", None),
     )
     parse_url(settings.url)  # refuse a malformed URL before anything starts
     return settings

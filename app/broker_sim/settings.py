@@ -32,6 +32,7 @@ class Settings:
     scenarios_dir: Path | None = None
     animation: bool = True
     name_prefix: str = "broker-sim."
+    api_port: int | None = None
 
     @property
     def masked_url(self) -> str:
