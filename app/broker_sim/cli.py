@@ -13,6 +13,8 @@ from broker_sim.settings import Settings, load_settings
 
 
 def _add_broker_options(parser: argparse.ArgumentParser, default: object) -> None:
+    from broker_sim.broker.resolve import BROKER_KINDS
+
     # Given to the main parser and to each subcommand, so options work before or after it;
     # a subcommand's copies default to SUPPRESS so they never overwrite the main ones.
     parser.add_argument(
@@ -20,6 +22,14 @@ def _add_broker_options(parser: argparse.ArgumentParser, default: object) -> Non
         default=default,
         help="broker URL, amqp://user:pass@host:port/vhost (default: $BROKER_SIM_URL, "
         "then .env, then amqp://guest:guest@localhost:5672/)",
+    )
+    parser.add_argument(
+        "--broker",
+        choices=BROKER_KINDS,
+        default=default if default is not None else "auto",
+        help="auto: the URL, else the embedded broker when nothing answers at the default URL; "
+        "embedded: broker-sim's own; local: a private RabbitMQ node from this machine's rabbitmq-server; "
+        "docker: a throwaway RabbitMQ container",
     )
     trace = parser.add_mutually_exclusive_group()
     trace.add_argument(
@@ -110,6 +120,7 @@ def build_settings(args: argparse.Namespace) -> Settings:
         animation=not args.no_animation,
         scenarios_dir=args.scenarios,
         api_port=getattr(args, "api_port", None),
+        broker=args.broker,
     )
     parse_url(settings.url)  # refuse a malformed URL before anything starts
     return settings

@@ -23,6 +23,8 @@ class Settings:
 
     ``trace``: ``True`` turns broker tracing on (``--trace``), ``False`` never touches it,
     ``None`` turns it on only where broker-sim may (a vhost of its own, a broker it started).
+    ``broker``: ``auto`` (the URL, else the embedded broker when nothing answers at the default
+    URL), ``embedded``, ``local`` (a private RabbitMQ node) or ``docker`` (a throwaway container).
     """
 
     url: str = DEFAULT_URL
@@ -33,6 +35,7 @@ class Settings:
     animation: bool = True
     name_prefix: str = "broker-sim."
     api_port: int | None = None
+    broker: str = "auto"
 
     @property
     def masked_url(self) -> str:

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
 
@@ -36,6 +37,8 @@ class TraceSwitch:
     url: str
     turned_on: bool = False
     how: str = ""
+    node_ctl: Callable[..., str] | None = None
+    """``rabbitmqctl`` for the broker's own node, when broker-sim started it (a private node)."""
 
     async def turn_on(self) -> str | None:
         """Turn tracing on; returns how, or ``None`` when no way worked (the reason is in ``how``)."""
@@ -56,7 +59,7 @@ class TraceSwitch:
         ):
             try:
                 state = getter()
-            except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            except (OSError, ValueError, RuntimeError, subprocess.SubprocessError) as exc:
                 tried.append(f"{name}: {exc}"[:120])
                 continue
             if state:
@@ -64,7 +67,7 @@ class TraceSwitch:
                 return self.how
             try:
                 setter(True)
-            except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            except (OSError, ValueError, RuntimeError, subprocess.SubprocessError) as exc:
                 tried.append(f"{name}: {exc}"[:120])
                 continue
             self.turned_on, self.how = True, f"broker-sim turned tracing on ({name})"
@@ -111,6 +114,8 @@ class TraceSwitch:
     # -- rabbitmqctl (a node on this machine) ---------------------------------------------------
 
     def _ctl(self, *args: str) -> str:
+        if self.node_ctl is not None:
+            return self.node_ctl(*args)
         if not parse_url(self.url).is_loopback:
             raise ValueError("the broker is not on this machine")
         exe = shutil.which("rabbitmqctl")

@@ -20,7 +20,11 @@ RoutingSource = Literal["trace", "inferred"]
 
 @dataclass(frozen=True, slots=True)
 class Published:
-    """A producer handed a message to the broker (not yet confirmed)."""
+    """A producer handed a message to the broker (not yet confirmed).
+
+    ``republished`` marks a second try of a message whose confirm never came because the
+    connection went away (at-least-once): the broker may hold it twice now.
+    """
 
     message_id: str
     producer: str
@@ -29,6 +33,7 @@ class Published:
     headers: dict[str, str | int | float | bool] = field(default_factory=dict)
     persistent: bool = False
     body_preview: str = ""
+    republished: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +225,23 @@ class TracingChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class BrokerRestarting:
+    """broker-sim is restarting the broker (``crash``: killing it hard first)."""
+
+    kind: str
+    how: str
+    crash: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerRestarted:
+    """The broker is back up after a restart broker-sim did; ``seconds`` is how long it took."""
+
+    kind: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class StepApplied:
     """A control was applied: by the user (``source == "user"``) or by a scenario's timeline."""
 
@@ -252,6 +274,8 @@ FlowEvent = (
     | ConnectionChanged
     | TracingChanged
     | StepApplied
+    | BrokerRestarting
+    | BrokerRestarted
     | EngineProblem
 )
 """Every event the engine emits."""

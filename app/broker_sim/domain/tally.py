@@ -48,6 +48,7 @@ class Tally:
     """Running totals of a scenario's flow, per producer, queue and consumer."""
 
     published: int = 0
+    republished: int = 0
     confirmed: int = 0
     returned: int = 0
     publish_failed: int = 0
@@ -68,6 +69,8 @@ class Tally:
     def __call__(self, event: FlowEvent) -> None:
         """Fold one event in (a tally is an event-bus subscriber)."""
         match event:
+            case Published(republished=True):
+                self.republished += 1
             case Published():
                 self.published += 1
             case Confirmed():

@@ -15,8 +15,11 @@ from typing import Any
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 
+from broker_sim.broker.handle import BrokerHandle, RestartUnavailable
 from broker_sim.broker.tracing import TraceSwitch, may_trace
 from broker_sim.domain.events import (
+    BrokerRestarted,
+    BrokerRestarting,
     ConnectionChanged,
     Delivered,
     EngineProblem,
@@ -62,10 +65,12 @@ class Engine:
         bus: EventBus | None = None,
         prefix: str | None = None,
         remove_durable: bool = False,
-        started_broker: bool = False,
+        broker: BrokerHandle | None = None,
     ) -> None:
         self.scenario = scenario
-        self.settings = settings
+        self.broker = broker or BrokerHandle(settings.url)
+        self.settings = settings.with_(url=self.broker.url) if broker is not None else settings
+        settings = self.settings
         self.bus = bus or EventBus()
         self.run_id = uuid.uuid4().hex[:8]
         base = settings.name_prefix if prefix is None else prefix
@@ -82,8 +87,8 @@ class Engine:
         self.state = LinkState.CONNECTING
         self.traced = False
         self._remove_durable = remove_durable
-        self._may_trace = may_trace(settings.url, settings.trace, started_by_us=started_broker)
-        self._switch = TraceSwitch(settings.url)
+        self._may_trace = may_trace(settings.url, settings.trace, started_by_us=self.broker.started_by_us)
+        self._switch = TraceSwitch(settings.url, node_ctl=self.broker.ctl)
         self._conn: AbstractConnection | None = None
         self._observer: AbstractConnection | None = None
         self._tracer: RouteTracer | None = None
@@ -97,11 +102,12 @@ class Engine:
         self._clock_started: float | None = None
         self._vt_base = 0.0
         self._vt_wall = 0.0
-        self._manual_tasks: set[asyncio.Task[bool]] = set()
+        self._manual_tasks: set[asyncio.Task[Any]] = set()
         self._session: list[asyncio.Task[None]] = []
         self._runner: asyncio.Task[None] | None = None
         self._attached = asyncio.Event()
         self._lost = asyncio.Event()
+        self._retry_now = asyncio.Event()
         self._stop_requested = asyncio.Event()
 
     # -- events -----------------------------------------------------------------------------------
@@ -141,6 +147,7 @@ class Engine:
                 self.emit,
                 name=f"broker-sim {self.scenario.name}",
                 reconnecting=reconnecting,
+                wake=self._retry_now,
             )
             lost = self._lost = asyncio.Event()
             conn.close_callbacks.add(lambda *_, ev=lost: ev.set())
@@ -375,8 +382,8 @@ class Engine:
                 mid = await self._publish_one(step)
                 done = f"published {mid}"
             case "restart-broker":
-                await self.restart_broker()
-                done = "restarted the broker"
+                seconds = await self.restart_broker()
+                done = f"restarted the broker in {seconds:.1f} s"
         self.emit(StepApplied(step, source))
         return done
 
@@ -446,12 +453,25 @@ class Engine:
         for start in range(0, count, WINDOW):
             await producer.publish_batch(exchange, map_key, min(WINDOW, count - start))
 
-    async def restart_broker(self) -> None:
-        """Restart the broker, where broker-sim knows how (see the durability lab)."""
-        raise EngineError(
-            f"broker-sim cannot restart the broker at {self.settings.masked_url}: restart it yourself, "
-            "broker-sim reconnects by itself"
-        )
+    async def restart_broker(self, *, crash: bool = False) -> float:
+        """Restart the broker where broker-sim knows how; returns the seconds it took.
+
+        The connection drops and comes back by itself (lost → reconnecting → back events).
+        """
+        if not self.broker.can_restart:
+            raise EngineError(f"broker-sim cannot restart this broker: {self.broker.restart_how}")
+        self.emit(BrokerRestarting(self.broker.kind, self.broker.restart_how, crash))
+        started = time.monotonic()
+        try:
+            await self.broker.restart(crash=crash)
+        except (RestartUnavailable, OSError, RuntimeError) as exc:
+            raise EngineError(f"the restart failed: {_words(exc)}") from None
+        seconds = time.monotonic() - started
+        if self.broker.url != self.settings.url:  # a container may come back on another port
+            self.settings = self.settings.with_(url=self.broker.url)
+        self._retry_now.set()
+        self.emit(BrokerRestarted(self.broker.kind, seconds))
+        return seconds
 
     async def publish_one(
         self,

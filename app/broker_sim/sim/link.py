@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 import aio_pika
@@ -49,8 +50,12 @@ async def connect_with_retry(
     *,
     name: str,
     reconnecting: bool = False,
+    wake: asyncio.Event | None = None,
 ) -> AbstractConnection:
-    """Connect, retrying with backoff for ever (until cancelled), reporting every attempt."""
+    """Connect, retrying with backoff for ever (until cancelled), reporting every attempt.
+
+    Setting ``wake`` cuts the current wait short (a restart broker-sim did has just finished).
+    """
     masked = mask_url(url)
     delay = RETRY_FIRST
     attempt = 0
@@ -65,5 +70,12 @@ async def connect_with_retry(
         except (OSError, TimeoutError, aiormq.exceptions.AMQPError) as exc:
             failed, detail = explain_failure(url, source, exc)
             emit(ConnectionChanged(failed, masked, detail, attempt))
-        await asyncio.sleep(delay)
+        if wake is None:
+            await asyncio.sleep(delay)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), delay)
+            if wake.is_set():
+                wake.clear()
+                delay = RETRY_FIRST / 2
         delay = min(delay * 2, RETRY_MAX)

@@ -8,6 +8,7 @@ import itertools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import aio_pika
 import aiormq
@@ -62,6 +63,8 @@ class Producer:
         self._keys = itertools.cycle(spec.routing_keys)
         self._headers = itertools.cycle(spec.headers) if spec.headers else None
         self._wake = asyncio.Event()
+        self.in_flight: dict[str, Outgoing] = {}
+        self.retry: list[Outgoing] = []
 
     @property
     def done(self) -> bool:
@@ -117,7 +120,16 @@ class Producer:
         )
 
     async def run(self, exchange: AbstractExchange, map_key: Callable[[str], str]) -> None:
-        """Publish until cancelled (or ``count`` is reached), pacing with a token bucket."""
+        """Publish until cancelled (or ``count`` is reached), pacing with a token bucket.
+
+        First, messages whose confirm never came (the connection went away) are published again:
+        at-least-once, so the broker may end up with a duplicate, which the ledger shows.
+        """
+        self.retry.extend(self.in_flight.values())
+        self.in_flight.clear()
+        retry, self.retry = self.retry, []
+        for start in range(0, len(retry), WINDOW):
+            await self._send(exchange, retry[start : start + WINDOW], republished=True)
         loop = asyncio.get_running_loop()
         tokens, last = 1.0, loop.time()
         while not self.done:
@@ -145,14 +157,37 @@ class Producer:
 
     async def publish_batch(self, exchange: AbstractExchange, map_key: Callable[[str], str], n: int) -> None:
         """Publish ``n`` messages now, awaiting their confirms together (one window)."""
-        batch = [self.next_message(map_key) for _ in range(n)]
-        await asyncio.gather(*(publish(exchange, m, self.spec.name, self._emit) for m in batch))
+        await self._send(exchange, [self.next_message(map_key) for _ in range(n)])
+
+    async def _send(
+        self, exchange: AbstractExchange, batch: list[Outgoing], republished: bool = False
+    ) -> None:
+        for m in batch:
+            self.in_flight[m.message_id] = m
+        outcomes = await asyncio.gather(
+            *(publish(exchange, m, self.spec.name, self._emit, republished=republished) for m in batch)
+        )
+        for m, outcome in zip(batch, outcomes, strict=True):
+            del self.in_flight[m.message_id]
+            if outcome == "unknown":
+                self.retry.append(m)
+
+
+Outcome = Literal["confirmed", "returned", "refused", "unknown"]
 
 
 async def publish(
-    exchange: AbstractExchange, out: Outgoing, producer: str, emit: Callable[[FlowEvent], None]
-) -> bool:
-    """Publish one message and report what the broker said; True when it was confirmed."""
+    exchange: AbstractExchange,
+    out: Outgoing,
+    producer: str,
+    emit: Callable[[FlowEvent], None],
+    *,
+    republished: bool = False,
+) -> Outcome:
+    """Publish one message and report what the broker said.
+
+    ``unknown`` means the connection failed before the confirm: the broker may or may not have it.
+    """
     emit(
         Published(
             out.message_id,
@@ -162,6 +197,7 @@ async def publish(
             out.headers,
             out.persistent,
             preview(out.body),
+            republished,
         )
     )
     message = aio_pika.Message(
@@ -177,14 +213,14 @@ async def publish(
         result = await exchange.publish(message, out.broker_routing_key, mandatory=out.mandatory)
     except aiormq.exceptions.DeliveryError as exc:
         emit(PublishFailed(out.message_id, producer, f"the broker refused it ({exc.frame!r:.60})"))
-        return False
+        return "refused"
     except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
         emit(PublishFailed(out.message_id, producer, f"not confirmed: {type(exc).__name__} {exc}"[:160]))
-        return False
+        return "unknown"
     if isinstance(result, DeliveredMessage):
         frame = result.delivery
         reply = getattr(frame, "reply_text", "") or "NO_ROUTE"
         emit(Returned(out.message_id, producer, out.exchange, out.routing_key, str(reply)))
-        return False
+        return "returned"
     emit(Confirmed(out.message_id, producer))
-    return True
+    return "confirmed"
