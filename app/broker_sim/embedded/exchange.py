@@ -123,14 +123,24 @@ def topic_matches(pat: tuple[str, ...], words: tuple[str, ...]) -> bool:
     return p == len(pat)
 
 
+def _type_class(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str | bytes):
+        return "binary"
+    return type(value).__name__
+
+
 def _same(expected: Any, actual: Any) -> bool:
-    # Erlang's == : 1 == 1.0, but booleans are atoms, never numbers.
-    if isinstance(expected, bool) or isinstance(actual, bool):
-        return type(expected) is type(actual) and expected == actual
-    if isinstance(expected, bytes) and isinstance(actual, str):
-        return expected == actual.encode()
+    # Erlang's == as RabbitMQ 3.10 uses it: 1 == 1.0, but '1' is not 1 and true is not 1.
+    if _type_class(expected) != _type_class(actual):
+        return False
     if isinstance(expected, str) and isinstance(actual, bytes):
         return expected.encode() == actual
+    if isinstance(expected, bytes) and isinstance(actual, str):
+        return expected == actual.encode()
     return bool(expected == actual)
 
 
