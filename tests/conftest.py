@@ -1,4 +1,9 @@
-"""Fixtures: the real RabbitMQ in a vhost of the test session's own, with tracing on."""
+"""Fixtures: the brokers the behaviour tests run on.
+
+``settings`` runs each test twice: on the machine's RabbitMQ (a vhost of the session's own,
+tracing on) and on broker-sim's embedded broker (a child process, its own data dir). Tests that
+need RabbitMQ's own tools (rabbitmqctl) take ``rabbitmq_settings`` instead.
+"""
 
 from __future__ import annotations
 
@@ -45,7 +50,33 @@ def rabbitmq_url() -> Iterator[str]:
         rabbitmqctl("delete_vhost", vhost)
 
 
+@pytest.fixture(scope="session")
+def embedded_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """broker-sim's embedded broker, one child process for the session."""
+    from broker_sim.embedded.launch import EmbeddedBroker
+
+    broker = EmbeddedBroker(tmp_path_factory.mktemp("embedded-broker"))
+    broker.start_sync()
+    try:
+        yield broker.url
+    finally:
+        broker.stop_sync()
+
+
+@pytest.fixture(params=["rabbitmq", "embedded"])
+def broker_url(request: pytest.FixtureRequest) -> str:
+    """The URL of each broker in turn."""
+    fixture = "rabbitmq_url" if request.param == "rabbitmq" else "embedded_url"
+    return str(request.getfixturevalue(fixture))
+
+
 @pytest.fixture
-def settings(rabbitmq_url: str, tmp_path: Path) -> Settings:
-    """Settings for one test: the test vhost, a private data dir."""
+def settings(broker_url: str, tmp_path: Path) -> Settings:
+    """Settings for one test on each broker: its URL, a private data dir."""
+    return Settings(url=broker_url, url_source="test", data_dir=tmp_path)
+
+
+@pytest.fixture
+def rabbitmq_settings(rabbitmq_url: str, tmp_path: Path) -> Settings:
+    """Settings for a test that needs RabbitMQ itself (it uses rabbitmqctl)."""
     return Settings(url=rabbitmq_url, url_source="test", data_dir=tmp_path)

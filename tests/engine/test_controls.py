@@ -56,7 +56,8 @@ async def test_scaling_changes_the_consumer_count_at_the_broker(settings: Settin
         assert len(engine.consumers("w")) == 1
 
 
-async def test_prefetch_changes_live_by_consuming_again(settings: Settings) -> None:
+async def test_prefetch_changes_live_by_consuming_again(rabbitmq_settings: Settings) -> None:
+    settings = rabbitmq_settings
     async with running(scenario(count=2, prefetch=1), settings) as (engine, w):
         queue = engine.topology.queue_name("jobs")
         assert broker_consumers(settings, queue) == [1, 1]

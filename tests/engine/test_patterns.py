@@ -176,7 +176,10 @@ async def test_trace_routing_matches_deliveries(settings: Settings) -> None:
         assert routed == delivered
 
 
-async def test_routing_is_inferred_and_says_so_without_tracing(settings: Settings, rabbitmq_url: str) -> None:
+async def test_routing_is_inferred_and_says_so_without_tracing(
+    rabbitmq_settings: Settings, rabbitmq_url: str
+) -> None:
+    settings = rabbitmq_settings
     from tests.support import rabbitmqctl
 
     vhost = "broker-sim-test-untraced"
