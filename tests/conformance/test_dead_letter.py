@@ -116,12 +116,11 @@ async def test_dead_lettered_twice_counts_in_one_entry(broker: BrokerUnderTest, 
         )
         await source.bind(dlx)
         await ch.default_exchange.publish(aio_pika.Message(b"loop"), routing_key=name)
-        for _ in range(2):
-            message = await source.get()
-            assert message is not None
-            await message.reject(requeue=False)
-        final = await source.get()
-        assert final is not None
+        inbox = await consume(source)
+        for seen in (1, 2):
+            await inbox.wait_for(seen)
+            await inbox.messages[-1].reject(requeue=False)
+        final = (await inbox.wait_for(3))[-1]
         deaths = final.headers["x-death"]
         assert isinstance(deaths, list) and len(deaths) == 1
         assert deaths[0]["count"] == 2 and deaths[0]["reason"] == "rejected"  # type: ignore[index]

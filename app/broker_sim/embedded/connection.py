@@ -187,8 +187,10 @@ class Connection(asyncio.Protocol):
     def _on_frame(self, kind: int, number: int, payload: bytes) -> None:
         if kind == FRAME_HEARTBEAT:
             if number != 0:
-                raise AMQPError(FRAME_ERROR, f"heartbeat frame on channel {number}")
+                raise AMQPError(UNEXPECTED_FRAME, f"type 8, heartbeat frame on channel {number}")
             return
+        if kind not in (FRAME_METHOD, FRAME_HEADER, FRAME_BODY):
+            raise AMQPError(FRAME_ERROR, f"type {kind}, unknown frame type")
         if self.state == CLOSING:
             if kind == FRAME_METHOD and number == 0:
                 self._on_connection_method(payload)
@@ -339,6 +341,13 @@ class Connection(asyncio.Protocol):
             )
         expected = self.broker.users.get(user)
         if expected is None or expected != password:
+            capabilities: Any = (method.client_properties or {}).get("capabilities")
+            if not (isinstance(capabilities, dict) and capabilities.get("authentication_failure_close")):
+                # Clients that did not ask to be told get the socket closed, as on RabbitMQ.
+                log.info("embedded broker: login refused for %r on %s", user, self.name)
+                self._abort()
+                self.state = CLOSED
+                return
             raise AMQPError(
                 ACCESS_REFUSED,
                 f"Login was refused using authentication mechanism {method.mechanism}. "
