@@ -80,3 +80,22 @@ def settings(broker_url: str, tmp_path: Path) -> Settings:
 def rabbitmq_settings(rabbitmq_url: str, tmp_path: Path) -> Settings:
     """Settings for a test that needs RabbitMQ itself (it uses rabbitmqctl)."""
     return Settings(url=rabbitmq_url, url_source="test", data_dir=tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _private_data_dir_and_logging(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Keep tests out of the user's data folder, and undo the CLI's logging setup after each test."""
+    import logging
+
+    monkeypatch.setenv("BROKER_SIM_DATA_DIR", str(tmp_path / "data"))
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+            handler.close()
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)

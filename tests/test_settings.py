@@ -73,3 +73,17 @@ def test_cli_refuses_a_bad_url_in_one_line_without_the_password(capsys: pytest.C
     assert main(["--url", "http://me:topsecret@host/", "run", "nothing.toml"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "topsecret" not in err and "amqp://" in err
+
+
+def test_logs_go_to_a_file_with_passwords_masked(tmp_path: Path) -> None:
+    import logging
+
+    from broker_sim.logs import configure_logging
+
+    path = configure_logging(tmp_path)
+    logging.getLogger("aiormq.connection").error("cannot reach %s", "amqp://user:hunter2@host:5672/")
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    text = path.read_text()
+    assert "amqp://user:****@host:5672/" in text
+    assert "hunter2" not in text

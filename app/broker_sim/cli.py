@@ -138,6 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokerUrlError as exc:
         print(f"broker-sim: {exc}", file=sys.stderr)
         return 2
+    from broker_sim.logs import configure_logging
+
+    configure_logging(settings.data_dir)
     if args.command == "export":
         return _export(args)
     if args.command == "run":

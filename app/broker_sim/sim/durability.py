@@ -1,0 +1,220 @@
+"""The durability lab: publish to three kinds of queue, restart the broker, count the survivors.
+
+Survivors are counted on a plain connection with passive declares (and by reading the message
+ids back, so duplicates show): a robust connection would re-declare a lost queue on reconnect
+and show it as present and empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import aio_pika
+import aiormq
+from aio_pika.abc import AbstractChannel, AbstractConnection
+
+from broker_sim.broker.handle import BrokerHandle
+from broker_sim.domain.urls import mask_url
+
+RECONNECT_LIMIT = 60.0
+
+
+@dataclass(frozen=True)
+class LabQueue:
+    """One side of the lab: a queue and the kind of messages it is fed."""
+
+    name: str
+    durable: bool
+    persistent: bool
+    label: str
+
+
+LAB_QUEUES = (
+    LabQueue("durable-persistent", True, True, "durable queue, persistent messages"),
+    LabQueue("durable-transient", True, False, "durable queue, transient messages"),
+    LabQueue("transient-queue", False, True, "non-durable queue, persistent messages"),
+)
+
+
+@dataclass
+class LabRow:
+    """Before/after figures of one lab queue."""
+
+    queue: LabQueue
+    published: int = 0
+    confirmed: int = 0
+    before: int | None = None
+    after: int | None = None
+    distinct_after: int = 0
+    queue_survived: bool = False
+
+    @property
+    def lost(self) -> int:
+        """Confirmed messages not there after the restart."""
+        return max(0, self.confirmed - self.distinct_after)
+
+    @property
+    def duplicated(self) -> int:
+        """Messages there more than once after the restart."""
+        return max(0, (self.after or 0) - self.distinct_after)
+
+    def verdict(self) -> str:
+        """Why the numbers are what they are, in plain words."""
+        q = self.queue
+        if not self.queue_survived:
+            return (
+                "the queue itself is gone: a non-durable queue is deleted when the broker stops, "
+                "so even persistent messages in it are lost"
+            )
+        if not q.persistent:
+            return (
+                "the queue survived but its messages did not: transient messages live in memory "
+                "only, a durable queue keeps its definition, not them"
+            )
+        if self.lost == 0:
+            return (
+                "everything confirmed survived: a durable queue and persistent messages, and a "
+                "confirm means the broker had it on disk"
+            )
+        return f"{self.lost} confirmed persistent messages are missing: that is a broker bug worth reporting"
+
+
+@dataclass
+class LabResult:
+    """A whole lab run."""
+
+    rows: list[LabRow] = field(default_factory=list)
+    restart_seconds: float = 0.0
+    crash: bool = False
+
+
+class DurabilityLab:
+    """Runs the lab against a broker broker-sim can restart (or one the user restarts)."""
+
+    def __init__(
+        self,
+        broker: BrokerHandle,
+        *,
+        prefix: str = "broker-sim.durability.",
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.broker = broker
+        self.prefix = prefix
+        self.progress = progress or (lambda text: None)
+        self.run_id = uuid.uuid4().hex[:8]
+
+    def _name(self, q: LabQueue) -> str:
+        return self.prefix + q.name
+
+    async def _connect(self, limit: float = RECONNECT_LIMIT) -> AbstractConnection:
+        """A plain (not robust) connection, retried until the broker answers."""
+        deadline = time.monotonic() + limit
+        while True:
+            try:
+                return await aio_pika.connect(self.broker.url, timeout=5)
+            except (OSError, aiormq.exceptions.AMQPError, TimeoutError):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+
+    async def publish(self, count: int) -> list[LabRow]:
+        """Start clean: declare and purge the queues, publish ``count`` to each with confirms."""
+        rows = [LabRow(q) for q in LAB_QUEUES]
+        conn = await self._connect(10)
+        try:
+            channel = await conn.channel(publisher_confirms=True)
+            for row in rows:
+                q = row.queue
+                with contextlib.suppress(aiormq.exceptions.ChannelClosed):
+                    await (await conn.channel()).queue_delete(self._name(q))
+                await channel.declare_queue(self._name(q), durable=q.durable)
+            for row in rows:
+                self.progress(f"publishing {count} to {row.queue.name}")
+                row.published, row.confirmed = await self._publish_confirmed(channel, row.queue, count)
+            for row in rows:
+                row.before = await self._depth(conn, row.queue)
+        finally:
+            await conn.close()
+        return rows
+
+    async def _publish_confirmed(self, channel: AbstractChannel, q: LabQueue, count: int) -> tuple[int, int]:
+        mode = aio_pika.DeliveryMode.PERSISTENT if q.persistent else aio_pika.DeliveryMode.NOT_PERSISTENT
+        confirmed = 0
+        for start in range(0, count, 100):
+            batch = [
+                channel.default_exchange.publish(
+                    aio_pika.Message(b"lab", message_id=f"{self.run_id}.{q.name}.{i}", delivery_mode=mode),
+                    self._name(q),
+                )
+                for i in range(start, min(count, start + 100))
+            ]
+            results = await asyncio.gather(*batch, return_exceptions=True)
+            confirmed += sum(1 for r in results if not isinstance(r, BaseException))
+        return count, confirmed
+
+    async def _depth(self, conn: AbstractConnection, q: LabQueue) -> int | None:
+        channel = await conn.channel()
+        try:
+            declared = await channel.declare_queue(self._name(q), passive=True)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            return None
+        count = declared.declaration_result.message_count
+        await channel.close()
+        return count
+
+    async def _ids(self, conn: AbstractConnection, q: LabQueue) -> set[str]:
+        """Read every message id without consuming: get them all, then close to requeue."""
+        channel = await conn.channel()
+        ids: set[str] = set()
+        try:
+            queue = await channel.declare_queue(self._name(q), passive=True)
+            while (message := await queue.get(no_ack=False, fail=False)) is not None:
+                ids.add(message.message_id or "")
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            return ids
+        finally:
+            with contextlib.suppress(aiormq.exceptions.AMQPError, RuntimeError):
+                await channel.close()
+        return ids
+
+    async def count_after(self, rows: list[LabRow]) -> None:
+        """Count what is there now, on a plain connection."""
+        conn = await self._connect()
+        try:
+            for row in rows:
+                row.after = await self._depth(conn, row.queue)
+                row.queue_survived = row.after is not None
+                row.distinct_after = len(await self._ids(conn, row.queue)) if row.after else 0
+        finally:
+            await conn.close()
+
+    async def run(self, count: int, *, crash: bool = False) -> LabResult:
+        """Publish, restart (broker-sim's own restart of this broker), count survivors."""
+        rows = await self.publish(count)
+        self.progress("restarting the broker" + (" (kill -9)" if crash else ""))
+        started = time.monotonic()
+        await self.broker.restart(crash=crash)
+        await (await self._connect()).close()
+        seconds = time.monotonic() - started
+        self.progress("counting survivors")
+        await self.count_after(rows)
+        return LabResult(rows, seconds, crash)
+
+    async def cleanup(self) -> None:
+        """Delete the lab's queues."""
+        conn = await self._connect(10)
+        try:
+            for q in LAB_QUEUES:
+                with contextlib.suppress(aiormq.exceptions.ChannelClosed):
+                    await (await conn.channel()).queue_delete(self._name(q))
+        finally:
+            await conn.close()
+
+    def describe_broker(self) -> str:
+        """The broker this lab restarts, safe to show."""
+        return f"{self.broker.kind} at {mask_url(self.broker.url)}"
