@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from broker_sim.broker.handle import BrokerHandle
+from broker_sim.broker.resolve import resolve_broker
 from broker_sim.domain.events import (
     ConnectionChanged,
     EngineProblem,
@@ -90,16 +92,18 @@ async def run_scenario(
     duration: float | None = None,
     speed: float = 1.0,
     err: TextIO | None = None,
+    broker: BrokerHandle | None = None,
 ) -> Report | None:
     """Run a scenario with its timeline, drain, and report; None when no broker answered."""
     err = err or sys.stderr
-    engine = Engine(scenario, settings)
+    engine = Engine(scenario, settings, broker=broker)
     tally, ledger = Tally(), Ledger()
     for subscriber in (tally, ledger, _narrator(err)):
         engine.bus.subscribe(subscriber)  # type: ignore[arg-type]
     length = duration or scenario.duration or DEFAULT_DURATION
     player = TimelinePlayer(engine, scenario)
-    print(f"broker-sim: {scenario.title!r} on {settings.masked_url}, {length:g} s at {speed:g}x", file=err)
+    where = f"{engine.broker.kind} at {engine.settings.masked_url}"
+    print(f"broker-sim: {scenario.title!r} on {where}, {length:g} s at {speed:g}x", file=err)
     await engine.start()
     try:
         try:
@@ -147,7 +151,15 @@ async def run_headless(
     if not 0.25 <= speed <= 10:
         print("broker-sim: --speed must be between 0.25 and 10", file=sys.stderr)
         return 2
-    report = await run_scenario(scenario, settings, duration=duration, speed=speed)
+    try:
+        broker = await resolve_broker(settings)
+    except (OSError, RuntimeError) as exc:  # a broker broker-sim was asked to start did not start
+        print(f"broker-sim: {exc}", file=sys.stderr)
+        return 1
+    try:
+        report = await run_scenario(scenario, settings, duration=duration, speed=speed, broker=broker)
+    finally:
+        await broker.close()
     if report is None:
         return 1
     print(format_report(scenario.title, report), file=out)

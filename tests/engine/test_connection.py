@@ -58,3 +58,26 @@ async def test_lost_connection_reconnects_and_resumes(rabbitmq_settings: Setting
         await w.until(lambda: w.tally.acked >= acked + 3, "traffic again after reconnecting")
         assert engine.connected
         assert w.of(QueueDepth)[-1].consumers == 1
+
+
+async def test_a_dropped_connection_comes_back_and_held_work_is_redelivered(settings: Settings) -> None:
+    from broker_sim.domain.events import Abandoned, Delivered
+    from broker_sim.domain.scenario import WorkSpec
+
+    slow = Scenario(
+        name="drop",
+        title="drop test",
+        queues=(QueueSpec("q"),),
+        producers=(ProducerSpec("p", "", rate=30, routing_keys=("q",)),),
+        consumers=(ConsumerGroupSpec("c", "q", prefetch=5, work=WorkSpec("delay", 0.2)),),
+    )
+    async with running(slow, settings) as (engine, w):
+        await w.until(lambda: engine.groups["c"].members[0].holding >= 2, "the consumer holds messages")
+        await engine.drop_connection()
+        await w.until(lambda: any(e.state == LinkState.BACK for e in w.of(ConnectionChanged)), "back")
+        held = {a.message_id for a in w.of(Abandoned)}
+        assert held
+        await w.until(
+            lambda: held <= {d.message_id for d in w.of(Delivered) if d.redelivered},
+            "held messages redelivered",
+        )

@@ -7,12 +7,24 @@ from typing import Literal
 
 from broker_sim.domain.scenario import HeaderValue
 
-Action = Literal["scale", "kill", "prefetch", "restart-broker", "burst", "publish", "pause", "resume", "rate"]
+Action = Literal[
+    "scale",
+    "kill",
+    "prefetch",
+    "restart-broker",
+    "drop-connection",
+    "burst",
+    "publish",
+    "pause",
+    "resume",
+    "rate",
+]
 ACTIONS: tuple[str, ...] = (
     "scale",
     "kill",
     "prefetch",
     "restart-broker",
+    "drop-connection",
     "burst",
     "publish",
     "pause",
@@ -25,6 +37,7 @@ STEP_FIELDS: dict[str, set[str]] = {  # the fields each action takes
     "kill": {"group", "consumer"},
     "prefetch": {"group", "prefetch"},
     "restart-broker": set(),
+    "drop-connection": set(),
     "burst": {"producer", "count"},
     "publish": {"exchange", "routing_key", "body", "headers", "persistent"},
     "pause": {"producer"},
@@ -109,6 +122,8 @@ class Step:
                 return f"{self.producer} rate {self.rate:g}/s"
             case "restart-broker":
                 return "restart the broker"
+            case "drop-connection":
+                return "drop the client's connection"
             case _:
                 return f"{self.action} {who}"
 

@@ -381,6 +381,9 @@ class Engine:
             case "publish":
                 mid = await self._publish_one(step)
                 done = f"published {mid}"
+            case "drop-connection":
+                await self._drop_connection()
+                done = "dropped the connection"
             case "restart-broker":
                 seconds = await self.restart_broker()
                 done = f"restarted the broker in {seconds:.1f} s"
@@ -452,6 +455,21 @@ class Engine:
         map_key = functools.partial(self.topology.routing_key, producer.spec.exchange)
         for start in range(0, count, WINDOW):
             await producer.publish_batch(exchange, map_key, min(WINDOW, count - start))
+
+    async def drop_connection(self) -> None:
+        """A fault: the client's connection goes away under the engine; it reconnects by itself.
+
+        Unacked messages go back to their queues (redelivered), unconfirmed publishes are
+        published again once the connection is back.
+        """
+        await self.apply(self._step("drop-connection"), "user")
+
+    async def _drop_connection(self) -> None:
+        if not self.connected or self._conn is None:
+            raise EngineError("not connected to the broker: nothing to drop")
+        # Closing it from our side fires the same close callbacks a network failure does, so the
+        # engine goes through lost → reconnecting → back exactly as it would then.
+        await self._conn.close()
 
     async def restart_broker(self, *, crash: bool = False) -> float:
         """Restart the broker where broker-sim knows how; returns the seconds it took.
