@@ -261,3 +261,11 @@ def test_export_is_rabbitmq_definitions(tmp_path: Path) -> None:
     rules = {b["destination"]: b["arguments"] for b in defs["bindings"]}
     assert rules["pdf-reports"] == {"x-match": "all", "format": "pdf", "type": "report"}
     assert all(b["vhost"] == "v" for b in defs["bindings"])
+
+
+def test_the_annotated_example_in_the_docs_is_a_valid_scenario() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "scenarios.md").read_text()
+    example = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    scenario = parse_scenario(example, "docs/scenarios.md")
+    assert [s.action for s in scenario.timeline] == ["burst", "kill", "restart-broker", "prefetch"]
+    assert len(scenario.bindings) == 2
