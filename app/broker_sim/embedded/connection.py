@@ -359,13 +359,20 @@ class Connection(asyncio.Protocol):
         self.send(method_frame(0, 10, 30, short(CHANNEL_MAX), long(FRAME_MAX), short(HEARTBEAT)))
 
     def _tuned(self, method: commands.Connection.TuneOk) -> None:
-        frame_max = method.frame_max or FRAME_MAX
+        frame_max = method.frame_max
+        if frame_max == 0 or method.channel_max == 0:
+            # "No limit" is more than this broker allows: RabbitMQ 3.10 refuses it too.
+            name = "frame_max" if frame_max == 0 else "channel_max"
+            limit = FRAME_MAX if frame_max == 0 else CHANNEL_MAX
+            raise AMQPError(
+                NOT_ALLOWED, f"negotiated {name} = 0 is higher than the maximum allowed value ({limit})"
+            )
         if frame_max < 4096:
             raise AMQPError(NOT_ALLOWED, f"frame_max={frame_max} < 4096 min size", (10, 31))
         if frame_max > FRAME_MAX:
             raise AMQPError(NOT_ALLOWED, f"frame_max={frame_max} > {FRAME_MAX} max size", (10, 31))
         self.frame_max = frame_max
-        self.channel_max = method.channel_max or CHANNEL_MAX
+        self.channel_max = method.channel_max
         self.heartbeat = method.heartbeat
         self.state = AWAIT_OPEN
         if self._timer is not None:
