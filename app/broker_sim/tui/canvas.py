@@ -91,9 +91,14 @@ class FlowCanvas(Widget):
     def _layout(self, width: int) -> Diagram:
         key = self._layout_key(width)
         if self._diagram is None or key != self._key:
+            old_height = None if self._diagram is None else self._diagram.height
             self._key = key
             self._diagram = lay_out(self.view.scenario, self.view.roster, self.view.fallen, width)
             self._stale = True
+            if old_height is not None and self._diagram.height != old_height:
+                # a consumer came or went and the picture changed height: ask for a new layout
+                # (after this render pass, not in the middle of it)
+                self.call_later(self.refresh, layout=True)
         return self._diagram
 
     # -- drawing ----------------------------------------------------------------------------------
@@ -101,8 +106,7 @@ class FlowCanvas(Widget):
     def redraw(self) -> None:
         """Figures or the roster changed: rebuild the still picture on the next frame."""
         self._stale = True
-        # a consumer came or went: the diagram's height may change, so ask for a new layout
-        self.refresh(layout=self._layout_key(self.size.width) != self._key)
+        self.refresh()
 
     def tokens_moved(self) -> None:
         """Only tokens moved: keep the background, redraw the overlay."""
