@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import aio_pika
 import aiormq.exceptions
@@ -79,3 +80,38 @@ async def test_a_second_broker_on_the_same_data_dir_is_refused(private_broker: E
     twin = EmbeddedBroker(private_broker.data_dir, password="x")
     with pytest.raises(BrokerStartError, match="another broker uses"):
         await twin.start()
+
+
+async def test_the_log_is_compacted_while_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the log outgrows what is live, it is rewritten in place; nothing live is lost."""
+    from broker_sim.embedded import store
+    from broker_sim.embedded.server import Server
+
+    monkeypatch.setattr(store, "COMPACT_SLACK", 20_000)
+    server = Server({"u": "p"}, port=0, data_dir=tmp_path)
+    await server.start()
+    url = f"amqp://u:p@127.0.0.1:{server.port}/"
+    try:
+        async with channel(url) as ch:
+            queue = await ch.declare_queue("churn", durable=True)
+            await _publish(ch, "", "churn", 10, persistent=True)  # these stay
+            for _ in range(5):
+                await _publish(ch, "", "churn", 200, persistent=True)
+                bodies = [await queue.get() for _ in range(210)]
+                for message in bodies[10:]:
+                    assert message is not None
+                    await message.ack()
+                for message in bodies[:10]:
+                    assert message is not None
+                    await message.nack(requeue=True)
+            await _publish(ch, "", "churn", 1, persistent=True)  # one more fsync after the last acks
+        size = (tmp_path / "store.log").stat().st_size
+        assert size < 20_000 + 2 * 11 * 100  # far less than the ~1,000 records appended
+    finally:
+        await server.stop()
+    restarted = Server({"u": "p"}, port=0, data_dir=tmp_path)
+    await restarted.start()
+    try:
+        assert restarted.recovered == 11
+    finally:
+        await restarted.stop()

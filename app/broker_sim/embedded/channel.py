@@ -3,7 +3,6 @@ exchanges and queues."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 from collections import deque
@@ -145,7 +144,7 @@ class Channel:
             )
         persisted = False
         if queues:
-            now = asyncio.get_running_loop().time()
+            now = self.connection.clock()
             for queue in queues:
                 persisted = broker.enqueue(queue, message, now) or persisted
         elif mandatory:
@@ -213,8 +212,7 @@ class Channel:
                 consumer.tag_wire,
                 tag,
                 entry.redelivered,
-                shortstr(message.exchange),
-                shortstr(message.routing_key),
+                message.wire_address(),
                 message.props,
                 message.body,
                 self.connection.frame_max,

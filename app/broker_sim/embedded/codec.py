@@ -113,20 +113,19 @@ def deliver_frames(
     consumer_tag: bytes,
     delivery_tag: int,
     redelivered: bool,
-    exchange: bytes,
-    routing_key: bytes,
+    address: bytes,
     props: bytes,
     body: bytes,
     frame_max: int,
 ) -> list[bytes]:
-    """Basic.Deliver and its content; ``consumer_tag``, ``exchange`` and ``routing_key`` pre-encoded."""
+    """Basic.Deliver and its content; ``consumer_tag`` and ``address`` (exchange and routing key)
+    pre-encoded."""
     method = (
         b"\x00\x3c\x00\x3c"
         + consumer_tag
         + _LONGLONG.pack(delivery_tag)
         + (b"\x01" if redelivered else b"\x00")
-        + exchange
-        + routing_key
+        + address
     )
     return [frame(FRAME_METHOD, channel, method), *content_frames(channel, props, body, frame_max)]
 

@@ -100,6 +100,7 @@ class Connection(asyncio.Protocol):
         self._flush_scheduled = False
         self._confirm_channels: dict[int, Channel] = {}
         self._loop = asyncio.get_running_loop()
+        self.clock = self._loop.time
         self._timer: asyncio.TimerHandle | None = None
         self._received_at = 0.0
         self._sent_at = 0.0

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from broker_sim.embedded.codec import CodecError, decode_properties, decode_table
+from broker_sim.embedded.codec import CodecError, decode_properties, decode_table, shortstr
 
 
 @dataclass(slots=True, eq=False)
@@ -23,6 +23,13 @@ class Message:
     expiration_ms: int | None = None
     _properties: dict[str, Any] | None = None
     _headers: dict[str, Any] | None = None
+    _wire: bytes | None = None
+
+    def wire_address(self) -> bytes:
+        """Exchange and routing key as encoded in Basic.Deliver (cached: a fanout delivers it many times)."""
+        if self._wire is None:
+            self._wire = shortstr(self.exchange) + shortstr(self.routing_key)
+        return self._wire
 
     @classmethod
     def published(cls, exchange: str, routing_key: str, props: bytes, body: bytes) -> Message:
@@ -176,13 +183,12 @@ class Queue:
         self._dispatching = True
         try:
             messages, consumers = self.messages, self.consumers
-            loop_time = asyncio.get_running_loop().time
             while messages and consumers:
                 consumer = self._pick()
                 if consumer is None:
                     return
                 entry = messages.popleft()
-                if entry.expires_at is not None and entry.expires_at <= loop_time():
+                if entry.expires_at is not None and entry.expires_at <= asyncio.get_running_loop().time():
                     self._dead(entry, "expired")
                     continue
                 consumer.channel.deliver(consumer, self, entry)
