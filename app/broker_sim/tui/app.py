@@ -70,6 +70,10 @@ class BrokerSimApp(App[None]):
             "a", "animation", "anim", tooltip="animation on / off (off: tokens jump, for slow terminals)"
         ),
         Binding("q", "quit", "quit", tooltip="stop the engines (they clean up) and quit"),
+        *(
+            Binding(str(n), f"show_tab({n - 1})", f"tab {n}", show=False, tooltip=f"pattern {n}")
+            for n in range(1, 10)
+        ),
     ]
 
     def __init__(self, settings: Settings, scenarios: list[Scenario], *, live: bool = True) -> None:
@@ -130,6 +134,11 @@ class BrokerSimApp(App[None]):
         nxt = self.tabs[(self.tabs.index(tab) + step) % len(self.tabs)]
         self.query_one(TabbedContent).active = f"pane-{nxt.scenario.name}"
 
+    def action_show_tab(self, index: int) -> None:
+        """Show the pattern with that number."""
+        if 0 <= index < len(self.tabs):
+            self.query_one(TabbedContent).active = f"pane-{self.tabs[index].scenario.name}"
+
     def action_next_tab(self) -> None:
         """Show the next pattern."""
         if isinstance(self.screen, HelpScreen | PublishForm):
@@ -159,7 +168,8 @@ class BrokerSimApp(App[None]):
         if isinstance(self.screen, HelpScreen):
             return
         tab = self.active_tab
-        bindings = [b for b in self.BINDINGS if isinstance(b, Binding)]
+        bindings = [b for b in self.BINDINGS if isinstance(b, Binding) and not b.key.isdigit()]
+        bindings.append(Binding("1-9", "", "", tooltip="show pattern 1…9"))
         self.push_screen(HelpScreen(bindings, tab.scenario if tab else None))
 
     def _group(self, tab: PatternTab) -> str | None:

@@ -8,6 +8,8 @@ rebuilt only when figures change, and each frame only overlays the tokens.
 
 from __future__ import annotations
 
+import textwrap
+
 from rich.segment import Segment
 from rich.style import Style
 from textual.geometry import Size
@@ -108,10 +110,11 @@ class FlowCanvas(Widget):
         self._stale = True
         self.refresh()
 
-    def tokens_moved(self) -> None:
-        """Only tokens moved: keep the background, redraw the overlay."""
+    def tokens_moved(self, *, repaint: bool = True) -> None:
+        """Only tokens moved: keep the background, redraw the overlay (now, or with the next paint)."""
         self._overlay = {}
-        self.refresh()
+        if repaint:
+            self.refresh()
 
     def notify_style_update(self) -> None:
         """The theme changed: styles are looked up again."""
@@ -218,9 +221,9 @@ class FlowCanvas(Widget):
                 box = diagram.boxes[start]
                 key = view.last_key.get(start[1], "")
                 if key and (start[1] != MANUAL or end[1] == view.tokens.exchange_of.get(MANUAL)):
-                    room = max(1, cells[-1][0] - box.right[0] - 7)
-                    for row, i in enumerate(range(0, min(len(key), 2 * room), room)):
-                        self._put((box.right[0] + 1, box.y + 1 + row), key[i : i + room], "label", room)
+                    room = max(4, cells[-1][0] - box.right[0] - 7)
+                    for row, line in enumerate(_wrap(key, room)):
+                        self._put((box.right[0] + 1, box.y + 1 + row), line, "label", room)
             elif start[0] == "x":
                 if start[1] == DEFAULT_EXCHANGE:
                     text = f"{end[1]} (implicit)"
@@ -234,10 +237,11 @@ class FlowCanvas(Widget):
                 row = cells[-1][1]
                 run = next((i + 1 for i in range(len(cells) - 1, -1, -1) if cells[i][1] != row), 0)
                 bus = cells[run][0]
-                room = max(1, cells[-1][0] - bus - 3)
-                self._put((bus + 2, row - 1), text[:room], "label", room)
-                if len(text) > room:
-                    self._put((bus + 2, row), f"{text[room : 2 * room - 2]} ", "label", room - 1)
+                room = max(4, cells[-1][0] - bus - 4)
+                lines = _wrap(text, room)
+                self._put((bus + 2, row - 1), lines[0], "label", room)
+                if len(lines) > 1:  # the rest on the arrow itself
+                    self._put((bus + 2, row), f" {lines[1]} ", "label", room)
 
     def _draw_box(self, box: Box) -> None:
         kind, name = box.station
@@ -279,7 +283,7 @@ class FlowCanvas(Widget):
         if fig.last_result.startswith("stored") and fig.last_message in view.previews:
             detail = f"stored {view.previews[fig.last_message]}"  # what this log server wrote
         elif fig.last_result:
-            detail = f"{_short(fig.last_message)} {fig.last_result} · {fig.last_work_ms:.0f} ms"
+            detail = f"{_short(fig.last_message)} {fig.last_work_ms:.0f} ms: {fig.last_result}"
         style = "selected" if group == self.selected_group else "consumer"
         return f"{marker} {name}  ✓ {fig.acked}{busy}", detail, style
 
@@ -316,6 +320,14 @@ class FlowCanvas(Widget):
         if start[0] == "p":
             return (box.right[0] + rank, box.y)
         return (box.x - 3 - rank, box.y + 1)
+
+
+def _wrap(text: str, room: int) -> list[str]:
+    """A label on at most two lines of ``room`` cells, broken between words where possible."""
+    lines = textwrap.wrap(text, room, break_on_hyphens=False) or [""]
+    if len(lines) > 2:
+        lines = [lines[0], textwrap.shorten(" ".join(lines[1:]), room, placeholder="…")]
+    return lines
 
 
 def _direction(a: Cell, b: Cell) -> int:

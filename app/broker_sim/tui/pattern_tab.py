@@ -7,7 +7,9 @@ frame. Controls run in workers too; an :class:`EngineError` becomes a notificati
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import importlib
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -119,9 +121,10 @@ class PatternTab(Vertical):
 
     @work(group="engine", exit_on_error=False)
     async def _start_engine(self) -> None:
-        from broker_sim.sim import Engine  # here, not at the top: aio_pika stays off the first frame
-
-        engine = Engine(self.scenario, self.settings)
+        # imported here, in a thread: aio_pika takes ~0.3 s to import and must not hold up the
+        # first frame or the event loop (an import inside a coroutine would block the loop)
+        sim = await asyncio.to_thread(importlib.import_module, "broker_sim.sim")
+        engine: Engine = sim.Engine(self.scenario, self.settings)
         for observer in self.observers:
             engine.bus.subscribe(observer)
         engine.bus.subscribe(self.bridge)
@@ -147,7 +150,9 @@ class PatternTab(Vertical):
         if not self.animating:
             self.view.tokens.settle()
         self._dirty = True
-        self.canvas.tokens_moved()
+        # the frame ticker (or, animation off, the figures timer) repaints: a burst of batches
+        # must not paint the canvas once per batch
+        self.canvas.tokens_moved(repaint=False)
         if redraw:
             self._redraw_figures(force=True)
 

@@ -88,6 +88,7 @@ class PublishForm(ModalScreen[str | None]):
     """A modal form; dismisses with the published message's id, or None when cancelled."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "cancel")]
+    AUTO_FOCUS = "#routing-key"
 
     def __init__(self, scenario: Scenario, draft: Draft, send: Send) -> None:
         super().__init__()

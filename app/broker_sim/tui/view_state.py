@@ -157,15 +157,16 @@ class ScenarioView:
                 self._say("consumer-down", f"{c} down: {why}")
             case PrefetchChanged(group=g, prefetch=n):
                 self.prefetch[g] = n
-                rule = "fair dispatch" if n == 1 else "unlimited: round robin up front" if n == 0 else ""
-                self._say("consumer", f"{g}: prefetch {n or 'unlimited'} {rule}")
+                rule = {1: "1: fair dispatch", 0: "unlimited: round robin up front"}.get(n, str(n))
+                self._say("consumer", f"{g}: prefetch {rule}")
             case ProducerState(producer=p, rate=rate, paused=paused):
                 self.rates[p], self.paused[p] = rate, paused
             case ConnectionChanged(state=state, detail=detail):
+                again = self.link is not None and (self.link.state, self.link.detail) == (state, detail)
                 self.link = event
                 if state in (LinkState.LOST, LinkState.CLOSED):
                     self.roster = {g: [] for g in self.roster}
-                if state not in (LinkState.CONNECTING, LinkState.RECONNECTING):
+                if state not in (LinkState.CONNECTING, LinkState.RECONNECTING) and not again:
                     self._say("link", f"broker {state}: {detail}")
             case TracingChanged():
                 self.tracing = event
