@@ -1,0 +1,154 @@
+"""How the TUI holds up: frame intervals and CPU while ~1,000 msg/s flow, and time to first frame.
+
+Not a test: it prints figures (put them in docs/tui.md). Everything runs in one process, as a user
+runs it: the app (headless driver, so the terminal's own speed does not count), the engine, its
+producer and consumers, all on one event loop, against a real broker.
+
+    uv run python benchmarks/tui_frames.py --url amqp://guest:guest@localhost:5672/broker-sim-bench
+
+A vhost whose name starts with ``broker-sim`` gets tracing turned on, as a user's would; pass
+``--no-trace`` to measure with routing inferred.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+
+from broker_sim.domain.scenario import (
+    BindingSpec,
+    ConsumerGroupSpec,
+    ExchangeSpec,
+    ProducerSpec,
+    QueueSpec,
+    Scenario,
+    WorkSpec,
+)
+from broker_sim.settings import Settings, load_settings
+
+FIRST_FRAME = """
+import time
+t0 = time.perf_counter()
+from broker_sim.settings import Settings
+from broker_sim.tui.app import make_app
+app = make_app(Settings(url={url!r}, url_source="benchmark"))
+def painted():
+    print(f"{{time.perf_counter() - t0:.3f}}", flush=True)
+    app.exit()
+app.call_after_refresh(painted)
+app.run(headless=True, size=(160, 44))
+"""
+
+
+def load_scenario(rate: float) -> Scenario:
+    """One direct exchange, one queue, two consumers with a deep prefetch: the flow is the load."""
+    return Scenario(
+        name="bench",
+        title="Benchmark",
+        description=f"{rate:g} msg/s through one queue",
+        exchanges=(ExchangeSpec("bench-x", "direct"),),
+        queues=(QueueSpec("bench-q"),),
+        bindings=(BindingSpec("bench-x", "bench-q", "k"),),
+        producers=(ProducerSpec("load", "bench-x", rate=rate, routing_keys=("k",)),),
+        consumers=(ConsumerGroupSpec("sink", "bench-q", count=2, prefetch=100, work=WorkSpec("delay", 0.0)),),
+    )
+
+
+def first_frame(url: str, runs: int) -> list[float]:
+    """Seconds from interpreter start of the app's code to its first painted frame (fresh process)."""
+    times = []
+    for _ in range(runs):
+        done = subprocess.run(
+            [sys.executable, "-c", FIRST_FRAME.format(url=url)], capture_output=True, text=True, check=True
+        )
+        times.append(float(done.stdout.strip().splitlines()[-1]))
+    return times
+
+
+async def under_load(settings: Settings, rate: float, seconds: float, animation: bool) -> dict[str, float]:
+    """Run the app with the load scenario; measure paints of the flow canvas, CPU and throughput."""
+    from broker_sim.tui.app import make_app
+
+    app = make_app(settings.with_(animation=animation), scenarios=[load_scenario(rate)])
+    tab = app.tabs[0]
+    paints: list[float] = []
+    draw = tab.canvas.render_line
+
+    def timed_render_line(y: int):  # type: ignore[no-untyped-def]
+        if y == 0:
+            paints.append(time.perf_counter())
+        return draw(y)
+
+    tab.canvas.render_line = timed_render_line  # type: ignore[method-assign]
+    result: dict[str, float] = {}
+    async with app.run_test(size=(160, 44)) as pilot:
+        while tab.view.tally.acked < rate:  # warm up: connected and a second's worth through
+            await pilot.pause(0.1)
+        paints.clear()
+        acked0, cpu0, wall0 = tab.view.tally.acked, time.process_time(), time.perf_counter()
+        await pilot.pause(seconds)
+        wall = time.perf_counter() - wall0
+        result["cpu_cores"] = (time.process_time() - cpu0) / wall
+        result["msg_per_s"] = (tab.view.tally.acked - acked0) / wall
+        intervals = [b - a for a, b in itertools.pairwise(paints)] or [wall]
+        result["fps"] = len(paints) / wall
+        result["frame_median_ms"] = statistics.median(intervals) * 1000
+        result["frame_p99_ms"] = sorted(intervals)[int(0.99 * (len(intervals) - 1))] * 1000
+        result["tokens"] = len(tab.view.tokens.tokens)
+        await app.stop_engines()
+    return result
+
+
+async def engine_alone(settings: Settings, rate: float, seconds: float) -> float:
+    """The same scenario without any UI: msg/s acked, for the ratio."""
+    from broker_sim.domain.tally import Tally
+    from broker_sim.sim import Engine
+
+    engine = Engine(load_scenario(rate), settings)
+    tally = Tally()
+    engine.bus.subscribe(tally)
+    await engine.start()
+    await engine.ready()
+    while tally.acked < rate:  # warm up (a benchmark may poll; tests may not)  # noqa: ASYNC110
+        await asyncio.sleep(0.1)
+    acked0, wall0 = tally.acked, time.perf_counter()
+    await asyncio.sleep(seconds)
+    rate_seen = (tally.acked - acked0) / (time.perf_counter() - wall0)
+    await engine.stop()
+    return rate_seen
+
+
+def main() -> None:
+    """Print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default=None)
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--no-trace", action="store_true")
+    args = parser.parse_args()
+    settings = load_settings(args.url, trace=False if args.no_trace else None)
+    settings = settings.with_(name_prefix=f"bench{uuid.uuid4().hex[:6]}.")
+    print(f"broker {settings.masked_url}, {args.rate:g} msg/s offered, {args.seconds:g} s per run")
+    ff = first_frame(settings.url, 5)
+    runs = ", ".join(f"{t:.2f}" for t in ff)
+    print(f"first frame: median {statistics.median(ff) * 1000:.0f} ms (runs: {runs} s)")
+    alone = asyncio.run(engine_alone(settings, args.rate, args.seconds))
+    print(f"engine alone, no UI: {alone:.0f} msg/s acked")
+    for animation in (True, False):
+        r = asyncio.run(under_load(settings, args.rate, args.seconds, animation))
+        print(
+            f"TUI animation {'on ' if animation else 'off'}: {r['msg_per_s']:.0f} msg/s acked "
+            f"({r['msg_per_s'] / alone:.2f} of engine alone), canvas {r['fps']:.1f} fps, "
+            f"frame interval median {r['frame_median_ms']:.1f} ms, p99 {r['frame_p99_ms']:.1f} ms, "
+            f"CPU {r['cpu_cores']:.2f} cores, {r['tokens']:.0f} tokens on screen"
+        )
+
+
+if __name__ == "__main__":
+    main()
