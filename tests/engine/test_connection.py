@@ -34,6 +34,7 @@ async def first_state(settings: Settings, state: LinkState) -> ConnectionChanged
 async def test_unreachable_says_what_was_tried_without_the_password(settings: Settings) -> None:
     event = await first_state(settings.with_(url="amqp://guest:s3cret@127.0.0.1:1/"), LinkState.UNREACHABLE)
     assert "127.0.0.1:1" in event.detail
+    assert "connection refused (nothing listens there)" in event.detail
     assert "docker compose up -d" in event.detail
     assert "s3cret" not in event.detail + event.url
 

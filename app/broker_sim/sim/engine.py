@@ -220,7 +220,7 @@ class Engine:
         )
         # Losing the observer silently would stop the routing picture: treat it as losing the broker.
         self._observer.close_callbacks.add(lambda *_, ev=self._lost: ev.set())
-        self._tracer = RouteTracer(self.topology, self.emit)
+        self._tracer = RouteTracer(self.topology, self.emit, own_prefix=f"{self.run_id}.")
         await self._tracer.start(self._observer)
         self.traced = await self._tracer.probe()
         if self.traced:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 from collections.abc import Callable
 
 import aio_pika
@@ -35,12 +36,19 @@ def explain_failure(url: str, source: str, exc: BaseException) -> tuple[LinkStat
     reason = str(exc) or type(exc).__name__
     if isinstance(exc, TimeoutError):
         reason = f"no answer within {CONNECT_TIMEOUT:.0f} s"
-    elif isinstance(exc, ConnectionRefusedError) or "refused" in reason.lower():
+    elif _refused(exc):
         reason = "connection refused (nothing listens there)"
     return LinkState.UNREACHABLE, (
         f"tried {mask_url(url)}{from_}: {reason[:120]}; start one with `docker compose up -d` "
         "or point at yours with --url"
     )
+
+
+def _refused(exc: BaseException) -> bool:
+    # aiormq wraps ConnectionRefusedError as AMQPConnectionError(111, "Connect call failed …").
+    if isinstance(exc, ConnectionRefusedError) or "refused" in str(exc).lower():
+        return True
+    return bool(exc.args) and exc.args[0] in (errno.ECONNREFUSED,)
 
 
 async def connect_with_retry(

@@ -41,9 +41,12 @@ class RouteTracer:
     the scenario's exchanges' ``publish.`` keys: consumers already see the deliveries.
     """
 
-    def __init__(self, topology: Topology, emit: Callable[[FlowEvent], None]) -> None:
+    def __init__(self, topology: Topology, emit: Callable[[FlowEvent], None], own_prefix: str = "") -> None:
         self.topology = topology
         self._emit = emit
+        # Others may publish to the same exchanges (the default exchange is shared by the whole
+        # vhost): only this engine's messages are reported, the picture is of this run.
+        self._own_prefix = own_prefix
         self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None
         self._probe_id = f"probe-{uuid.uuid4().hex[:12]}"
@@ -85,7 +88,7 @@ class RouteTracer:
         if message_id == self._probe_id:
             self._probe_seen.set()
             return
-        if not message_id:
+        if not message_id or not message_id.startswith(self._own_prefix):
             return
         routed = _as_list(headers.get("routed_queues"))
         keys = _as_list(headers.get("routing_keys"))
