@@ -51,6 +51,7 @@ class Consumer:
         self._worker: asyncio.Task[None] | None = None
         self._dead = False
         self._stopping = False
+        self._log_file = group.log_file(name)
 
     @property
     def busy(self) -> bool:
@@ -101,9 +102,7 @@ class Consumer:
             self.current = message
             started = time.perf_counter()
             try:
-                result = await perform(
-                    spec.work, message.body, self.group.log_file(self.name), self.group.speed
-                )
+                result = await perform(spec.work, message.body, self._log_file, self.group.speed)
                 failed = ""
             except Exception as exc:  # a job the work cannot do is rejected, not fatal to the worker
                 result, failed = "", f"{type(exc).__name__}: {exc}"
@@ -122,8 +121,10 @@ class Consumer:
         try:
             if failed:
                 await message.reject(requeue=False)
-            else:
-                await message.ack()
+            elif message.delivery_tag is not None:
+                # Don't wait for the socket to drain: the next job can start while the ack is
+                # written (what message.ack() waits for costs 10-20 us a message here).
+                await message.channel.basic_ack(message.delivery_tag, wait=False)
         except ChannelError as exc:
             log.info("consumer %s could not settle %s: %s", self.name, mid, exc)
             return
