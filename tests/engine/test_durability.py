@@ -13,7 +13,7 @@ import pytest
 
 from broker_sim.broker.handle import BrokerHandle, EmbeddedHandle, LocalNodeHandle
 from broker_sim.broker.local_node import find_rabbit_bin
-from broker_sim.domain.events import Acked, BrokerRestarted, ConnectionChanged, LinkState
+from broker_sim.domain.events import Acked, BrokerRestarted, ConnectionChanged, LinkState, TracingChanged
 from broker_sim.domain.ledger import Ledger
 from broker_sim.domain.scenario import ConsumerGroupSpec, ProducerSpec, QueueSpec, Scenario, WorkSpec
 from broker_sim.settings import Settings
@@ -114,6 +114,8 @@ async def test_ten_restarts_under_load_lose_no_confirmed_message(
         f"median {sorted(back_after)[5]:.2f} s, max {max(back_after):.2f} s"
     )
     assert len(w.of(BrokerRestarted)) == 10
+    # A restarted RabbitMQ node forgets its tracing flag: broker-sim turned it on again each time.
+    assert [e.traced for e in w.of(TracingChanged)] == [True] * 11
     assert confirmed > 1000
     assert lost == 0
     assert any(a.message_id for a in w.of(Acked))
