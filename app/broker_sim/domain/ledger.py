@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from broker_sim.domain.events import Abandoned, Acked, Confirmed, FlowEvent, Published, Returned, Routed
 
-DUPLICATE_WINDOW = 100_000
+DUPLICATE_WINDOW = 50_000
 """Settled message ids remembered to spot duplicates."""
 LATENCY_SAMPLES = 10_000
 """Most recent publish-to-ack latencies kept for percentiles."""

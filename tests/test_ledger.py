@@ -1,0 +1,100 @@
+"""The ledger joins a message's events: settled, lost, duplicated, latency — in bounded memory."""
+
+from __future__ import annotations
+
+import pytest
+
+from broker_sim.domain import ledger as ledger_module
+from broker_sim.domain.events import Abandoned, Acked, Confirmed, Published, QueueDepth, Returned, Routed
+from broker_sim.domain.ledger import Ledger
+from broker_sim.domain.report import build_report
+from broker_sim.domain.scenario import QueueSpec, Scenario
+from broker_sim.domain.tally import Tally
+from broker_sim.domain.timeline import Expectation
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def trip(ledger: Ledger, mid: str, queues: tuple[str, ...], acked: tuple[str, ...]) -> None:
+    for event in (Published(mid, "p", "x", "k"), Confirmed(mid, "p"), Routed(mid, "x", "k", queues, "trace")):
+        ledger(event)
+    for q in acked:
+        ledger(Acked(mid, q, "c", 1.0))
+
+
+def test_a_message_settles_once_every_routed_queue_acked_it() -> None:
+    ledger = Ledger()
+    trip(ledger, "m1", ("a", "b"), ("a",))
+    assert ledger.unsettled("b") == 1 and ledger.unsettled("a") == 0
+    ledger(Acked("m1", "b", "c", 1.0))
+    assert ledger.open == {} and "m1" in ledger.settled
+
+
+def test_an_ack_after_settling_is_a_duplicate() -> None:
+    ledger = Ledger()
+    trip(ledger, "m1", ("a",), ("a", "a"))
+    ledger(Acked("m1", "a", "c", 1.0))
+    assert ledger.duplicates["a"] == 2
+
+
+def test_returned_and_auto_ack_losses() -> None:
+    ledger = Ledger()
+    ledger(Published("r", "p", "x", "nope"))
+    ledger(Returned("r", "p", "x", "nope", "NO_ROUTE"))
+    trip(ledger, "m", ("q",), ())
+    ledger(Abandoned("m", "q", "c", redelivered=False))
+    assert ledger.open == {} and ledger.lost_on_delivery["q"] == 1
+
+
+def test_the_duplicate_window_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ledger_module, "DUPLICATE_WINDOW", 3)
+    ledger = Ledger()
+    for i in range(10):
+        trip(ledger, f"m{i}", ("q",), ("q",))
+    assert list(ledger.settled) == ["m7", "m8", "m9"]
+
+
+def test_latency_percentiles_from_publish_to_ack() -> None:
+    clock = Clock()
+    ledger = Ledger(clock=clock)
+    for i in range(100):
+        clock.now = float(i)
+        ledger(Published(f"m{i}", "p", "x", "k"))
+        clock.now = i + (i + 1) / 1000  # m{i} takes (i + 1) ms
+        ledger(Acked(f"m{i}", "q", "c", 1.0))
+    assert ledger.latency_percentile(50) is not None
+    assert round(ledger.latency_percentile(50) or 0) == 51
+    assert round(ledger.latency_percentile(99) or 0) == 99
+
+
+def test_report_counts_lost_as_routed_but_neither_acked_nor_waiting() -> None:
+    scenario = Scenario(
+        "s",
+        "S",
+        queues=(QueueSpec("q"),),
+        expectations=(Expectation("lost", equals=0), Expectation("acked", queue="q", at_least=1)),
+    )
+    tally, ledger = Tally(), Ledger()
+
+    def both(event: object) -> None:
+        tally(event)  # type: ignore[arg-type]
+        ledger(event)  # type: ignore[arg-type]
+
+    for i in range(5):
+        for event in (
+            Published(f"m{i}", "p", "x", "k"),
+            Confirmed(f"m{i}", "p"),
+            Routed(f"m{i}", "x", "k", ("q",), "trace"),
+        ):
+            both(event)
+    both(Acked("m0", "q", "c", 1.0))
+    both(QueueDepth("q", ready=3, unacked=0, consumers=1))
+    report = build_report(scenario, tally, ledger)
+    assert report.queues["q"].lost == 1  # 4 unacked, 3 still waiting in the queue
+    assert [v.passed for v in report.verdicts] == [False, True]
