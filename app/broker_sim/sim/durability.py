@@ -93,38 +93,52 @@ class LabResult:
     crash: bool = False
 
 
+async def connect_plain(url: str, limit: float | None = RECONNECT_LIMIT) -> AbstractConnection:
+    """A plain (not robust) connection, retried until the broker answers (``limit`` None: forever)."""
+    deadline = None if limit is None else time.monotonic() + limit
+    while True:
+        try:
+            connection: AbstractConnection = await aio_pika.connect(url, timeout=5)
+            return connection
+        except (OSError, aiormq.exceptions.AMQPError, TimeoutError):
+            if deadline is not None and time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+Progress = Callable[[str, str], None]
+"""Told each step of a lab run: its phase (publish, restart, count) and what happens, in words."""
+
+
 class DurabilityLab:
-    """Runs the lab against a broker broker-sim can restart (or one the user restarts)."""
+    """Runs the lab against a broker broker-sim can restart (or one the user restarts).
+
+    ``queues`` may leave one out: a broker may refuse the non-durable one (RabbitMQ 4.3+).
+    """
 
     def __init__(
         self,
         broker: BrokerHandle,
         *,
+        queues: tuple[LabQueue, ...] = LAB_QUEUES,
         prefix: str = "broker-sim.durability.",
-        progress: Callable[[str], None] | None = None,
+        progress: Progress | None = None,
     ) -> None:
         self.broker = broker
+        self.queues = queues
         self.prefix = prefix
-        self.progress = progress or (lambda text: None)
+        self.progress = progress or (lambda phase, text: None)
         self.run_id = uuid.uuid4().hex[:8]
 
     def _name(self, q: LabQueue) -> str:
         return self.prefix + q.name
 
-    async def _connect(self, limit: float = RECONNECT_LIMIT) -> AbstractConnection:
-        """A plain (not robust) connection, retried until the broker answers."""
-        deadline = time.monotonic() + limit
-        while True:
-            try:
-                return await aio_pika.connect(self.broker.url, timeout=5)
-            except (OSError, aiormq.exceptions.AMQPError, TimeoutError):
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.2)
+    async def _connect(self, limit: float | None = RECONNECT_LIMIT) -> AbstractConnection:
+        return await connect_plain(self.broker.url, limit)
 
     async def publish(self, count: int) -> list[LabRow]:
         """Start clean: declare and purge the queues, publish ``count`` to each with confirms."""
-        rows = [LabRow(q) for q in LAB_QUEUES]
+        rows = [LabRow(q) for q in self.queues]
         conn = await self._connect(10)
         try:
             channel = await conn.channel(publisher_confirms=True)
@@ -134,7 +148,7 @@ class DurabilityLab:
                     await (await conn.channel()).queue_delete(self._name(q))
                 await channel.declare_queue(self._name(q), durable=q.durable)
             for row in rows:
-                self.progress(f"publishing {count} to {row.queue.name}")
+                self.progress("publish", f"publishing {count} to {row.queue.name}")
                 row.published, row.confirmed = await self._publish_confirmed(channel, row.queue, count)
             for row in rows:
                 row.before = await self._depth(conn, row.queue)
@@ -196,12 +210,12 @@ class DurabilityLab:
     async def run(self, count: int, *, crash: bool = False) -> LabResult:
         """Publish, restart (broker-sim's own restart of this broker), count survivors."""
         rows = await self.publish(count)
-        self.progress("restarting the broker" + (" (kill -9)" if crash else ""))
+        self.progress("restart", "restarting the broker" + (" (kill -9)" if crash else ""))
         started = time.monotonic()
         await self.broker.restart(crash=crash)
-        await (await self._connect()).close()
+        await (await self._connect(None)).close()
         seconds = time.monotonic() - started
-        self.progress("counting survivors")
+        self.progress("count", "counting survivors on a plain connection (passive declares)")
         await self.count_after(rows)
         return LabResult(rows, seconds, crash)
 

@@ -18,7 +18,7 @@ import aio_pika
 import aiormq
 
 from broker_sim.broker.handle import BrokerHandle, RestartUnavailable
-from broker_sim.sim.durability import LAB_QUEUES, DurabilityLab, LabQueue, LabResult, LabRow
+from broker_sim.sim.durability import LAB_QUEUES, DurabilityLab, LabResult, connect_plain
 from broker_sim.sim.link import explain_failure
 
 ANSWER_POLL = 0.2
@@ -44,40 +44,6 @@ class LabReport:
     """Lab queue name → why the broker would not declare it (nothing was published there)."""
 
 
-class _SelectedLab(DurabilityLab):
-    """The lab over a chosen subset of its queues (a broker may refuse the non-durable one)."""
-
-    def __init__(
-        self,
-        broker: BrokerHandle,
-        queues: tuple[LabQueue, ...],
-        *,
-        prefix: str,
-        progress: Callable[[str], None],
-    ) -> None:
-        super().__init__(broker, prefix=prefix, progress=progress)
-        self.queues = queues
-
-    async def publish(self, count: int) -> list[LabRow]:
-        """As :meth:`DurabilityLab.publish`, over :attr:`queues` only."""
-        rows = [LabRow(q) for q in self.queues]
-        conn = await self._connect(10)
-        try:
-            channel = await conn.channel(publisher_confirms=True)
-            for row in rows:
-                with contextlib.suppress(aiormq.exceptions.ChannelClosed):
-                    await (await conn.channel()).queue_delete(self._name(row.queue))
-                await channel.declare_queue(self._name(row.queue), durable=row.queue.durable)
-            for row in rows:
-                self.progress(f"publishing {count} to {row.queue.name}")
-                row.published, row.confirmed = await self._publish_confirmed(channel, row.queue, count)
-            for row in rows:
-                row.before = await self._depth(conn, row.queue)
-        finally:
-            await conn.close()
-        return rows
-
-
 class LabRunner:
     """Runs the lab against one broker and reports each step through ``on_step``."""
 
@@ -89,7 +55,7 @@ class LabRunner:
     def _step(self, phase: str, text: str) -> None:
         self.on_step(LabStep(phase, text))
 
-    async def _lab(self) -> tuple[_SelectedLab, dict[str, str]]:
+    async def _lab(self) -> tuple[DurabilityLab, dict[str, str]]:
         refused: dict[str, str] = {}
         for q in LAB_QUEUES:
             if not q.durable:
@@ -97,12 +63,7 @@ class LabRunner:
                 if why:
                     refused[q.name] = why
         queues = tuple(q for q in LAB_QUEUES if q.name not in refused)
-        lab = _SelectedLab(
-            self.broker,
-            queues,
-            prefix=self.prefix,
-            progress=lambda text: self._step("publish", text),
-        )
+        lab = DurabilityLab(self.broker, queues=queues, prefix=self.prefix, progress=self._step)
         return lab, refused
 
     async def _refuses_transient_queue(self, name: str) -> str:
@@ -127,40 +88,17 @@ class LabRunner:
             with contextlib.suppress(aiormq.exceptions.AMQPError, RuntimeError, OSError):
                 await conn.close()
 
-    async def _connect(self, limit: float) -> aio_pika.abc.AbstractConnection:
-        """A plain connection, retried until the broker answers or ``limit`` seconds pass."""
-        deadline = time.monotonic() + limit
-        while True:
-            try:
-                return await aio_pika.connect(self.broker.url, timeout=CONNECT_TIMEOUT)
-            except (OSError, aiormq.exceptions.AMQPError, TimeoutError):
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(ANSWER_POLL)
+    async def _connect(self, limit: float | None) -> aio_pika.abc.AbstractConnection:
+        return await connect_plain(self.broker.url, limit)
 
     async def _until_answering(self) -> None:
         """Wait, for as long as it takes (the caller can cancel), until the broker answers."""
-        while True:
-            try:
-                conn = await aio_pika.connect(self.broker.url, timeout=CONNECT_TIMEOUT)
-            except (OSError, aiormq.exceptions.AMQPError, TimeoutError):
-                await asyncio.sleep(ANSWER_POLL)
-                continue
-            await conn.close()
-            return
+        await (await self._connect(None)).close()
 
     async def run(self, count: int, *, crash: bool = False) -> LabReport:
         """Publish ``count`` to each queue, let broker-sim restart the broker, count survivors."""
         lab, refused = await self._lab()
-        rows = await lab.publish(count)
-        self._step("restart", "restarting the broker" + (" (kill -9)" if crash else ""))
-        started = time.monotonic()
-        await self.broker.restart(crash=crash)
-        await self._until_answering()
-        seconds = time.monotonic() - started
-        self._step("count", "counting survivors on a plain connection (passive declares)")
-        await lab.count_after(rows)
-        return LabReport(LabResult(rows, seconds, crash), refused=refused)
+        return LabReport(await lab.run(count, crash=crash), refused=refused)
 
     async def run_by_hand(self, count: int) -> LabReport:
         """Publish, then wait for the user to restart the broker (seen as our connection dropping),
