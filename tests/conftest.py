@@ -7,7 +7,6 @@ need RabbitMQ's own tools (rabbitmqctl) take ``rabbitmq_settings`` instead.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,14 +15,7 @@ import pytest
 
 from broker_sim.domain.urls import parse_url, with_vhost
 from broker_sim.settings import Settings
-from tests.support import rabbitmqctl, test_url, unreachable_reason
-
-
-def _missing_broker(reason: str) -> None:
-    # In CI a missing RabbitMQ is a failure; on a laptop, a visible skip.
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"RabbitMQ is required in CI: {reason}")
-    pytest.skip(f"RabbitMQ not reachable: {reason}")
+from tests.support import missing_rabbitmq, rabbitmqctl, test_url, unreachable_reason
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +27,7 @@ def rabbitmq_url() -> Iterator[str]:
     url = test_url()
     reason = unreachable_reason(url)
     if reason:
-        _missing_broker(reason)
+        missing_rabbitmq(reason)
     vhost = f"broker-sim-test-{uuid.uuid4().hex[:8]}"
     user = parse_url(url).user
     try:
@@ -43,7 +35,7 @@ def rabbitmq_url() -> Iterator[str]:
         rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
         rabbitmqctl("trace_on", "-p", vhost)
     except RuntimeError as exc:
-        _missing_broker(f"cannot make a test vhost with rabbitmqctl ({exc})")
+        missing_rabbitmq(f"cannot make a test vhost with rabbitmqctl ({exc})")
     try:
         yield with_vhost(url, vhost)
     finally:

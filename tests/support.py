@@ -28,6 +28,15 @@ def test_url() -> str:
     return os.environ.get("BROKER_SIM_TEST_URL", DEFAULT_TEST_URL)
 
 
+def missing_rabbitmq(reason: str) -> None:
+    """A test that needs RabbitMQ without one: a failure in CI (CI=true), a visible skip elsewhere."""
+    import pytest
+
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"RabbitMQ is required in CI: {reason}")
+    pytest.skip(f"RabbitMQ not available: {reason}")
+
+
 def unreachable_reason(url: str) -> str | None:
     """Why nothing answers at the URL's host and port, or None when something does."""
     address = parse_url(url)

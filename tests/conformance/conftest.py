@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from urllib.parse import quote, unquote, urlsplit
 import pytest
 
 from broker_sim.embedded.launch import EmbeddedBroker
-from tests.support import rabbitmqctl, test_url, unreachable_reason
+from tests.support import missing_rabbitmq, rabbitmqctl, test_url, unreachable_reason
 
 
 @dataclass(frozen=True)
@@ -27,12 +26,6 @@ class BrokerUnderTest:
     user: str
     password: str
     vhost: str
-
-
-def _missing(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"RabbitMQ is required in CI: {reason}")
-    pytest.skip(f"RabbitMQ not reachable: {reason}")
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +45,7 @@ def rabbitmq_target() -> Iterator[BrokerUnderTest]:
     url = test_url()
     reason = unreachable_reason(url)
     if reason:
-        _missing(reason)
+        missing_rabbitmq(reason)
     address = urlsplit(url)
     user, password = unquote(address.username or "guest"), unquote(address.password or "guest")
     host, port = address.hostname or "127.0.0.1", address.port or 5672
@@ -62,7 +55,7 @@ def rabbitmq_target() -> Iterator[BrokerUnderTest]:
         rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
         rabbitmqctl("trace_on", "-p", vhost)
     except RuntimeError as exc:
-        _missing(f"cannot make a vhost with rabbitmqctl ({exc})")
+        missing_rabbitmq(f"cannot make a vhost with rabbitmqctl ({exc})")
     try:
         yield BrokerUnderTest(
             "rabbitmq",

@@ -19,7 +19,7 @@ from broker_sim.domain.scenario import ConsumerGroupSpec, ProducerSpec, QueueSpe
 from broker_sim.settings import Settings
 from broker_sim.sim import Engine
 from broker_sim.sim.durability import DurabilityLab
-from tests.support import Watcher
+from tests.support import Watcher, missing_rabbitmq
 
 
 @pytest.fixture(params=["embedded", "local node"])
@@ -30,7 +30,7 @@ async def private_broker(request: pytest.FixtureRequest, tmp_path: Path) -> Asyn
         handle = EmbeddedHandle(tmp_path / "embedded")
     else:
         if find_rabbit_bin() is None:
-            pytest.fail("rabbitmq-server is not installed: the durability tests need a private node")
+            missing_rabbitmq("rabbitmq-server is not installed: a private node needs it")
         handle = LocalNodeHandle(tmp_path)
     await handle.start()
     try:

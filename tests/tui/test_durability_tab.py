@@ -27,6 +27,7 @@ from broker_sim.resources import styles_dir
 from broker_sim.sim.durability import LAB_QUEUES, LabResult, LabRow
 from broker_sim.sim.lab_runner import LabReport, LabRunner
 from broker_sim.tui.durability_tab import MAX_COUNT, DurabilityTab, RestartConfirm
+from tests.support import missing_rabbitmq
 
 SIZE = (140, 40)
 DEADLINE = 60.0
@@ -179,7 +180,7 @@ async def private_broker(request: pytest.FixtureRequest, tmp_path: Path) -> Asyn
         handle = EmbeddedHandle(tmp_path / "embedded")
     else:
         if find_rabbit_bin() is None:
-            pytest.fail("rabbitmq-server is not installed: the durability tests need a private node")
+            missing_rabbitmq("rabbitmq-server is not installed: a private node needs it")
         handle = LocalNodeHandle(tmp_path)
     await handle.start()
     try:
