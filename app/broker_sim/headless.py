@@ -85,6 +85,15 @@ async def _drain(engine: Engine, tally: Tally, err: TextIO) -> None:
     await engine.refresh_depths()  # so the report's ready counts are current
 
 
+async def settle(engine: Engine, tally: Tally, err: TextIO | None = None) -> None:
+    """The end of a story: producers finish their counts, then the flow drains (what a report needs).
+
+    The TUI's replay ends the same way, so its verdicts are the headless run's.
+    """
+    await _finish_counts(engine)
+    await _drain(engine, tally, err or sys.stderr)
+
+
 async def run_scenario(
     scenario: Scenario,
     settings: Settings,
@@ -125,8 +134,7 @@ async def run_scenario(
             await asyncio.sleep(0.2)
         await player.cancel(play)
         print(f"\r[{'#' * 30}] {length:g}/{length:g} s, draining…", file=err)
-        await _finish_counts(engine)
-        await _drain(engine, tally, err)
+        await settle(engine, tally, err)
         return build_report(scenario, tally, ledger)
     finally:
         await engine.stop()
