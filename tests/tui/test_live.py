@@ -115,6 +115,8 @@ async def test_plus_and_minus_change_the_consumers_on_screen_and_at_the_broker(s
 
     async with showing(settings, "work-queue") as (_app, tab, w, pilot):
         await w.until(at_broker(3), "the broker counts 3 consumers")
+        # a scale pressed while the engine is still attaching only sets the target for the next connect
+        await w.until(lambda: tab.engine is not None and tab.engine.connected, "the engine connected")
         await pilot.press("plus")
         await w.until(at_broker(4), "the broker counts 4 consumers")
         await until_screen(pilot, lambda: len(tab.view.roster["worker"]) == 4, "4 workers on screen")

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import ClassVar
+import importlib
+import time
+from typing import TYPE_CHECKING, ClassVar
 
-from textual import on
+from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.widgets import Footer, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
@@ -19,14 +22,28 @@ from broker_sim.domain.scenario import Scenario
 from broker_sim.domain.scenario_file import ScenarioError, load_scenarios
 from broker_sim.resources import builtin_scenarios_dir, styles_dir
 from broker_sim.settings import Settings
+from broker_sim.tui.broker_choice import (
+    BrokerChoice,
+    BrokerChosen,
+    BrokerFailed,
+    BrokerProgress,
+    choose_broker,
+)
 from broker_sim.tui.header import BrokerHeader
-from broker_sim.tui.help import HelpScreen
 from broker_sim.tui.pattern_tab import PatternTab, ViewChanged
 from broker_sim.tui.publish_form import Draft, PublishForm
+from broker_sim.tui.restart import ConfirmRestart, ManualRestart
+
+if TYPE_CHECKING:
+    from broker_sim.broker.handle import BrokerHandle
 
 STOP_GRACE = 5.0
 """Seconds each engine gets to clean up on quit before the app leaves anyway."""
 STYLESHEETS = ("app.tcss", "flow.tcss", "forms.tcss")
+HEADER_HZ = 4
+"""While the broker is away, the header's elapsed time moves this often."""
+UPLOAD_SCENARIO = "work-queue"
+"""The tab whose main server takes uploads with ``--api-port``."""
 
 
 class BrokerSimApp(App[None]):
@@ -69,6 +86,37 @@ class BrokerSimApp(App[None]):
         Binding(
             "a", "animation", "anim", tooltip="animation on / off (off: tokens jump, for slow terminals)"
         ),
+        Binding(
+            "R", "restart_broker", "restart", tooltip="restart the broker (asks first where others use it)"
+        ),
+        Binding(
+            "X",
+            "restart_broker(True)",
+            "crash",
+            tooltip="crash the broker (kill -9) and start it again: brokers broker-sim started",
+        ),
+        Binding(
+            "D", "drop_connection", "drop", tooltip="drop the client's connection: it reconnects by itself"
+        ),
+        Binding("P", "play_story", "play", tooltip="play this tab's story (its timeline) from the beginning"),
+        Binding("p", "pause_story", "pause story", show=False, tooltip="pause / resume the story"),
+        Binding(
+            "less_than_sign",
+            "story_speed(-1)",
+            "slower",
+            key_display="<",
+            show=False,
+            tooltip="story slower (0.25x 0.5x 1x 2x 4x 10x)",
+        ),
+        Binding(
+            "greater_than_sign",
+            "story_speed(1)",
+            "faster",
+            key_display=">",
+            show=False,
+            tooltip="story faster",
+        ),
+        Binding("S", "save_session", "save", tooltip="save this tab's session as a scenario file"),
         Binding("q", "quit", "quit", tooltip="stop the engines (they clean up) and quit"),
         *(
             Binding(str(n), f"show_tab({n - 1})", f"tab {n}", show=False, tooltip=f"pattern {n}")
@@ -76,36 +124,106 @@ class BrokerSimApp(App[None]):
         ),
     ]
 
-    def __init__(self, settings: Settings, scenarios: list[Scenario], *, live: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        scenarios: list[Scenario],
+        *,
+        live: bool = True,
+        broker: BrokerHandle | None = None,
+    ) -> None:
         super().__init__(css_path=[styles_dir() / name for name in STYLESHEETS])
         self.settings = settings
         self.scenarios = scenarios
         self.live = live
         self.tabs = [PatternTab(s, settings, live=live) for s in scenarios]
+        self.broker: BrokerHandle | None = broker
+        self.header = BrokerHeader(settings)
+        self.patterns = TabbedContent(id="patterns")
+        """Held here: ``query_one`` from the app searches the screen on top (a dialog, say)."""
+        """The broker every engine runs on, once found or started (or the one given)."""
+        self._owns_broker = broker is None
         self._drafts: dict[str, Draft] = {}
         self._stopping = False
+        self._restart: Worker[None] | None = None
+        if settings.api_port is not None:
+            desk = next((t for t in self.tabs if t.scenario.name == UPLOAD_SCENARIO), None)
+            if desk is not None and desk.scenario.producers:
+                desk.upload_port = settings.api_port
 
     def compose(self) -> ComposeResult:
         """Header, one tab per scenario, footer."""
-        yield BrokerHeader(self.settings)
-        with TabbedContent(id="patterns"):
+        yield self.header
+        with self.patterns:
             for i, tab in enumerate(self.tabs, 1):
                 with TabPane(f"{i} {tab.scenario.title}", id=f"pane-{tab.scenario.name}"):
                     yield tab
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        """Show the first tab's state in the header, and keep it current."""
+        """Show the first tab, find or start the broker (in a worker), keep the header current."""
         if self.tabs:
             self.tabs[0].activate()
+        header = self.header
+        if not self.live:
+            header.recorded()
+        elif self.broker is not None:
+            self.post_message(BrokerChosen(BrokerChoice(self.broker)))
+        else:
+            self._choose_broker()
+        self.set_interval(1 / HEADER_HZ, self._tick_header)
         self._update_header()
+        self.call_after_refresh(self._warm_up_help)
+
+    @work(thread=True, group="warm-up", exit_on_error=False)
+    def _warm_up_help(self) -> None:
+        importlib.import_module("broker_sim.tui.help")
+
+    # -- the broker -------------------------------------------------------------------------------
+
+    @work(group="broker", exit_on_error=False)
+    async def _choose_broker(self) -> None:
+        try:
+            choice = await choose_broker(self.settings, self._say_progress)
+        except (OSError, RuntimeError) as exc:
+            self.post_message(BrokerFailed(_words(exc)))
+            return
+        self.post_message(BrokerChosen(choice))
+
+    def _say_progress(self, words: str) -> None:
+        self.post_message(BrokerProgress(words))
+
+    @on(BrokerProgress)
+    def _broker_progress(self, message: BrokerProgress) -> None:
+        self.header.progress(message.words)
+
+    @on(BrokerChosen)
+    async def _broker_chosen(self, message: BrokerChosen) -> None:
+        if self._stopping:  # quit while it was starting: stop it again
+            if self._owns_broker:
+                await message.choice.handle.close()
+            return
+        self.broker = message.choice.handle
+        self.header.chosen(message.choice)
+        for tab in self.tabs:
+            tab.broker_ready(self.broker)
+        for durability in self.query("DurabilityTab"):
+            set_broker = getattr(durability, "set_broker", None)
+            if set_broker is not None:
+                set_broker(self.broker)
+
+    @on(BrokerFailed)
+    def _broker_failed(self, message: BrokerFailed) -> None:
+        self.header.failed(message.reason)
+        for tab in self.tabs:
+            tab.broker_failed(message.reason)
 
     # -- tabs -------------------------------------------------------------------------------------
 
     @property
     def active_tab(self) -> PatternTab | None:
         """The tab on screen."""
-        active = self.query_one(TabbedContent).active
+        active = self.patterns.active
         return next((t for t in self.tabs if f"pane-{t.scenario.name}" == active), None)
 
     @on(TabbedContent.TabActivated)
@@ -125,30 +243,41 @@ class BrokerSimApp(App[None]):
 
     def _update_header(self) -> None:
         tab = self.active_tab
-        self.query_one(BrokerHeader).show(tab.view if tab else None)
+        header = self.header
+        if tab is None:
+            header.show(None)
+        else:
+            header.show(tab.view, tab.outage, time.monotonic())
+
+    def _tick_header(self) -> None:
+        # while the broker is away nothing else redraws: keep the elapsed time moving
+        tab = self.active_tab
+        if tab is not None and tab.outage.active and not self._stopping:
+            with contextlib.suppress(NoMatches):  # the app is being torn down
+                self._update_header()
 
     def _switch(self, step: int) -> None:
         tab = self.active_tab
         if not self.tabs or tab is None:
             return
         nxt = self.tabs[(self.tabs.index(tab) + step) % len(self.tabs)]
-        self.query_one(TabbedContent).active = f"pane-{nxt.scenario.name}"
+        self.patterns.active = f"pane-{nxt.scenario.name}"
 
     def action_show_tab(self, index: int) -> None:
         """Show the pattern with that number."""
         if 0 <= index < len(self.tabs):
-            self.query_one(TabbedContent).active = f"pane-{self.tabs[index].scenario.name}"
+            self.patterns.active = f"pane-{self.tabs[index].scenario.name}"
 
     def action_next_tab(self) -> None:
         """Show the next pattern."""
-        if isinstance(self.screen, HelpScreen | PublishForm):
+        if self.screen is not self.screen_stack[0]:  # a dialog: Tab moves between its fields
             self.screen.focus_next()
             return
         self._switch(+1)
 
     def action_previous_tab(self) -> None:
         """Show the previous pattern."""
-        if isinstance(self.screen, HelpScreen | PublishForm):
+        if self.screen is not self.screen_stack[0]:
             self.screen.focus_previous()
             return
         self._switch(-1)
@@ -157,7 +286,8 @@ class BrokerSimApp(App[None]):
         """Keys that act on a tab only work on the main screen (not under the help or the form)."""
         tab_actions = {
             "add_consumer", "remove_consumer", "next_group", "pause", "faster", "slower",
-            "prefetch", "kill", "publish", "animation",
+            "prefetch", "kill", "publish", "animation", "restart_broker", "drop_connection",
+            "play_story", "pause_story", "story_speed", "save_session",
         }  # fmt: skip
         return not (action in tab_actions and self.screen is not self.screen_stack[0])
 
@@ -165,6 +295,10 @@ class BrokerSimApp(App[None]):
 
     def action_help(self) -> None:
         """Open the help screen (works whatever the broker does)."""
+        # imported here: the help's Markdown widget (markdown-it, pygments) costs ~0.15 s, which the
+        # first frame need not pay (a thread warms it up right after)
+        from broker_sim.tui.help import HelpScreen
+
         if isinstance(self.screen, HelpScreen):
             return
         tab = self.active_tab
@@ -236,13 +370,87 @@ class BrokerSimApp(App[None]):
             tab.set_animation(on_now)
         self.notify(f"animation {'on' if on_now else 'off'}", timeout=2)
 
+    def action_drop_connection(self) -> None:
+        """A fault: drop this tab's connection to the broker; it reconnects by itself."""
+        if tab := self.active_tab:
+            tab.control(lambda e: e.drop_connection(), "dropped the connection: watch it reconnect")
+
+    def action_restart_broker(self, crash: bool = False) -> None:
+        """Restart (or crash and restart) the broker: ask first, or ask the user to do it."""
+        tab, broker = self.active_tab, self.broker
+        if tab is None or broker is None or tab.engine is None:
+            self.notify("no engine runs on a broker yet: nothing to restart", severity="warning")
+            return
+        if self._restart is not None and self._restart.is_running:
+            self.notify("a restart is already under way", severity="warning")
+            return
+        if crash and not (broker.started_by_us and broker.can_restart):
+            self.notify(
+                f"only a broker broker-sim started can be crashed (this one: {broker.kind}); "
+                "R restarts it cleanly",
+                severity="warning",
+            )
+            return
+        if not broker.can_restart:
+            self.push_screen(ManualRestart(broker.masked_url, broker.restart_how, tab.outage))
+        elif broker.needs_confirmation:
+            screen = ConfirmRestart(broker.kind, broker.masked_url, broker.restart_how, crash=crash)
+            self.push_screen(screen, lambda yes: self._restart_now(tab, crash) if yes else None)
+        else:
+            self._restart_now(tab, crash)
+
+    def _restart_now(self, tab: PatternTab, crash: bool) -> None:
+        self.notify(f"{'crashing' if crash else 'restarting'} the broker…", timeout=3)
+        self._restart = self._restart_broker(tab, crash)
+
+    @work(group="restart", exit_on_error=False)
+    async def _restart_broker(self, tab: PatternTab, crash: bool) -> None:
+        from broker_sim.sim import EngineError
+
+        if tab.engine is None:
+            return
+        try:
+            seconds = await tab.engine.restart_broker(crash=crash)
+        except EngineError as exc:
+            self.notify(str(exc), title="restart", severity="error", timeout=8)
+            return
+        self.notify(f"the broker is up again after {seconds:.1f} s; the engines reconnect", timeout=5)
+
+    def action_play_story(self) -> None:
+        """Play this tab's story from the beginning (again, if it is playing)."""
+        if tab := self.active_tab:
+            tab.play_story()
+
+    def action_pause_story(self) -> None:
+        """Pause or resume this tab's story."""
+        if tab := self.active_tab:
+            tab.toggle_story_pause()
+
+    def action_story_speed(self, step: int) -> None:
+        """The story one step faster or slower."""
+        if tab := self.active_tab:
+            tab.story_speed(step)
+
+    def action_save_session(self) -> None:
+        """Save this tab's session as a scenario file."""
+        if tab := self.active_tab:
+            tab.save_session()
+
     async def action_quit(self) -> None:
-        """Stop every engine (each removes what it declared), then leave."""
+        """Stop every engine (each removes what it declared), the broker we started, then leave."""
         if not self._stopping:
             self._stopping = True
             self.notify("stopping…", timeout=2)
             await self.stop_engines()
+            await self.close_broker()
         self.exit()
+
+    async def close_broker(self) -> None:
+        """Stop the broker broker-sim started for this run (a given one belongs to the caller)."""
+        broker, self.broker = self.broker, None
+        if broker is not None and self._owns_broker:
+            with contextlib.suppress(OSError, RuntimeError, TimeoutError):
+                await asyncio.wait_for(broker.close(), STOP_GRACE * 2)
 
     async def stop_engines(self) -> None:
         """Stop every running engine, each within a grace period."""
@@ -253,9 +461,11 @@ class BrokerSimApp(App[None]):
         del results  # a slow or failing stop must not keep the user in the app
 
     async def on_unmount(self) -> None:
-        """Leaving by any other way than ``q`` (tests, ctrl+c): still stop the engines."""
+        """Leaving by any other way than ``q`` (tests, ctrl+c): still stop the engines and the broker."""
+        self._stopping = True
         with contextlib.suppress(Exception):
             await self.stop_engines()
+        await self.close_broker()
 
     # -- errors -----------------------------------------------------------------------------------
 
@@ -268,10 +478,16 @@ class BrokerSimApp(App[None]):
 
 
 def make_app(
-    settings: Settings, *, scenarios: list[Scenario] | None = None, live: bool = True
+    settings: Settings,
+    *,
+    scenarios: list[Scenario] | None = None,
+    live: bool = True,
+    broker: BrokerHandle | None = None,
 ) -> BrokerSimApp:
     """Build the app: the built-in scenarios plus ``settings.scenarios_dir``'s, or the ones given.
 
+    The app finds or starts the broker ``settings.broker`` asks for (in a worker) and stops it on
+    quit; a ``broker`` given here is used as is and left running (it belongs to the caller).
     ``live=False`` builds the view without engines; a recorded event stream is then fed into each
     tab with :meth:`PatternTab.feed` (snapshot tests). Raises ValueError, in one line, for a bad
     scenario file or folder.
@@ -289,4 +505,8 @@ def make_app(
     if len(set(names)) != len(names):
         twice = sorted({n for n in names if names.count(n) > 1})
         raise ValueError(f"two scenarios share the name {', '.join(twice)}: rename one (name = ...)")
-    return BrokerSimApp(settings, scenarios, live=live)
+    return BrokerSimApp(settings, scenarios, live=live, broker=broker)
+
+
+def _words(exc: BaseException) -> str:
+    return (str(exc) or type(exc).__name__).splitlines()[0][:300]

@@ -105,6 +105,13 @@ class FlowCanvas(Widget):
 
     # -- drawing ----------------------------------------------------------------------------------
 
+    def show(self, view: ScenarioView) -> None:
+        """Draw another view of the same scenario (a story starts afresh): lay out again."""
+        self.view = view
+        self._diagram = None
+        self._overlay = {}
+        self.refresh(layout=True)
+
     def redraw(self) -> None:
         """Figures or the roster changed: rebuild the still picture on the next frame."""
         self._stale = True

@@ -1,55 +1,99 @@
-"""The header: which broker (masked URL and kind), the link's state, traced or inferred routing."""
+"""The header: which broker (kind and masked URL), the link's state, traced or inferred routing.
+
+A second line appears when there is something to know about the broker itself: that broker-sim
+fell back to its embedded broker (and how to get RabbitMQ), where a broker it started keeps its
+files, or why no broker could be started.
+"""
 
 from __future__ import annotations
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
 from broker_sim.domain.events import LinkState
 from broker_sim.settings import Settings
+from broker_sim.tui.broker_choice import BrokerChoice, progress_words
+from broker_sim.tui.outage import Outage
 from broker_sim.tui.view_state import ScenarioView
 
 GOOD = {LinkState.CONNECTED, LinkState.BACK}
 BAD = {LinkState.UNREACHABLE, LinkState.AUTH_REFUSED, LinkState.LOST}
 
 
-def broker_kind(settings: Settings) -> str:
-    """How we reached the broker, in words (only external brokers exist so far)."""
-    return f"external broker, URL from {settings.url_source}"
-
-
-class BrokerHeader(Horizontal):
-    """One line at the top; :meth:`show` updates it from the active tab's view."""
+class BrokerHeader(Vertical):
+    """The top line (and the hint under it); :meth:`show` updates it from the active tab."""
 
     def __init__(self, settings: Settings) -> None:
         super().__init__()
         self._settings = settings
 
     def compose(self) -> ComposeResult:
-        """Title, broker, link state, routing source."""
-        yield Static("broker-sim", id="title")
-        yield Static(Text(f"{self._settings.masked_url}  ({broker_kind(self._settings)})"), id="broker")
-        yield Static("not connected yet", id="link")
-        yield Static("routing: ?", id="routing")
+        """Title, broker, link state, routing source; the hint line."""
+        with Horizontal(id="header-line"):
+            yield Static("broker-sim", id="title")
+            yield Static(Text(progress_words(self._settings)), id="broker", classes="pending")
+            yield Static("", id="link")
+            yield Static("", id="routing")
+        yield Static("", id="hint")
 
-    def show(self, view: ScenarioView | None) -> None:
-        """Show the state of the engine behind the active tab."""
+    def on_mount(self) -> None:
+        """No hint until the broker is known."""
+        self.query_one("#hint").display = False
+
+    def progress(self, words: str) -> None:
+        """Say what finding or starting the broker is doing now."""
+        self.query_one("#broker", Static).update(Text(words))
+
+    def chosen(self, choice: BrokerChoice) -> None:
+        """The broker is known: its kind and masked URL, and the hint when there is one."""
+        broker = self.query_one("#broker", Static)
+        handle = choice.handle
+        source = "" if handle.started_by_us else f", URL from {self._settings.url_source}"
+        broker.update(Text(f"{handle.masked_url}  ({handle.kind}{source})"))
+        broker.set_classes("")
+        self._hint(choice.hint, "")
+
+    def recorded(self) -> None:
+        """No engines (snapshots fed by recorded events): name the settings' URL, as before."""
+        broker = self.query_one("#broker", Static)
+        broker.update(Text(f"{self._settings.masked_url}  (URL from {self._settings.url_source})"))
+        broker.set_classes("")
+
+    def failed(self, reason: str) -> None:
+        """No broker could be started: say so (the tab's panel says more)."""
+        self.query_one("#broker", Static).update(Text("no broker"))
+        self.query_one("#broker", Static).set_classes("bad")
+        self._hint(f"could not start the broker: {reason}", "bad")
+
+    def _hint(self, text: str, classes: str) -> None:
+        hint = self.query_one("#hint", Static)
+        hint.update(Text(text))
+        hint.set_classes(classes)
+        hint.display = bool(text)
+
+    def show(self, view: ScenarioView | None, outage: Outage | None = None, now: float = 0.0) -> None:
+        """Show the state of the engine behind the active tab (and how long the broker has been away)."""
         link = self.query_one("#link", Static)
         routing = self.query_one("#routing", Static)
+        away = outage.text(now) if outage is not None else ""
         if view is None or view.link is None:
-            link.update("○ starting")
+            link.update("")
             link.set_classes("")
+        elif away and outage is not None and outage.active:
+            link.update(f"◌ {away}")
+            link.set_classes("bad" if outage.phase == "down" else "pending")
         else:
             state = view.link.state
             attempt = f" (attempt {view.link.attempt})" if view.link.attempt > 1 and state not in GOOD else ""
             mark = "●" if state in GOOD else "✖" if state in BAD else "◌"
-            link.update(f"{mark} {state}{attempt}")
+            words = away if state == LinkState.BACK and away else f"{state}{attempt}"
+            link.update(f"{mark} {words}")
             link.set_classes("good" if state in GOOD else "bad" if state in BAD else "pending")
         traced = None if view is None else view.traced
         if traced is None:
-            routing.update("routing: ?")
+            routing.update("")
             routing.set_classes("")
         elif traced:
             routing.update("routing: traced by the broker")

@@ -11,7 +11,9 @@ import asyncio
 import functools
 import importlib
 import inspect
+import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -23,18 +25,26 @@ from textual.timer import Timer
 from textual.widgets import RichLog, Sparkline, Static
 
 from broker_sim.domain.events import FlowEvent, LinkState
+from broker_sim.domain.recording import Recorder
 from broker_sim.domain.scenario import Scenario
 from broker_sim.settings import Settings
 from broker_sim.tui.bridge import EventBridge, FlowBatch
 from broker_sim.tui.canvas import FlowCanvas
+from broker_sim.tui.outage import Outage
 from broker_sim.tui.publish_form import PublishRequest
+from broker_sim.tui.replay import Story, StoryBar, step_speed
+from broker_sim.tui.session import save_session
 from broker_sim.tui.view_state import ScenarioView, short_id
 
 if TYPE_CHECKING:
+    from broker_sim.broker.handle import BrokerHandle
     from broker_sim.sim import Engine
+    from broker_sim.sim.uploads import UploadServer
 
 FPS = 30
 FIGURES_HZ = 8
+STORY_HZ = 2
+"""The replay bar (progress and live expectations) is redrawn this often."""
 """Boxes, counters and log are redrawn at most this often: numbers need not change at 30 fps."""
 LOG_PER_REDRAW = 40
 MIN_RATE, MAX_RATE = 0.25, 2000.0
@@ -68,19 +78,33 @@ class PatternTab(Vertical):
         self.view = ScenarioView(scenario)
         self.bridge = EventBridge(self)
         self.engine: Engine | None = None
+        self.broker: BrokerHandle | None = None
+        """The broker, once the app has found or started it; engines start only then."""
         self.started = False
         self.shown = False
         self.animating = settings.animation
+        self.outage = Outage()
+        self.recorder: Recorder | None = None
+        self.story: Story | None = None
+        self.upload_port: int | None = None
+        """Set by the app for the work-queue tab with ``--api-port``: serve uploads into this engine."""
+        self.uploads: UploadServer | None = None
+        self.saved: Path | None = None
+        """The latest file ``S`` wrote."""
+        self.broker_problem = ""
+        """Why no broker could be found or started (shown on the panel), or ""."""
         self._dirty = True
         self._ticker: Timer | None = None
         self.canvas = FlowCanvas(self.view, id="canvas")
         self.observers: list[Callable[[FlowEvent], None]] = []
-        """Extra engine-bus subscribers, added before the engine starts (tests count with them)."""
+        """Extra engine-bus subscribers, added before each engine starts (tests count with them)."""
 
     def compose(self) -> ComposeResult:
-        """Story line, trouble panel, diagram, counters and sparkline, log."""
+        """Story line, trouble panel, replay bar, diagram, counters and sparkline, log."""
         yield Static(self.scenario.description, classes="story")
+        yield Static("", id="uploads")
         yield Static("", id="trouble")
+        yield StoryBar(id="story-bar")
         yield self.canvas
         with Horizontal(id="figures"):
             yield Static("", id="counters")
@@ -90,11 +114,13 @@ class PatternTab(Vertical):
     def on_mount(self) -> None:
         """Figures redraw on a gentle timer; the rate history ticks once a second while live."""
         self.query_one("#log", RichLog).can_focus = False
-        self.query_one("#trouble").display = False
+        for hidden in ("#trouble", "#uploads", "#story-bar"):
+            self.query_one(hidden).display = False
         self._show_rates()
         self.set_interval(1 / FIGURES_HZ, self._redraw_figures)
         if self.live:
             self.set_interval(1.0, self._sample_rates)
+            self.set_interval(1 / STORY_HZ, self._show_story)
         self._redraw_figures()
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -102,12 +128,27 @@ class PatternTab(Vertical):
     def activate(self) -> None:
         """The tab is shown: start its engine the first time, and animate while visible."""
         self.shown = True
-        if self.live and not self.started:
-            self.started = True
-            self._start_engine()
+        self.ensure_started()
         if self.animating and self.live and self._ticker is None:
             self._ticker = self.set_interval(1 / FPS, self._frame)
         self._redraw_figures(force=True)
+
+    def ensure_started(self) -> None:
+        """Start the live engine if it has not started and the broker is known."""
+        if self.live and not self.started and self.broker is not None:
+            self.started = True
+            self._start_engine()
+
+    def broker_ready(self, broker: BrokerHandle) -> None:
+        """The app found or started the broker: engines may start (this one now, if shown)."""
+        self.broker = broker
+        if self.shown or self.upload_port is not None:
+            self.ensure_started()
+
+    def broker_failed(self, reason: str) -> None:
+        """No broker could be started: say why on the panel."""
+        self.broker_problem = reason
+        self._show_trouble()
 
     def deactivate(self) -> None:
         """Another tab is shown: keep counting, stop animating (nobody sees it)."""
@@ -121,21 +162,137 @@ class PatternTab(Vertical):
 
     @work(group="engine", exit_on_error=False)
     async def _start_engine(self) -> None:
+        await self._new_engine()
+
+    async def _new_engine(self, *, story: bool = False) -> Engine:
         # imported here, in a thread: aio_pika takes ~0.3 s to import and must not hold up the
         # first frame or the event loop (an import inside a coroutine would block the loop)
         sim = await asyncio.to_thread(importlib.import_module, "broker_sim.sim")
-        engine: Engine = sim.Engine(self.scenario, self.settings)
-        for observer in self.observers:
-            engine.bus.subscribe(observer)
-        engine.bus.subscribe(self.bridge)
+        prefix = f"{self.settings.name_prefix}story." if story else None
+        # a story removes its durable queues when it stops: the next play-through starts empty
+        engine: Engine = sim.Engine(
+            self.scenario, self.settings, broker=self.broker, prefix=prefix, remove_durable=story
+        )
+        self.recorder = recorder = Recorder(self.scenario)
+        subscribers: list[Callable[[FlowEvent], None]] = [*self.observers, recorder, self.bridge]
+        for subscriber in subscribers:
+            engine.bus.subscribe(subscriber)
         self.engine = engine
         await engine.start()
+        if self.upload_port is not None:
+            await self._open_uploads(engine, self.upload_port)
+        return engine
+
+    async def _open_uploads(self, engine: Engine, port: int) -> None:
+        uploads = await asyncio.to_thread(importlib.import_module, "broker_sim.sim.uploads")
+        first = self.scenario.producers[0]
+        server = uploads.UploadServer(
+            engine,
+            spool_dir=self.settings.data_dir / "uploads",
+            exchange=first.exchange,
+            routing_key=first.routing_keys[0],
+            port=port,
+        )
+        try:
+            await server.start()
+        except OSError as exc:
+            self.notify(
+                f"uploads: cannot listen on 127.0.0.1:{port} ({exc.strerror or exc}); "
+                "start broker-sim with another --api-port",
+                severity="error",
+                timeout=10,
+            )
+            return
+        self.uploads = server
+        line = self.query_one("#uploads", Static)
+        line.update(f"uploads: curl -F image=@photo.png http://127.0.0.1:{server.port}/jobs")
+        line.display = True
 
     async def stop_engine(self) -> None:
-        """Stop the engine (it removes what it declared and restores tracing)."""
+        """Stop the engine (it removes what it declared and restores tracing) and its uploads."""
         engine, self.engine = self.engine, None
+        uploads, self.uploads = self.uploads, None
+        if uploads is not None:
+            await uploads.stop()
         if engine is not None:
             await engine.stop()
+
+    # -- the story (replay) -----------------------------------------------------------------------
+
+    def play_story(self) -> None:
+        """Play this scenario's story from the beginning on a fresh engine (again if it runs)."""
+        if self.broker is None:
+            self.notify("the broker is not ready yet", severity="warning")
+            return
+        self.started = True
+        self._play_story()
+
+    @work(group="engine", exclusive=True, exit_on_error=False)
+    async def _play_story(self) -> None:
+        self.story = None
+        await self.stop_engine()
+        self._reset_view()
+        engine = await self._new_engine(story=True)
+        story = self.story = Story(engine, self.view.tally)
+        self.query_one("#story-bar").display = True
+        self._show_story()
+        await story.play(self._show_story)
+        verdict = "every expectation held" if story.passed else "an expectation FAILED"
+        self.notify(f"story over: {verdict}", title=self.scenario.title, timeout=6)
+
+    def _reset_view(self) -> None:
+        self.bridge.take()  # the old engine's last events (its "closed") belong to the old view
+        self.view = ScenarioView(self.scenario)
+        self.canvas.show(self.view)
+        self.outage = Outage()
+        self.query_one("#log", RichLog).clear()
+        self._dirty = True
+        self._redraw_figures(force=True)
+        self._show_rates()
+
+    def _show_story(self) -> None:
+        if self.story is not None and self.shown:
+            self.query_one(StoryBar).show(self.story)
+
+    def story_speed(self, step: int) -> None:
+        """One step up or down the speed ladder (a story must be playing)."""
+        if self.story is None:
+            self.notify("P plays this tab's story first; < > then change its speed", severity="warning")
+            return
+        self.story.set_speed(step_speed(self.story.speed, step))
+        self._show_story()
+
+    def toggle_story_pause(self) -> None:
+        """Pause or resume the story (producers and timeline freeze together)."""
+        if self.story is None:
+            self.notify("P plays this tab's story first; p then pauses it", severity="warning")
+            return
+        self.story.toggle_pause()
+        self._show_story()
+
+    # -- recording --------------------------------------------------------------------------------
+
+    def save_session(self) -> None:
+        """Save what happened on this engine as a scenario file (in a worker)."""
+        if self.engine is None or self.recorder is None:
+            self.notify("this tab's engine has not started yet: nothing to save", severity="warning")
+            return
+        self._save_session(self.engine, self.recorder)
+
+    @work(group="save", exclusive=True, exit_on_error=False)
+    async def _save_session(self, engine: Engine, recorder: Recorder) -> None:
+        folder = self.settings.scenarios_dir or Path.cwd()
+        held = self.story is not None and self.story.phase in ("paused", "settling", "done")
+        path = await save_session(
+            engine,
+            recorder,
+            self.view.tally,
+            folder,
+            lambda words: self.notify(words, title=self.scenario.title, timeout=4),
+            resume=not held,
+        )
+        self.saved = path
+        self.notify(f"saved {path}\nreplay it: broker-sim run {path}", title=self.scenario.title, timeout=10)
 
     # -- events -----------------------------------------------------------------------------------
 
@@ -147,6 +304,7 @@ class PatternTab(Vertical):
     def feed(self, events: list[FlowEvent], *, redraw: bool = True) -> None:
         """Fold events into the view (the bridge does this live; snapshot tests call it directly)."""
         self.view.apply(events)
+        self.outage.apply(events, time.monotonic())
         if not self.animating:
             self.view.tokens.settle()
         self._dirty = True
@@ -231,6 +389,10 @@ class PatternTab(Vertical):
     def _show_trouble(self) -> None:
         panel = self.query_one("#trouble", Static)
         link = self.view.link
+        if self.broker_problem:
+            panel.display = True
+            panel.update(_trouble_text("Could not start the broker", self.broker_problem))
+            return
         if link is None or link.state not in TROUBLE:
             panel.display = False
             return
@@ -242,16 +404,7 @@ class PatternTab(Vertical):
         else:
             head = "No broker answers: retrying by itself"
         detail = link.detail if link.state != LinkState.RECONNECTING else f"attempt {link.attempt}"
-        panel.update(
-            Text.assemble(
-                (f"{head} (attempt {link.attempt})\n", "bold"),
-                f"{detail}\n\n",
-                ("How to get a broker:\n", "bold"),
-                "  • docker compose up -d      starts RabbitMQ from this repository (credentials in .env)\n",
-                "  • broker-sim --url amqp://USER:PASS@HOST:5672/VHOST    or set BROKER_SIM_URL\n\n",
-                ("? help · Tab next pattern · q quit", "dim"),
-            )
-        )
+        panel.update(_trouble_text(f"{head} (attempt {link.attempt})", detail))
 
     # -- controls ---------------------------------------------------------------------------------
 
@@ -319,6 +472,18 @@ class PatternTab(Vertical):
                 ),
                 timeout=2,
             )
+
+
+def _trouble_text(head: str, detail: str) -> Text:
+    return Text.assemble(
+        (f"{head}\n", "bold"),
+        f"{detail}\n\n",
+        ("How to get a broker:\n", "bold"),
+        "  • docker compose up -d      starts RabbitMQ from this repository (credentials in .env)\n",
+        "  • broker-sim --url amqp://USER:PASS@HOST:5672/VHOST    or set BROKER_SIM_URL\n",
+        "  • broker-sim --broker embedded    broker-sim's own broker, nothing to install\n\n",
+        ("? help · Tab next pattern · q quit", "dim"),
+    )
 
 
 def _set_rate(engine: Engine, *, producer: str, rate: float) -> None:

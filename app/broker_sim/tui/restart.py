@@ -1,0 +1,118 @@
+"""The dialogs around a broker restart: "are you sure?" and "please restart it yourself".
+
+:class:`ConfirmRestart` guards a broker other programs may use (the machine's RabbitMQ node, a
+compose container). :class:`ManualRestart` is for a broker broker-sim cannot restart: it asks the
+user to do it, counts down, and closes by itself once the connection was lost and came back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, Static
+
+from broker_sim.tui.outage import Outage
+
+MANUAL_WAIT = 120.0
+"""Seconds the manual-restart dialog waits for the broker to go away and come back."""
+
+
+class ConfirmRestart(ModalScreen[bool]):
+    """Ask before restarting a broker that others may use; dismisses with True to go ahead."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "restart"),
+        Binding("escape,n", "answer(False)", "cancel"),
+    ]
+
+    def __init__(self, kind: str, url: str, how: str, *, crash: bool = False) -> None:
+        super().__init__()
+        self._text = (
+            f"{'Crash' if crash else 'Restart'} {kind} at {url}?\n\n"
+            "Other programs on this machine may use it: their connections drop too.\n"
+            f"How: {how}."
+        )
+
+    def compose(self) -> ComposeResult:
+        """The question, and two buttons."""
+        with Vertical(id="restart-dialog"):
+            yield Label("restart RabbitMQ on this machine?", id="restart-title")
+            yield Static(self._text)
+            with Horizontal(id="restart-buttons"):
+                yield Button("Restart (y)", id="yes", variant="warning")
+                yield Button("Cancel (n / Esc)", id="no")
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, yes: bool) -> None:
+        """Close with the answer."""
+        self.dismiss(yes)
+
+
+class ManualRestart(ModalScreen[bool]):
+    """Ask the user to restart the broker; close once it went away and came back (True) or on Esc.
+
+    ``outage`` is the active tab's :class:`Outage`, which the tab keeps folding events into; the
+    dialog compares its ``recoveries`` with the count when it opened, four times a second.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "stop_waiting", "stop waiting")]
+
+    def __init__(
+        self,
+        url: str,
+        how: str,
+        outage: Outage,
+        *,
+        wait: float = MANUAL_WAIT,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self._url, self._how = url, how
+        self._outage = outage
+        self._recoveries = outage.recoveries
+        self._losses = outage.losses
+        self._clock = clock
+        self._deadline = clock() + wait
+
+    def compose(self) -> ComposeResult:
+        """What to do, and the countdown."""
+        with Vertical(id="restart-dialog"):
+            yield Label("restart the broker yourself", id="restart-title")
+            yield Static(
+                f"broker-sim cannot restart the broker at {self._url}.\n"
+                f"Restart it yourself ({self._how}); broker-sim notices it go and reconnects by itself."
+            )
+            yield Static("", id="countdown")
+            yield Label("Esc: stop waiting (nothing is undone)", classes="dim")
+
+    def on_mount(self) -> None:
+        """Tick the countdown."""
+        self._tick()
+        self.set_interval(0.25, self._tick)
+
+    def _tick(self) -> None:
+        left = self._deadline - self._clock()
+        if self._outage.recoveries > self._recoveries:
+            self.dismiss(True)
+            return
+        if left <= 0:
+            self.notify("stopped waiting for the broker restart", severity="warning", timeout=4)
+            self.dismiss(False)
+            return
+        gone = self._outage.losses > self._losses
+        state = self._outage.text(self._clock()) if gone else "still connected: waiting for it to go down"
+        self.query_one("#countdown", Static).update(f"{state}\nwaiting {left:.0f} s more")
+
+    def action_stop_waiting(self) -> None:
+        """Stop waiting; the engines keep reconnecting by themselves anyway."""
+        self.dismiss(False)

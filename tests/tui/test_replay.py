@@ -1,0 +1,136 @@
+"""Pilot tests of stories (P), saved sessions (S) and uploads (--api-port) on the real broker."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import aiohttp
+from textual.widgets import ProgressBar, Static
+
+from broker_sim.domain.events import Acked, Published
+from broker_sim.domain.scenario_file import load_scenario
+from broker_sim.headless import run_scenario
+from broker_sim.settings import Settings
+from broker_sim.tui.replay import SPEEDS, step_speed
+from tests.engine.test_uploads import png
+from tests.tui.test_brokers import app_on
+from tests.tui.test_live import until_screen
+
+
+async def test_P_plays_the_story_with_progress_speed_and_the_headless_verdict(
+    settings: Settings, tmp_path: Path
+) -> None:
+    async with app_on(settings, "routing") as (_app, tab, w, pilot):
+        await w.until(lambda: tab.view.connected, "the live engine connected")
+        live_engine = tab.engine
+        await pilot.press("P")
+        await until_screen(pilot, lambda: tab.story is not None and tab.story.phase == "playing", "playing")
+        assert tab.engine is not live_engine and tab.query_one("#story-bar").display
+        await pilot.press("p")  # paused: scenario time stands still
+        await until_screen(pilot, lambda: tab.story is not None and tab.story.phase == "paused", "paused")
+        assert tab.engine is not None
+        held_at = tab.engine.scenario_time()
+        await pilot.pause()
+        await pilot.pause()
+        assert tab.engine.scenario_time() == held_at
+        await pilot.press("p")
+        await until_screen(pilot, lambda: tab.story is not None and tab.story.phase != "paused", "resumed")
+        await pilot.press("greater_than_sign", "greater_than_sign")
+        await until_screen(pilot, lambda: tab.story is not None and tab.story.speed == 4.0, "4x")
+        bar = tab.query_one("#story-progress", ProgressBar)
+        await until_screen(pilot, lambda: (bar.progress or 0) > 0, "the progress bar moving")
+        await until_screen(pilot, lambda: "at 4x" in str(tab.query_one("#story-time", Static).content), "4x")
+        await until_screen(pilot, lambda: "✓" in verdicts(tab) or "✗" in verdicts(tab), "the expectations")
+        await until_screen(
+            pilot,
+            lambda: tab.story is not None and tab.story.phase == "done",
+            "the story over",
+            rounds=20_000,
+        )
+        assert "final verdict" in verdicts(tab)
+        assert tab.story is not None
+        on_screen = [(v.expectation, v.passed) for v in tab.story.verdicts]
+    headless = await run_scenario(tab.scenario, settings.with_(data_dir=tmp_path / "headless"), speed=4)
+    assert headless is not None
+    assert on_screen == [(v.expectation, v.passed) for v in headless.verdicts]
+
+
+def verdicts(tab: object) -> str:
+    return str(tab.query_one("#story-verdicts", Static).content)  # type: ignore[attr-defined]
+
+
+def test_the_speed_ladder() -> None:
+    assert [step_speed(s, 1) for s in SPEEDS] == [0.5, 1.0, 2.0, 4.0, 10.0, 10.0]
+    assert [step_speed(s, -1) for s in SPEEDS] == [0.25, 0.25, 0.5, 1.0, 2.0, 4.0]
+
+
+async def test_S_saves_a_session_that_replays_to_the_same_counts(settings: Settings, tmp_path: Path) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    async with app_on(settings.with_(scenarios_dir=folder), "routing") as (_app, tab, w, pilot):
+        await w.until(lambda: w.tally.published >= 5, "some traffic")
+        await pilot.press("plus")  # a control, recorded as a step
+        await w.until(lambda: w.tally.published >= 15, "more traffic")
+        await pilot.press("S")
+        await until_screen(pilot, lambda: tab.saved is not None, "the file saved", rounds=20_000)
+        assert tab.saved is not None
+        path = tab.saved
+    assert path.parent == folder and path.name.startswith("routing-recorded-")
+    saved = load_scenario(path)
+    figures = {e.metric + e.queue: e.equals for e in saved.expectations}
+    assert figures["published"] is not None and figures["published"] >= 15
+    assert [s.action for s in saved.timeline] == ["scale"]
+    report = await run_scenario(saved, settings.with_(data_dir=tmp_path / "replay"), speed=2)
+    assert report is not None
+    assert report.published == figures["published"]
+    assert report.returned == figures["returned"]
+    for queue, fig in report.queues.items():
+        if f"routed{queue}" in figures:
+            assert fig.routed == figures[f"routed{queue}"], queue
+    assert report.passed, [v for v in report.verdicts if not v.passed]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_an_uploaded_png_becomes_a_job_the_workers_process(settings: Settings) -> None:
+    port = free_port()
+    async with app_on(settings.with_(api_port=port)) as (_app, tab, w, pilot):
+        await until_screen(pilot, lambda: tab.uploads is not None, "the upload server", rounds=4000)
+        line = str(tab.query_one("#uploads", Static).content)
+        assert f"curl -F image=@photo.png http://127.0.0.1:{port}/jobs" in line
+        async with aiohttp.ClientSession() as http:
+            form = aiohttp.FormData()
+            form.add_field("image", png(), filename="photo.png", content_type="image/png")
+            async with http.post(f"http://127.0.0.1:{port}/jobs", data=form) as resp:
+                assert resp.status == 202
+                job = (await resp.json())["job"]
+        await w.until(lambda: any(a.message_id == job for a in w.of(Acked)), "the uploaded job processed")
+        mine = next(p for p in w.of(Published) if p.message_id == job)
+        assert mine.producer == "you"
+        acked = next(a for a in w.of(Acked) if a.message_id == job)
+        assert acked.result.startswith("thumbnail+greyscale")
+        await until_screen(
+            pilot,
+            lambda: tab.view.tally.consumers[acked.consumer].acked >= 1 and job in tab.view.previews,
+            "the job counted in the tab",
+        )
+
+
+async def test_a_port_in_use_is_one_line_and_the_app_runs_on(settings: Settings) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = int(taken.getsockname()[1])
+        async with app_on(settings.with_(api_port=port)) as (app, tab, w, pilot):
+            await w.until(lambda: w.tally.acked >= 1, "the work queue runs anyway")
+            await until_screen(
+                pilot,
+                lambda: any("cannot listen" in n.message for n in app._notifications),
+                "one line about the port",
+            )
+            assert tab.uploads is None and not tab.query_one("#uploads").display
