@@ -8,11 +8,13 @@ need RabbitMQ's own tools (rabbitmqctl) take ``rabbitmq_settings`` instead.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from broker_sim.broker.handle import BrokerHandle, EmbeddedHandle, LocalNodeHandle
+from broker_sim.broker.local_node import find_rabbit_bin
 from broker_sim.domain.urls import parse_url, with_vhost
 from broker_sim.settings import Settings
 from tests.support import missing_rabbitmq, rabbitmqctl, test_url, unreachable_reason
@@ -91,3 +93,20 @@ def _private_data_dir_and_logging(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
         if handler not in root.handlers:
             root.addHandler(handler)
     root.setLevel(level)
+
+
+@pytest.fixture(params=["embedded", "local node"])
+async def private_broker(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BrokerHandle]:
+    """A broker of the test's own, each kind in turn: tests that restart a broker use this one."""
+    handle: EmbeddedHandle | LocalNodeHandle
+    if request.param == "embedded":
+        handle = EmbeddedHandle(tmp_path / "embedded")
+    else:
+        if find_rabbit_bin() is None:
+            missing_rabbitmq("rabbitmq-server is not installed: a private node needs it")
+        handle = LocalNodeHandle(tmp_path)
+    await handle.start()
+    try:
+        yield handle
+    finally:
+        await handle.close()

@@ -58,31 +58,20 @@ def rabbitmqctl(*args: str) -> str:
     return done.stdout
 
 
-@dataclass
-class Watcher:
-    """Records every event of a bus and lets a test wait until a condition over them holds."""
+class Conditions:
+    """Lets a test wait until a condition holds, checked whenever :meth:`check` is called."""
 
-    bus: EventBus
-    events: list[FlowEvent] = field(default_factory=list)
-    tally: Tally = field(default_factory=Tally)
-    _waiters: list[tuple[Callable[[], bool], asyncio.Event]] = field(default_factory=list)
+    def __init__(self) -> None:
+        self._waiters: list[tuple[Callable[[], bool], asyncio.Event]] = []
 
-    def __post_init__(self) -> None:
-        self.bus.subscribe(self._on_event)
-
-    def _on_event(self, event: FlowEvent) -> None:
-        self.events.append(event)
-        self.tally(event)
+    def check(self) -> None:
+        """Wake every waiter whose condition now holds (call it on each event or message)."""
         for predicate, flag in self._waiters:
             if not flag.is_set() and predicate():
                 flag.set()
 
-    def of(self, kind: type) -> list:  # type: ignore[type-arg]
-        """The recorded events of one type."""
-        return [e for e in self.events if isinstance(e, kind)]
-
     async def until(self, predicate: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
-        """Wait until ``predicate()`` holds (checked on every event), or fail after ``timeout``."""
+        """Wait until ``predicate()`` holds, or fail after ``timeout`` saying what was awaited."""
         if predicate():
             return
         flag = asyncio.Event()
@@ -94,6 +83,32 @@ class Watcher:
             raise AssertionError(f"timed out after {timeout:g} s waiting for: {what}") from None
         finally:
             self._waiters.remove(entry)
+
+
+@dataclass
+class Watcher:
+    """Records every event of a bus and lets a test wait until a condition over them holds."""
+
+    bus: EventBus
+    events: list[FlowEvent] = field(default_factory=list)
+    tally: Tally = field(default_factory=Tally)
+    conditions: Conditions = field(default_factory=Conditions)
+
+    def __post_init__(self) -> None:
+        self.bus.subscribe(self._on_event)
+
+    def _on_event(self, event: FlowEvent) -> None:
+        self.events.append(event)
+        self.tally(event)
+        self.conditions.check()
+
+    def of(self, kind: type) -> list:  # type: ignore[type-arg]
+        """The recorded events of one type."""
+        return [e for e in self.events if isinstance(e, kind)]
+
+    async def until(self, predicate: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
+        """Wait until ``predicate()`` holds (checked on every event), or fail after ``timeout``."""
+        await self.conditions.until(predicate, what, timeout)
 
 
 @contextlib.asynccontextmanager

@@ -6,37 +6,16 @@ These tests restart brokers, so they use private ones (never the shared RabbitMQ
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-
 from broker_sim.broker.handle import BrokerHandle, EmbeddedHandle, LocalNodeHandle
-from broker_sim.broker.local_node import find_rabbit_bin
 from broker_sim.domain.events import Acked, BrokerRestarted, ConnectionChanged, LinkState, TracingChanged
 from broker_sim.domain.ledger import Ledger
 from broker_sim.domain.scenario import ConsumerGroupSpec, ProducerSpec, QueueSpec, Scenario, WorkSpec
 from broker_sim.settings import Settings
 from broker_sim.sim import Engine
 from broker_sim.sim.durability import DurabilityLab
-from tests.support import Watcher, missing_rabbitmq
-
-
-@pytest.fixture(params=["embedded", "local node"])
-async def private_broker(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BrokerHandle]:
-    """A broker of the test's own, started and stopped here."""
-    handle: EmbeddedHandle | LocalNodeHandle
-    if request.param == "embedded":
-        handle = EmbeddedHandle(tmp_path / "embedded")
-    else:
-        if find_rabbit_bin() is None:
-            missing_rabbitmq("rabbitmq-server is not installed: a private node needs it")
-        handle = LocalNodeHandle(tmp_path)
-    await handle.start()
-    try:
-        yield handle
-    finally:
-        await handle.close()
+from tests.support import Watcher
 
 
 async def test_the_lab_counts_what_survived_a_restart(private_broker: BrokerHandle) -> None:

@@ -6,7 +6,6 @@ These tests restart brokers, so every broker here is the test's own (never the s
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -21,13 +20,12 @@ from textual.message import Message
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
-from broker_sim.broker.handle import BrokerHandle, EmbeddedHandle, LocalNodeHandle
-from broker_sim.broker.local_node import find_rabbit_bin
+from broker_sim.broker.handle import BrokerHandle, EmbeddedHandle
 from broker_sim.resources import styles_dir
 from broker_sim.sim.durability import LAB_QUEUES, LabResult, LabRow
 from broker_sim.sim.lab_runner import LabReport, LabRunner
 from broker_sim.tui.durability_tab import MAX_COUNT, DurabilityTab, RestartConfirm
-from tests.support import missing_rabbitmq
+from tests.support import Conditions
 
 SIZE = (140, 40)
 DEADLINE = 60.0
@@ -39,27 +37,15 @@ class Seen:
     """Every message the app posts, and a wait (with a deadline) until one of them matches."""
 
     messages: list[Message] = field(default_factory=list)
-    _waiters: list[tuple[Callable[[Message], bool], asyncio.Event]] = field(default_factory=list)
+    conditions: Conditions = field(default_factory=Conditions)
 
     def __call__(self, message: Message) -> None:
         self.messages.append(message)
-        for predicate, flag in self._waiters:
-            if predicate(message):
-                flag.set()
+        self.conditions.check()
 
     async def until(self, predicate: Callable[[Message], bool], what: str, timeout: float = DEADLINE) -> None:
         """Wait until a posted message matches (or one already did)."""
-        if any(predicate(m) for m in self.messages):
-            return
-        flag = asyncio.Event()
-        entry = (predicate, flag)
-        self._waiters.append(entry)
-        try:
-            await asyncio.wait_for(flag.wait(), timeout)
-        except TimeoutError:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for: {what}") from None
-        finally:
-            self._waiters.remove(entry)
+        await self.conditions.until(lambda: any(predicate(m) for m in self.messages), what, timeout)
 
 
 class LabApp(App[None]):
@@ -165,23 +151,6 @@ def verdicts(tab: DurabilityTab) -> str:
 async def embedded(tmp_path: Path) -> AsyncIterator[EmbeddedHandle]:
     """An embedded broker of the test's own."""
     handle = EmbeddedHandle(tmp_path / "embedded")
-    await handle.start()
-    try:
-        yield handle
-    finally:
-        await handle.close()
-
-
-@pytest.fixture(params=["embedded", "local node"])
-async def private_broker(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BrokerHandle]:
-    """Each private broker kind in turn, started and stopped here."""
-    handle: EmbeddedHandle | LocalNodeHandle
-    if request.param == "embedded":
-        handle = EmbeddedHandle(tmp_path / "embedded")
-    else:
-        if find_rabbit_bin() is None:
-            missing_rabbitmq("rabbitmq-server is not installed: a private node needs it")
-        handle = LocalNodeHandle(tmp_path)
     await handle.start()
     try:
         yield handle

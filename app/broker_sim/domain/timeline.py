@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from broker_sim.domain.scenario import HeaderValue
 
@@ -19,18 +19,7 @@ Action = Literal[
     "resume",
     "rate",
 ]
-ACTIONS: tuple[str, ...] = (
-    "scale",
-    "kill",
-    "prefetch",
-    "restart-broker",
-    "drop-connection",
-    "burst",
-    "publish",
-    "pause",
-    "resume",
-    "rate",
-)
+ACTIONS: tuple[str, ...] = get_args(Action)
 
 STEP_FIELDS: dict[str, set[str]] = {  # the fields each action takes
     "scale": {"group", "count"},
@@ -66,19 +55,7 @@ Metric = Literal[
     "lost",
     "duplicates",
 ]
-METRICS: tuple[str, ...] = (
-    "published",
-    "confirmed",
-    "returned",
-    "publish_failed",
-    "routed",
-    "delivered",
-    "acked",
-    "nacked",
-    "redelivered",
-    "lost",
-    "duplicates",
-)
+METRICS: tuple[str, ...] = get_args(Metric)
 
 
 @dataclass(frozen=True, slots=True)
