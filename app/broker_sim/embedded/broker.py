@@ -347,17 +347,25 @@ class Broker:
 
     # --- bindings -------------------------------------------------------------------------------
 
-    def bind(
+    def _binding_ends(
         self, exchange_name: str, queue_name: str, routing_key: str, arguments: dict[str, Any], owner: object
-    ) -> None:
-        """Queue.Bind (403 on the default exchange, 404 when either end is missing)."""
+    ) -> tuple[Exchange, Queue, Binding]:
+        """The exchange, queue and binding a Bind/Unbind names (403 default exchange, 404 missing end)."""
         if exchange_name == "":
             raise AMQPError(ACCESS_REFUSED, "operation not permitted on the default exchange")
         queue = self.queue(queue_name, owner)
         exchange = self.exchanges.get(exchange_name)
         if exchange is None:
             raise not_found("exchange", exchange_name, self.vhost)
-        binding = Binding(queue.name, routing_key, _frozen(arguments))
+        return exchange, queue, Binding(queue.name, routing_key, _frozen(arguments))
+
+    def bind(
+        self, exchange_name: str, queue_name: str, routing_key: str, arguments: dict[str, Any], owner: object
+    ) -> None:
+        """Queue.Bind (403 on the default exchange, 404 when either end is missing)."""
+        exchange, queue, binding = self._binding_ends(
+            exchange_name, queue_name, routing_key, arguments, owner
+        )
         if binding in exchange.bindings:
             return
         exchange.bind(binding)
@@ -368,13 +376,9 @@ class Broker:
         self, exchange_name: str, queue_name: str, routing_key: str, arguments: dict[str, Any], owner: object
     ) -> None:
         """Queue.Unbind; a binding that is not there is fine."""
-        if exchange_name == "":
-            raise AMQPError(ACCESS_REFUSED, "operation not permitted on the default exchange")
-        queue = self.queue(queue_name, owner)
-        exchange = self.exchanges.get(exchange_name)
-        if exchange is None:
-            raise not_found("exchange", exchange_name, self.vhost)
-        binding = Binding(queue.name, routing_key, _frozen(arguments))
+        exchange, queue, binding = self._binding_ends(
+            exchange_name, queue_name, routing_key, arguments, owner
+        )
         if exchange.unbind(binding):
             if exchange.durable and queue.durable and self.store is not None:
                 self.store.log_topology(records.UNBIND, _binding_entry(exchange.name, binding))
