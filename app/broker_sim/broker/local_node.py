@@ -55,6 +55,8 @@ class LocalNode:
     name: str = field(default_factory=lambda: f"broker-sim-{secrets.token_hex(3)}@localhost")
     user: str = "broker-sim"
     password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    management_port: int | None = None
+    """Run the management plugin (HTTP API) on 127.0.0.1 at this port; None: no plugins at all."""
     _process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -83,7 +85,8 @@ class LocalNode:
         base = self.base_dir
         for sub in ("home", "mnesia", "log"):
             (base / sub).mkdir(parents=True, exist_ok=True)
-        (base / "enabled_plugins").write_text("[].\n")
+        plugins = "[rabbitmq_management]" if self.management_port else "[]"
+        (base / "enabled_plugins").write_text(f"{plugins}.\n")
         (base / "advanced.config").write_text("[].\n")
         (base / "rabbitmq-env.conf").write_text("")
         (base / "rabbitmq.conf").write_text(
@@ -92,6 +95,11 @@ class LocalNode:
             f"default_pass = {self.password}\n"
             "default_vhost = /\n"
             "loopback_users = none\n"
+            + (
+                f"management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {self.management_port}\n"
+                if self.management_port
+                else ""
+            )
         )
 
     def ctl(self, *args: str, timeout: float = 60) -> str:

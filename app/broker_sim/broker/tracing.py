@@ -39,6 +39,7 @@ class TraceSwitch:
     how: str = ""
     node_ctl: Callable[..., str] | None = None
     """``rabbitmqctl`` for the broker's own node, when broker-sim started it (a private node)."""
+    management_port: int = MANAGEMENT_PORT
 
     async def turn_on(self) -> str | None:
         """Turn tracing on; returns how, or ``None`` when no way worked (the reason is in ``how``)."""
@@ -91,7 +92,7 @@ class TraceSwitch:
         token = base64.b64encode(
             f"{unquote(parts.username or 'guest')}:{unquote(parts.password or 'guest')}".encode()
         ).decode()
-        api = f"http://{parts.hostname}:{MANAGEMENT_PORT}/api/vhosts/{quote(address.vhost, safe='')}"
+        api = f"http://{parts.hostname}:{self.management_port}/api/vhosts/{quote(address.vhost, safe='')}"
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(api, data=data, method=method)
         request.add_header("Authorization", f"Basic {token}")
