@@ -29,6 +29,7 @@ from broker_sim.tui.broker_choice import (
     BrokerProgress,
     choose_broker,
 )
+from broker_sim.tui.durability_tab import DurabilityTab
 from broker_sim.tui.header import BrokerHeader
 from broker_sim.tui.pattern_tab import PatternTab, ViewChanged
 from broker_sim.tui.publish_form import Draft, PublishForm
@@ -39,7 +40,8 @@ if TYPE_CHECKING:
 
 STOP_GRACE = 5.0
 """Seconds each engine gets to clean up on quit before the app leaves anyway."""
-STYLESHEETS = ("app.tcss", "flow.tcss", "forms.tcss")
+STYLESHEETS = ("app.tcss", "flow.tcss", "forms.tcss", "durability.tcss")
+DURABILITY_PANE = "pane-durability"
 HEADER_HZ = 4
 """While the broker is away, the header's elapsed time moves this often."""
 UPLOAD_SCENARIO = "work-queue"
@@ -141,6 +143,7 @@ class BrokerSimApp(App[None]):
         self.header = BrokerHeader(settings)
         self.patterns = TabbedContent(id="patterns")
         """Held here: ``query_one`` from the app searches the screen on top (a dialog, say)."""
+        self.durability = DurabilityTab(prefix=f"{settings.name_prefix}durability.")
         """The broker every engine runs on, once found or started (or the one given)."""
         self._owns_broker = broker is None
         self._drafts: dict[str, Draft] = {}
@@ -152,13 +155,20 @@ class BrokerSimApp(App[None]):
                 desk.upload_port = settings.api_port
 
     def compose(self) -> ComposeResult:
-        """Header, one tab per scenario, footer."""
+        """Header, one tab per scenario and the Durability tab last, footer."""
         yield self.header
         with self.patterns:
             for i, tab in enumerate(self.tabs, 1):
                 with TabPane(f"{i} {tab.scenario.title}", id=f"pane-{tab.scenario.name}"):
                     yield tab
+            with TabPane(f"{len(self.tabs) + 1} Durability", id=DURABILITY_PANE):
+                yield self.durability
         yield Footer(compact=True)
+
+    @property
+    def pane_ids(self) -> list[str]:
+        """Every tab's pane, in order (the patterns, then Durability)."""
+        return [f"pane-{t.scenario.name}" for t in self.tabs] + [DURABILITY_PANE]
 
     def on_mount(self) -> None:
         """Show the first tab, find or start the broker (in a worker), keep the header current."""
@@ -207,10 +217,7 @@ class BrokerSimApp(App[None]):
         self.header.chosen(message.choice)
         for tab in self.tabs:
             tab.broker_ready(self.broker)
-        for durability in self.query("DurabilityTab"):
-            set_broker = getattr(durability, "set_broker", None)
-            if set_broker is not None:
-                set_broker(self.broker)
+        self.durability.set_broker(self.broker)
 
     @on(BrokerFailed)
     def _broker_failed(self, message: BrokerFailed) -> None:
@@ -228,6 +235,7 @@ class BrokerSimApp(App[None]):
 
     @on(TabbedContent.TabActivated)
     def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
+        self.refresh_bindings()  # the footer's keys depend on the tab
         shown = self.active_tab
         for tab in self.tabs:
             if tab is not shown:
@@ -257,16 +265,14 @@ class BrokerSimApp(App[None]):
                 self._update_header()
 
     def _switch(self, step: int) -> None:
-        tab = self.active_tab
-        if not self.tabs or tab is None:
-            return
-        nxt = self.tabs[(self.tabs.index(tab) + step) % len(self.tabs)]
-        self.patterns.active = f"pane-{nxt.scenario.name}"
+        panes = self.pane_ids
+        if self.patterns.active in panes:
+            self.patterns.active = panes[(panes.index(self.patterns.active) + step) % len(panes)]
 
     def action_show_tab(self, index: int) -> None:
-        """Show the pattern with that number."""
-        if 0 <= index < len(self.tabs):
-            self.patterns.active = f"pane-{self.tabs[index].scenario.name}"
+        """Show the tab with that number."""
+        if 0 <= index < len(self.pane_ids):
+            self.patterns.active = self.pane_ids[index]
 
     def action_next_tab(self) -> None:
         """Show the next pattern."""
@@ -289,7 +295,10 @@ class BrokerSimApp(App[None]):
             "prefetch", "kill", "publish", "animation", "restart_broker", "drop_connection",
             "play_story", "pause_story", "story_speed", "save_session",
         }  # fmt: skip
-        return not (action in tab_actions and self.screen is not self.screen_stack[0])
+        if action in tab_actions and self.screen is not self.screen_stack[0]:
+            return False
+        # the Durability tab has keys of its own: hide the pattern keys there (R still restarts)
+        return not (action in tab_actions - {"restart_broker"} and self.patterns.active == DURABILITY_PANE)
 
     # -- keys -------------------------------------------------------------------------------------
 
@@ -303,7 +312,8 @@ class BrokerSimApp(App[None]):
             return
         tab = self.active_tab
         bindings = [b for b in self.BINDINGS if isinstance(b, Binding) and not b.key.isdigit()]
-        bindings.append(Binding("1-9", "", "", tooltip="show pattern 1…9"))
+        bindings.append(Binding("1-9", "", "", tooltip="show tab 1…9"))
+        bindings += [b for b in DurabilityTab.BINDINGS if isinstance(b, Binding)]
         self.push_screen(HelpScreen(bindings, tab.scenario if tab else None))
 
     def _group(self, tab: PatternTab) -> str | None:
@@ -376,8 +386,14 @@ class BrokerSimApp(App[None]):
             tab.control(lambda e: e.drop_connection(), "dropped the connection: watch it reconnect")
 
     def action_restart_broker(self, crash: bool = False) -> None:
-        """Restart (or crash and restart) the broker: ask first, or ask the user to do it."""
+        """Restart (or crash and restart) the broker: ask first, or ask the user to do it.
+
+        The active tab's engine does it (any running one, on the Durability tab); every other
+        engine reconnects by itself.
+        """
         tab, broker = self.active_tab, self.broker
+        if tab is None or tab.engine is None:
+            tab = next((t for t in self.tabs if t.engine is not None), tab)
         if tab is None or broker is None or tab.engine is None:
             self.notify("no engine runs on a broker yet: nothing to restart", severity="warning")
             return
@@ -392,7 +408,7 @@ class BrokerSimApp(App[None]):
             )
             return
         if not broker.can_restart:
-            self.push_screen(ManualRestart(broker.masked_url, broker.restart_how, tab.outage))
+            self.push_screen(ManualRestart(broker.masked_url, tab.outage))
         elif broker.needs_confirmation:
             screen = ConfirmRestart(broker.kind, broker.masked_url, broker.restart_how, crash=crash)
             self.push_screen(screen, lambda yes: self._restart_now(tab, crash) if yes else None)

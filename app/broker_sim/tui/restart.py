@@ -34,8 +34,9 @@ class ConfirmRestart(ModalScreen[bool]):
 
     def __init__(self, kind: str, url: str, how: str, *, crash: bool = False) -> None:
         super().__init__()
+        self._title = f"{'crash and restart' if crash else 'restart'} {kind}?"
         self._text = (
-            f"{'Crash' if crash else 'Restart'} {kind} at {url}?\n\n"
+            f"The broker at {url}.\n"
             "Other programs on this machine may use it: their connections drop too.\n"
             f"How: {how}."
         )
@@ -43,7 +44,7 @@ class ConfirmRestart(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         """The question, and two buttons."""
         with Vertical(id="restart-dialog"):
-            yield Label("restart RabbitMQ on this machine?", id="restart-title")
+            yield Label(self._title, id="restart-title")
             yield Static(self._text)
             with Horizontal(id="restart-buttons"):
                 yield Button("Restart (y)", id="yes", variant="warning")
@@ -70,14 +71,13 @@ class ManualRestart(ModalScreen[bool]):
     def __init__(
         self,
         url: str,
-        how: str,
         outage: Outage,
         *,
         wait: float = MANUAL_WAIT,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
-        self._url, self._how = url, how
+        self._url = url
         self._outage = outage
         self._recoveries = outage.recoveries
         self._losses = outage.losses
@@ -89,8 +89,9 @@ class ManualRestart(ModalScreen[bool]):
         with Vertical(id="restart-dialog"):
             yield Label("restart the broker yourself", id="restart-title")
             yield Static(
-                f"broker-sim cannot restart the broker at {self._url}.\n"
-                f"Restart it yourself ({self._how}); broker-sim notices it go and reconnects by itself."
+                f"broker-sim cannot restart the broker at {self._url} itself.\n"
+                "Restart it where it runs (docker restart NAME, systemctl restart rabbitmq-server, …):\n"
+                "broker-sim notices it go away and reconnects by itself; this closes when it is back."
             )
             yield Static("", id="countdown")
             yield Label("Esc: stop waiting (nothing is undone)", classes="dim")
@@ -110,7 +111,9 @@ class ManualRestart(ModalScreen[bool]):
             self.dismiss(False)
             return
         gone = self._outage.losses > self._losses
-        state = self._outage.text(self._clock()) if gone else "still connected: waiting for it to go down"
+        state = (
+            self._outage.text(self._clock()) if gone else "waiting for the broker to go away and come back"
+        )
         self.query_one("#countdown", Static).update(f"{state}\nwaiting {left:.0f} s more")
 
     def action_stop_waiting(self) -> None:
