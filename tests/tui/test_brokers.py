@@ -91,12 +91,20 @@ async def test_a_url_the_user_named_is_never_replaced(settings: Settings) -> Non
 
 
 async def test_a_broker_that_cannot_start_is_explained_on_the_panel(tmp_path: Path) -> None:
-    # --broker docker without the docker extra (or an engine): a sentence, not a traceback
-    async with app_on(Settings(broker="docker", data_dir=tmp_path)) as (app, tab, _w, pilot):
-        await until_screen(pilot, lambda: bool(tab.broker_problem), "the reason", rounds=4000)
-        assert tab.query_one("#trouble").display
-        assert "Could not start the broker" in str(tab.query_one("#trouble", Static).content)
-        assert "no broker" in header_text(app, "#broker")
+    from broker_sim.embedded.launch import EmbeddedBroker
+
+    # Another embedded broker holds the data dir's lock, so the app's own cannot start: a
+    # sentence on the panel, not a traceback.
+    holder = EmbeddedBroker(tmp_path / "embedded")
+    await holder.start()
+    try:
+        async with app_on(Settings(broker="embedded", data_dir=tmp_path)) as (app, tab, _w, pilot):
+            await until_screen(pilot, lambda: bool(tab.broker_problem), "the reason", rounds=4000)
+            assert tab.query_one("#trouble").display
+            assert "Could not start the broker" in str(tab.query_one("#trouble", Static).content)
+            assert "no broker" in header_text(app, "#broker")
+    finally:
+        await holder.stop()
 
 
 async def test_R_and_X_restart_the_embedded_broker_and_traffic_flows_again(tmp_path: Path) -> None:

@@ -249,6 +249,7 @@ class ConsumerGroup:
         self._unacked = unacked
         self._serial = 0
         self._lock = asyncio.Lock()
+        self.connection: AbstractConnection | None = None
 
     def track(self, delta: int) -> None:
         """Count unacked deliveries on this group's queue (the client's own figure)."""
@@ -265,12 +266,14 @@ class ConsumerGroup:
     async def attach(self, connection: AbstractConnection) -> None:
         """Start ``target`` consumers on a fresh connection."""
         async with self._lock:
+            self.connection = connection
             self.members = []
             for _ in range(self.target):
                 await self._add(connection)
 
     def detach(self) -> None:
         """Forget consumers of a connection that is gone."""
+        self.connection = None
         for member in self.members:
             member.detach()
         self.members = []
@@ -281,10 +284,15 @@ class ConsumerGroup:
         self.members.append(consumer)
         return consumer
 
-    async def scale(self, connection: AbstractConnection | None, count: int) -> None:
-        """Add or remove consumers until there are ``count``."""
+    async def scale(self, count: int) -> None:
+        """Add or remove consumers until there are ``count`` (applied on attach when detached).
+
+        The group's own connection decides, not the engine's connected flag: between the
+        group's attach and the engine calling itself connected, a scale must still apply.
+        """
         async with self._lock:
             self.target = max(0, count)
+            connection = self.connection
             if connection is None:
                 return
             while len(self.members) < self.target:

@@ -35,7 +35,7 @@ from broker_sim.domain.topic import MAX_KEY_BYTES
 from broker_sim.settings import Settings
 from broker_sim.sim.bus import EventBus
 from broker_sim.sim.consumer import ChannelError, ConsumerGroup
-from broker_sim.sim.link import connect_with_retry
+from broker_sim.sim.link import GET_A_BROKER, connect_with_retry
 from broker_sim.sim.observe import DepthPoller, RouteTracer
 from broker_sim.sim.producer import WINDOW, Outgoing, Producer, publish
 from broker_sim.sim.topology import Topology
@@ -69,7 +69,12 @@ class Engine:
     ) -> None:
         self.scenario = scenario
         self.broker = broker or BrokerHandle(settings.url)
-        self.settings = settings.with_(url=self.broker.url) if broker is not None else settings
+        if broker is None:
+            self.settings = settings
+        elif broker.started_by_us:  # its URL came from broker-sim, not from a flag or a file
+            self.settings = settings.with_(url=broker.url, url_source=f"broker-sim's {broker.kind}")
+        else:
+            self.settings = settings.with_(url=broker.url)
         settings = self.settings
         self.bus = bus or EventBus()
         self.run_id = uuid.uuid4().hex[:8]
@@ -149,6 +154,7 @@ class Engine:
                 name=f"broker-sim {self.scenario.name}",
                 reconnecting=reconnecting,
                 wake=self._retry_now,
+                advice=self._advice(),
             )
             lost = self._lost = asyncio.Event()
             conn.close_callbacks.add(lambda *_, ev=lost: ev.set())
@@ -180,6 +186,12 @@ class Engine:
             await self._detach()
             self.emit(ConnectionChanged(LinkState.LOST, self.settings.masked_url, "the connection closed"))
             reconnecting = True
+
+    def _advice(self) -> str:
+        """What to tell a user whose broker does not answer: it depends on who runs it."""
+        if self.broker.started_by_us:
+            return f"broker-sim's {self.broker.kind} is not answering (restarting?); it retries by itself"
+        return GET_A_BROKER
 
     async def _attach(self, conn: AbstractConnection) -> None:
         channel = await conn.channel(publisher_confirms=False)
@@ -357,7 +369,7 @@ class Engine:
             case "scale":
                 if step.count < 0:
                     raise EngineError("a consumer group cannot have fewer than 0 consumers")
-                await self._group(step.group).scale(self._conn if self.connected else None, step.count)
+                await self._group(step.group).scale(step.count)
                 done = step.describe()
             case "kill":
                 if not self.connected:

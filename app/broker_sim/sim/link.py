@@ -18,7 +18,13 @@ CONNECT_TIMEOUT = 5.0
 RETRY_FIRST, RETRY_MAX = 0.5, 5.0
 
 
-def explain_failure(url: str, source: str, exc: BaseException) -> tuple[LinkState, str]:
+GET_A_BROKER = "start one with `docker compose up -d` or point at yours with --url"
+"""What to do when nothing answers at a URL the user chose."""
+
+
+def explain_failure(
+    url: str, source: str, exc: BaseException, advice: str = GET_A_BROKER
+) -> tuple[LinkState, str]:
     """What a failed connect means for a user: the state, and one line saying what to do."""
     address = parse_url(url)
     where = f"{address.host}:{address.port}"
@@ -38,9 +44,8 @@ def explain_failure(url: str, source: str, exc: BaseException) -> tuple[LinkStat
         reason = f"no answer within {CONNECT_TIMEOUT:.0f} s"
     elif _refused(exc):
         reason = "connection refused (nothing listens there)"
-    return LinkState.UNREACHABLE, (
-        f"tried {mask_url(url)}{from_}: {reason[:120]}; start one with `docker compose up -d` "
-        "or point at yours with --url"
+    return LinkState.UNREACHABLE, f"tried {mask_url(url)}{from_}: {reason[:120]}" + (
+        f"; {advice}" if advice else ""
     )
 
 
@@ -59,6 +64,7 @@ async def connect_with_retry(
     name: str,
     reconnecting: bool = False,
     wake: asyncio.Event | None = None,
+    advice: str = GET_A_BROKER,
 ) -> AbstractConnection:
     """Connect, retrying with backoff for ever (until cancelled), reporting every attempt.
 
@@ -76,7 +82,7 @@ async def connect_with_retry(
                 url, timeout=CONNECT_TIMEOUT, client_properties={"connection_name": name}
             )
         except (OSError, TimeoutError, aiormq.exceptions.AMQPError) as exc:
-            failed, detail = explain_failure(url, source, exc)
+            failed, detail = explain_failure(url, source, exc, advice)
             emit(ConnectionChanged(failed, masked, detail, attempt))
         if wake is None:
             await asyncio.sleep(delay)

@@ -31,7 +31,8 @@ from broker_sim.sim.engine import Engine, EngineError
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 40_000_000
-JOBS_KEPT = 1_000
+JOBS_KEPT = 200
+"""Uploads whose state (and spooled file) are kept; older ones are forgotten and deleted."""
 
 
 @dataclass
@@ -138,8 +139,11 @@ class UploadServer:
             await asyncio.to_thread(path.unlink, missing_ok=True)
             return _error(503, str(exc))
         self.jobs[job_id] = Job(job_id, str(path))
+        # Keep the latest uploads' files (a recorded session that replays them needs them), and
+        # only those: the spool stays bounded.
         while len(self.jobs) > JOBS_KEPT:
-            self.jobs.popitem(last=False)
+            _, old = self.jobs.popitem(last=False)
+            await asyncio.to_thread(Path(old.file).unlink, missing_ok=True)
         return web.json_response(
             {"job": job_id, "state": "published", "status": f"/jobs/{job_id}"}, status=202
         )
@@ -147,7 +151,9 @@ class UploadServer:
     async def _get(self, request: web.Request) -> web.Response:
         job = self.jobs.get(request.match_info["job"])
         if job is None:
-            return _error(404, "no such job (ids come from POST /jobs; only the latest 1,000 are kept)")
+            return _error(
+                404, f"no such job (ids come from POST /jobs; only the latest {JOBS_KEPT} are kept)"
+            )
         return web.json_response({k: v for k, v in job.__dict__.items() if k != "file"})
 
     def _on_event(self, event: FlowEvent) -> None:
@@ -166,7 +172,6 @@ class UploadServer:
                 job.state = "queued"
             case Acked(consumer=c, result=result):
                 job.state, job.worker, job.result = "done", c, result
-                Path(job.file).unlink(missing_ok=True)
             case Nacked(reason=reason, requeue=requeue):
                 job.state, job.result = ("queued", "") if requeue else ("failed", reason)
             case _:
