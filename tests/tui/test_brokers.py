@@ -6,46 +6,20 @@ test started), never the shared RabbitMQ.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-from textual.pilot import Pilot
-from textual.widgets import Static, TabbedContent
+from textual.widgets import Static
 
 from broker_sim.broker.handle import BrokerHandle
 from broker_sim.domain.events import Acked, BrokerRestarted, ConnectionChanged, LinkState
 from broker_sim.embedded.launch import EmbeddedBroker
 from broker_sim.settings import Settings
-from broker_sim.sim import EventBus
-from broker_sim.tui.app import BrokerSimApp, make_app
+from broker_sim.tui.app import BrokerSimApp
 from broker_sim.tui.header import BrokerHeader
 from broker_sim.tui.outage import Outage
-from broker_sim.tui.pattern_tab import PatternTab
 from broker_sim.tui.restart import ConfirmRestart, ManualRestart
 from tests.support import Watcher
-from tests.tui.test_live import SIZE, until_screen
-
-
-@asynccontextmanager
-async def app_on(
-    settings: Settings, name: str = "work-queue", broker: BrokerHandle | None = None
-) -> AsyncIterator[tuple[BrokerSimApp, PatternTab, Watcher, Pilot[None]]]:
-    """The app on one tab, its engines watched; engines (and a broker it started) stopped after."""
-    app = make_app(settings.with_(name_prefix=f"t{uuid.uuid4().hex[:8]}."), broker=broker)
-    tab = next(t for t in app.tabs if t.scenario.name == name)
-    bus = EventBus()
-    watcher = Watcher(bus)
-    tab.observers.append(bus.emit)
-    async with app.run_test(size=SIZE) as pilot:
-        app.query_one(TabbedContent).active = f"pane-{name}"
-        await pilot.pause()
-        try:
-            yield app, tab, watcher, pilot
-        finally:
-            await app.stop_engines()
-            await app.close_broker()
+from tests.tui.harness import app_on, until_screen
 
 
 def header_text(app: BrokerSimApp, selector: str) -> str:

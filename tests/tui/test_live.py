@@ -6,13 +6,11 @@ starts), waits on events with a deadline, and compares what the screen shows wit
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Button, Input, Label, Static, TabbedContent
+from textual.widgets import Button, Input, Label, Static
 
 from broker_sim.domain.events import (
     Abandoned,
@@ -25,35 +23,14 @@ from broker_sim.domain.events import (
     QueueDepth,
 )
 from broker_sim.settings import Settings
-from broker_sim.sim import EventBus
-from broker_sim.tui.app import BrokerSimApp, make_app
 from broker_sim.tui.help import HelpScreen
 from broker_sim.tui.pattern_tab import PatternTab
 from broker_sim.tui.publish_form import PublishForm
 from tests.support import Watcher
+from tests.tui.harness import app_on, until_screen
 
-SIZE = (160, 44)
 SCENARIOS = ["work-queue", "pubsub", "routing", "topic", "headers"]
 COUNTED = ("published", "confirmed", "returned", "delivered", "acked", "nacked", "redelivered", "lost")
-
-
-@asynccontextmanager
-async def showing(
-    settings: Settings, name: str
-) -> AsyncIterator[tuple[BrokerSimApp, PatternTab, Watcher, Pilot[None]]]:
-    """The app on one tab, under a fresh name prefix, its engine watched; engines stopped after."""
-    app = make_app(settings.with_(name_prefix=f"t{uuid.uuid4().hex[:8]}."))
-    tab = next(t for t in app.tabs if t.scenario.name == name)
-    bus = EventBus()
-    watcher = Watcher(bus)
-    tab.observers.append(bus.emit)
-    async with app.run_test(size=SIZE) as pilot:
-        app.query_one(TabbedContent).active = f"pane-{name}"
-        await pilot.pause()
-        try:
-            yield app, tab, watcher, pilot
-        finally:
-            await app.stop_engines()
 
 
 async def settled(pilot: Pilot[None], tab: PatternTab, w: Watcher) -> None:
@@ -72,17 +49,6 @@ async def settled(pilot: Pilot[None], tab: PatternTab, w: Watcher) -> None:
     await until_screen(pilot, lambda: tab.bridge.received == len(w.events), "the screen saw every event")
 
 
-async def until_screen(
-    pilot: Pilot[None], predicate: Callable[[], bool], what: str, rounds: int = 200
-) -> None:
-    """Let the app process its messages until the screen shows something (bounded, no sleep)."""
-    for _ in range(rounds):
-        await pilot.pause()
-        if predicate():
-            return
-    raise AssertionError(f"the screen never showed: {what}")
-
-
 def screen_text(tab: PatternTab, selector: str) -> str:
     """The plain text a Static shows."""
     return str(tab.query_one(selector, Static).content)
@@ -94,7 +60,7 @@ def canvas_text(tab: PatternTab) -> str:
 
 @pytest.mark.parametrize("name", SCENARIOS)
 async def test_tab_shows_tokens_and_the_engines_counts(settings: Settings, name: str) -> None:
-    async with showing(settings, name) as (_app, tab, w, pilot):
+    async with app_on(settings, name) as (_app, tab, w, pilot):
         await w.until(lambda: w.tally.acked >= 3, "three messages processed")
         await until_screen(pilot, lambda: any(g in canvas_text(tab) for g in "●○◆✓"), "a token on the canvas")
         await settled(pilot, tab, w)
@@ -113,7 +79,7 @@ async def test_plus_and_minus_change_the_consumers_on_screen_and_at_the_broker(s
             isinstance(e, QueueDepth) and e.queue == "image-jobs" and e.consumers == n for e in w.events[-20:]
         )
 
-    async with showing(settings, "work-queue") as (_app, tab, w, pilot):
+    async with app_on(settings, "work-queue") as (_app, tab, w, pilot):
         await w.until(at_broker(3), "the broker counts 3 consumers")
         # a scale pressed while the engine is still attaching only sets the target for the next connect
         await w.until(lambda: tab.engine is not None and tab.engine.connected, "the engine connected")
@@ -129,7 +95,7 @@ async def test_plus_and_minus_change_the_consumers_on_screen_and_at_the_broker(s
 
 
 async def test_prefetch_toggle_hands_out_more_than_one_job_then_one(settings: Settings) -> None:
-    async with showing(settings, "work-queue") as (_app, tab, w, pilot):
+    async with app_on(settings, "work-queue") as (_app, tab, w, pilot):
         await w.until(lambda: len(w.tally.alive_consumers("worker")) == 3, "three workers up")
         await pilot.press("up", "up", "up")  # 32 jobs/s: more than three workers can do
         await pilot.press("f")
@@ -150,7 +116,7 @@ async def test_prefetch_toggle_hands_out_more_than_one_job_then_one(settings: Se
 
 
 async def test_kill_redelivers_the_killed_workers_job_to_another(settings: Settings) -> None:
-    async with showing(settings, "work-queue") as (_app, tab, w, pilot):
+    async with app_on(settings, "work-queue") as (_app, tab, w, pilot):
         await w.until(lambda: len(w.tally.alive_consumers("worker")) == 3, "three workers up")
         await pilot.press("up", "up")  # 16 jobs/s: every worker is always busy
         await w.until(lambda: all(f.in_flight for f in w.tally.consumers.values()), "every worker busy")
@@ -174,7 +140,7 @@ async def test_kill_redelivers_the_killed_workers_job_to_another(settings: Setti
 
 
 async def test_publish_form_message_is_delivered_and_counted(settings: Settings) -> None:
-    async with showing(settings, "routing") as (app, tab, w, pilot):
+    async with app_on(settings, "routing") as (app, tab, w, pilot):
         await w.until(lambda: tab.view.connected and len(w.tally.alive_consumers()) == 2, "connected")
         await pilot.press("space")  # quiet: only our message moves
         await pilot.press("m")
@@ -205,7 +171,7 @@ async def test_publish_form_message_is_delivered_and_counted(settings: Settings)
 
 async def test_help_opens_while_the_broker_is_unreachable(settings: Settings) -> None:
     nowhere = settings.with_(url="amqp://guest:guest@127.0.0.1:1/", url_source="--url")
-    async with showing(nowhere, "work-queue") as (app, tab, w, pilot):
+    async with app_on(nowhere, "work-queue") as (app, tab, w, pilot):
         await w.until(
             lambda: any(
                 isinstance(e, ConnectionChanged) and e.state == LinkState.UNREACHABLE for e in w.events

@@ -14,8 +14,8 @@ from broker_sim.headless import run_scenario
 from broker_sim.settings import Settings
 from broker_sim.tui.replay import SPEEDS, step_speed
 from tests.engine.test_uploads import png
+from tests.tui.harness import until_screen
 from tests.tui.test_brokers import app_on
-from tests.tui.test_live import until_screen
 
 
 async def test_P_plays_the_story_with_progress_speed_and_the_headless_verdict(

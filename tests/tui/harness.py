@@ -1,0 +1,50 @@
+"""Running the app in a test: one tab shown, its engine watched, everything stopped after."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from textual.pilot import Pilot
+from textual.widgets import TabbedContent
+
+from broker_sim.broker.handle import BrokerHandle
+from broker_sim.settings import Settings
+from broker_sim.sim import EventBus
+from broker_sim.tui.app import BrokerSimApp, make_app
+from broker_sim.tui.pattern_tab import PatternTab
+from tests.support import Watcher
+
+SIZE = (160, 44)
+
+
+@asynccontextmanager
+async def app_on(
+    settings: Settings, name: str = "work-queue", broker: BrokerHandle | None = None
+) -> AsyncIterator[tuple[BrokerSimApp, PatternTab, Watcher, Pilot[None]]]:
+    """The app on one tab, its engines watched; engines (and a broker it started) stopped after."""
+    app = make_app(settings.with_(name_prefix=f"t{uuid.uuid4().hex[:8]}."), broker=broker)
+    tab = next(t for t in app.tabs if t.scenario.name == name)
+    bus = EventBus()
+    watcher = Watcher(bus)
+    tab.observers.append(bus.emit)
+    async with app.run_test(size=SIZE) as pilot:
+        app.query_one(TabbedContent).active = f"pane-{name}"
+        await pilot.pause()
+        try:
+            yield app, tab, watcher, pilot
+        finally:
+            await app.stop_engines()
+            await app.close_broker()
+
+
+async def until_screen(
+    pilot: Pilot[None], predicate: Callable[[], bool], what: str, rounds: int = 200
+) -> None:
+    """Let the app process its messages until the screen shows something (bounded, no sleep)."""
+    for _ in range(rounds):
+        await pilot.pause()
+        if predicate():
+            return
+    raise AssertionError(f"the screen never showed: {what}")
