@@ -170,9 +170,12 @@ class EmbeddedBroker:
         self._process = None
 
     def _log_tail(self) -> str:
+        # The log is appended to across runs: only this start's last line says why it failed.
         with contextlib.suppress(OSError):
-            return " | ".join((self.data_dir / "broker.log").read_text().strip().splitlines()[-5:])
-        return "(no log)"
+            lines = (self.data_dir / "broker.log").read_text().strip().splitlines()
+            if lines:
+                return lines[-1].removeprefix("broker-sim broker: ")
+        return f"(nothing in {self.data_dir / 'broker.log'})"
 
 
 def _drain(stream: object) -> None:

@@ -185,7 +185,10 @@ class Store:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(self._lock_fd)
-            raise StoreLocked(f"another broker uses {self.directory}") from None
+            raise StoreLocked(
+                f"another broker uses {self.directory} (is another broker-sim running? quit it, or give "
+                "this one a data folder of its own with BROKER_SIM_DATA_DIR or --data-dir)"
+            ) from None
         state, top = read_log(self.path)
         self._next_id = top + 1
         self._topology = topology
