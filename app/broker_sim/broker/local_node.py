@@ -120,8 +120,15 @@ class LocalNode:
 
     def _spawn(self) -> None:
         log = (self.base_dir / "log" / "console.log").open("ab")
+        command = [str(self._bin / "rabbitmq-server")]
+        setpriv = shutil.which("setpriv")
+        if setpriv is not None:
+            # If broker-sim dies without stopping the node (a closed terminal, kill -9), the
+            # kernel sends the server script SIGTERM, and its trap stops RabbitMQ cleanly: no
+            # orphaned node keeps running.
+            command = [setpriv, "--pdeathsig", "TERM", *command]
         self._process = subprocess.Popen(
-            [str(self._bin / "rabbitmq-server")],
+            command,
             env=self._env(),
             stdout=log,
             stderr=subprocess.STDOUT,
