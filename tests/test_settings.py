@@ -87,3 +87,12 @@ def test_logs_go_to_a_file_with_passwords_masked(tmp_path: Path) -> None:
     text = path.read_text()
     assert "amqp://user:****@host:5672/" in text
     assert "hunter2" not in text
+
+
+def test_a_broken_url_or_env_file_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    with pytest.raises(BrokerUrlError, match="cannot be read"):
+        parse_url("amqp://u:p@[::1")
+    env = tmp_path / ".env"
+    env.write_text("RABBITMQ_DEFAULT_USER=a\nRABBITMQ_PORT=abc\n")
+    with pytest.raises(BrokerUrlError, match="RABBITMQ_PORT must be a port number, got 'abc'"):
+        load_settings(None, env={}, dotenv=env)

@@ -101,7 +101,11 @@ def _export(args: argparse.Namespace) -> int:
         return 2
     text = json.dumps(to_definitions(scenario, args.vhost), indent=2) + "\n"
     if args.output:
-        args.output.write_text(text)
+        try:
+            args.output.write_text(text)
+        except OSError as exc:
+            print(f"broker-sim: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
         print(
             f"broker-sim: wrote {args.output} (import it in the management UI or with "
             "rabbitmqctl import_definitions)",
@@ -146,9 +150,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         from broker_sim.headless import run_headless
 
-        return asyncio.run(
-            run_headless(args.file, settings, duration=args.duration, speed=args.speed, json_path=args.json)
-        )
+        if args.json is not None and not args.json.resolve().parent.is_dir():
+            print(f"broker-sim: --json {args.json}: no such folder", file=sys.stderr)
+            return 2
+        try:
+            return asyncio.run(
+                run_headless(
+                    args.file, settings, duration=args.duration, speed=args.speed, json_path=args.json
+                )
+            )
+        except KeyboardInterrupt:
+            print("\nbroker-sim: interrupted", file=sys.stderr)
+            return 130
     from broker_sim.tui.app import make_app
 
     try:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from broker_sim.domain.urls import DEFAULT_URL, build_url, mask_url
+from broker_sim.domain.urls import DEFAULT_URL, BrokerUrlError, build_url, mask_url
 
 ENV_URL = "BROKER_SIM_URL"
 ENV_DATA_DIR = "BROKER_SIM_DATA_DIR"
@@ -66,7 +66,12 @@ def url_from_dotenv(path: Path) -> str | None:
         return None
     password = values.get("RABBITMQ_DEFAULT_PASS") or ""
     vhost = values.get("RABBITMQ_DEFAULT_VHOST") or "/"
-    port = int(values.get("RABBITMQ_PORT") or 5672)
+    try:
+        port = int(values.get("RABBITMQ_PORT") or 5672)
+    except ValueError:
+        raise BrokerUrlError(
+            f"{path}: RABBITMQ_PORT must be a port number, got {values.get('RABBITMQ_PORT')!r}"
+        ) from None
     return build_url(user, password, "localhost", port, vhost)
 
 

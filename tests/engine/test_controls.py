@@ -118,3 +118,25 @@ async def test_log_servers_store_their_own_lines(settings: Settings) -> None:
     assert console and all("[debug]" not in line for line in console)
     assert len(disk) == w.tally.consumers["disk-1"].acked
     assert any(e.consumer == "disk-1" for e in w.of(ConsumerUp))
+
+
+async def test_auto_ack_consumers_hold_nothing_unacked_and_lose_what_they_held(settings: Settings) -> None:
+    from broker_sim.domain.events import Abandoned
+
+    auto = Scenario(
+        name="auto",
+        title="auto-ack test",
+        queues=(QueueSpec("jobs"),),
+        producers=(ProducerSpec("server", "", rate=200, routing_keys=("jobs",), count=40),),
+        consumers=(
+            ConsumerGroupSpec("w", "jobs", count=1, prefetch=0, ack="auto", work=WorkSpec("delay", 0.2)),
+        ),
+    )
+    async with running(auto, settings) as (engine, w):
+        await w.until(lambda: engine.groups["w"].members[0].holding >= 5, "the consumer holds several")
+        await w.until(lambda: bool(w.of(QueueDepth)), "a depth poll")
+        assert all(e.unacked == 0 for e in w.of(QueueDepth))  # auto-ack: nothing is unacked at the broker
+        await engine.scale("w", 0)
+        lost = [a for a in w.of(Abandoned) if not a.redelivered]
+        assert lost  # acked on delivery, so what it still held is gone, and said so
+        assert w.tally.lost == len(lost)

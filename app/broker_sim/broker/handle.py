@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from broker_sim.broker.rabbitmqctl import RabbitmqctlError, run_rabbitmqctl
 from broker_sim.domain.urls import mask_url, parse_url
 
 
@@ -82,14 +82,10 @@ class NodeOnThisMachine(BrokerHandle):
 
 
 def _system_ctl(*args: str) -> str:
-    exe = shutil.which("rabbitmqctl")
-    if exe is None:
-        raise RestartUnavailable("rabbitmqctl is not installed")
-    done = subprocess.run([exe, "-q", *args], capture_output=True, text=True, timeout=120, check=False)
-    if done.returncode != 0:
-        lines = (done.stderr or done.stdout).strip().splitlines()
-        raise RestartUnavailable(f"rabbitmqctl {args[0]} failed: {lines[-1] if lines else done.returncode}")
-    return done.stdout
+    try:
+        return run_rabbitmqctl(*args, timeout=120)
+    except RabbitmqctlError as exc:
+        raise RestartUnavailable(str(exc)) from None
 
 
 def node_answers_rabbitmqctl(url: str) -> bool:
@@ -97,8 +93,8 @@ def node_answers_rabbitmqctl(url: str) -> bool:
     if not parse_url(url).is_loopback or shutil.which("rabbitmqctl") is None:
         return False
     try:
-        out = _system_ctl("status", "--formatter", "json")
-    except (RestartUnavailable, subprocess.SubprocessError, OSError):
+        out = run_rabbitmqctl("status", "--formatter", "json", timeout=30)
+    except RabbitmqctlError:
         return False
     return f'"port":{parse_url(url).port}' in out.replace(" ", "")
 

@@ -20,13 +20,14 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from broker_sim.broker.rabbitmqctl import RabbitmqctlError, run_rabbitmqctl
 from broker_sim.domain.urls import build_url
 
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
 BOOT_TIMEOUT = 90.0
 
 
-class LocalNodeError(RuntimeError):
+class LocalNodeError(RabbitmqctlError):
     """The private node could not be started or controlled; the message says why."""
 
 
@@ -104,19 +105,12 @@ class LocalNode:
 
     def ctl(self, *args: str, timeout: float = 60) -> str:
         """Run ``rabbitmqctl`` against this node (blocking; call it in a thread from async code)."""
-        exe = self._bin / "rabbitmqctl"
-        done = subprocess.run(
-            [str(exe), "-q", "-n", self.name, *args],
-            env=self._env(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if done.returncode != 0:
-            text = (done.stderr or done.stdout).strip().splitlines()
-            raise LocalNodeError(f"rabbitmqctl {args[0]} failed: {text[-1] if text else done.returncode}")
-        return done.stdout
+        try:
+            return run_rabbitmqctl(
+                *args, node=self.name, env=self._env(), exe=self._bin / "rabbitmqctl", timeout=timeout
+            )
+        except RabbitmqctlError as exc:
+            raise LocalNodeError(str(exc)) from None
 
     def _spawn(self) -> None:
         log = (self.base_dir / "log" / "console.log").open("ab")
@@ -146,7 +140,13 @@ class LocalNode:
         self._dist_port = free_port()
         await asyncio.to_thread(self._write_config)
         self._spawn()
-        await self._await_startup()
+        try:
+            await self._await_startup()
+        except BaseException:  # a failed or cancelled boot must not leave a node running
+            if self._process is not None:
+                _kill_group(self._process, signal.SIGKILL)
+                self._process = None
+            raise
 
     async def _await_startup(self) -> None:
         try:
@@ -160,7 +160,7 @@ class LocalNode:
                 str(int(BOOT_TIMEOUT)),
                 timeout=BOOT_TIMEOUT + 10,
             )
-        except (LocalNodeError, subprocess.TimeoutExpired) as exc:
+        except LocalNodeError as exc:
             if self._process is not None and self._process.poll() is not None:
                 raise LocalNodeError(
                     f"the node exited while starting (see {self.base_dir / 'log'}): {exc}"
@@ -187,7 +187,7 @@ class LocalNode:
             return
         try:
             await asyncio.to_thread(self.ctl, "stop", timeout=60)
-        except (LocalNodeError, subprocess.TimeoutExpired):
+        except LocalNodeError:
             _kill_group(self._process, signal.SIGKILL)
         try:
             await asyncio.wait_for(asyncio.to_thread(self._process.wait), 30)

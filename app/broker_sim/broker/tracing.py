@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import shutil
 import subprocess
 import urllib.error
 import urllib.request
@@ -17,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
 
+from broker_sim.broker.handle import node_answers_rabbitmqctl
+from broker_sim.broker.rabbitmqctl import run_rabbitmqctl
 from broker_sim.domain.urls import parse_url
 
 MANAGEMENT_PORT = 15672
@@ -87,8 +88,9 @@ class TraceSwitch:
     def _api_request(self, method: str, body: dict[str, object] | None = None) -> dict[str, object]:
         parts = urlsplit(self.url)
         address = parse_url(self.url)
-        if not address.is_loopback and not parts.hostname:
-            raise ValueError("no host")
+        if not address.is_loopback:
+            # The API is plain HTTP with the AMQP password: never send that across a network.
+            raise ValueError("used only for a broker on this machine (its password would cross the network)")
         token = base64.b64encode(
             f"{unquote(parts.username or 'guest')}:{unquote(parts.password or 'guest')}".encode()
         ).decode()
@@ -117,15 +119,11 @@ class TraceSwitch:
     def _ctl(self, *args: str) -> str:
         if self.node_ctl is not None:
             return self.node_ctl(*args)
-        if not parse_url(self.url).is_loopback:
-            raise ValueError("the broker is not on this machine")
-        exe = shutil.which("rabbitmqctl")
-        if exe is None:
-            raise ValueError("rabbitmqctl is not installed")
-        done = subprocess.run([exe, "-q", *args], capture_output=True, text=True, timeout=30, check=False)
-        if done.returncode != 0:
-            raise ValueError((done.stderr or done.stdout).strip().splitlines()[-1:] or ["failed"])
-        return done.stdout
+        # The machine's own node, only when it is the one serving this URL: a loopback URL may
+        # be another broker (the embedded one, a container), and its tracing is not this node's.
+        if not node_answers_rabbitmqctl(self.url):
+            raise ValueError("no RabbitMQ node that rabbitmqctl reaches serves this URL")
+        return run_rabbitmqctl(*args, timeout=30)
 
     def _ctl_get(self) -> bool:
         vhost = parse_url(self.url).vhost

@@ -31,7 +31,10 @@ class BrokerAddress:
 
 def parse_url(url: str) -> BrokerAddress:
     """Split an ``amqp://`` / ``amqps://`` URL; raises :class:`BrokerUrlError` when malformed."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed [IPv6 bracket
+        raise BrokerUrlError(f"broker URL {mask_url(url)!r} cannot be read: {exc}") from None
     if parts.scheme not in ("amqp", "amqps"):
         raise BrokerUrlError(
             f"broker URL must start with amqp:// or amqps://, got {mask_url(url)!r} "

@@ -77,7 +77,8 @@ class Consumer:
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         if self._dead:
             return
-        self.group.track(+1)
+        if self.group.spec.ack == "manual":  # auto-acked deliveries are never unacked at the broker
+            self.group.track(+1)
         names = self.group.topology
         exchange = names.exchange_from_broker(message.exchange or "")
         key = message.routing_key or ""
@@ -181,10 +182,13 @@ class Consumer:
             await asyncio.wait([self._worker])  # it finishes the job in hand, then returns
         self._dead = True
         for message in _drain(self.inbox):
+            if self.group.spec.ack == "auto":
+                # Already acked on delivery: the broker cannot take it back, so it is lost.
+                self.group.emit(Abandoned(message.message_id or "", self.group.spec.queue, self.name, False))
+                continue
             with contextlib.suppress(*ChannelError):
                 await message.nack(requeue=True)
-            if self.group.spec.ack == "manual":
-                self.group.track(-1)
+            self.group.track(-1)
             self.group.emit(
                 Nacked(
                     message.message_id or "",

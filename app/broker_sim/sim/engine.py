@@ -36,7 +36,7 @@ from broker_sim.settings import Settings
 from broker_sim.sim.bus import EventBus
 from broker_sim.sim.consumer import ChannelError, ConsumerGroup
 from broker_sim.sim.link import GET_A_BROKER, connect_with_retry
-from broker_sim.sim.observe import DepthPoller, RouteTracer
+from broker_sim.sim.observe import DepthPoller, DepthUnknown, RouteTracer
 from broker_sim.sim.producer import WINDOW, Outgoing, Producer, publish
 from broker_sim.sim.topology import Topology
 
@@ -241,7 +241,12 @@ class Engine:
         elif self._may_trace:
             how = await self._switch.turn_on()
             self.traced = how is not None and await self._tracer.probe()
-            detail = how or f"could not turn tracing on: {self._switch.how}"
+            if how is None:
+                detail = f"could not turn tracing on: {self._switch.how}"
+            elif not self.traced:  # say what the broker showed, not what was attempted
+                detail = f"{how}, but no trace came back: routing is inferred from deliveries"
+            else:
+                detail = how
         else:
             detail = "tracing is off on this vhost and not broker-sim's to turn on (use --trace)"
         self.emit(TracingChanged(self.traced, detail))
@@ -286,6 +291,9 @@ class Engine:
                 channel = await conn.channel(publisher_confirms=False)
                 await self.topology.remove(channel, include_durable=self._remove_durable)
         self._attached.clear()
+        for task in self._manual_tasks:
+            task.cancel()
+        await asyncio.gather(*self._manual_tasks, return_exceptions=True)
         await self._detach()
         with contextlib.suppress(*ChannelError, OSError):
             await self._switch.restore()
@@ -302,7 +310,7 @@ class Engine:
         """Poll every queue's depth now (emits :class:`QueueDepth` events)."""
         if self.connected and self._conn is not None:
             for spec in self.scenario.queues:
-                with contextlib.suppress(*ChannelError):
+                with contextlib.suppress(*ChannelError, DepthUnknown):
                     await self._poller.poll_one(self._conn, spec.name)
 
     # -- scenario time ----------------------------------------------------------------------------
@@ -365,6 +373,14 @@ class Engine:
 
         Raises :class:`EngineError` when it cannot be done; nothing is half-done then.
         """
+        try:
+            done, step = await self._apply(step)
+        except (*ChannelError, OSError) as exc:  # the broker or the connection failed under the step
+            raise EngineError(f"{step.describe()} failed: {_words(exc)}") from None
+        self.emit(StepApplied(step, source))
+        return done
+
+    async def _apply(self, step: Step) -> tuple[str, Step]:
         match step.action:
             case "scale":
                 if step.count < 0:
@@ -400,8 +416,7 @@ class Engine:
             case "restart-broker":
                 seconds = await self.restart_broker()
                 done = f"restarted the broker in {seconds:.1f} s"
-        self.emit(StepApplied(step, source))
-        return done
+        return done, step
 
     async def scale(self, group: str, count: int) -> None:
         """Run ``count`` consumers in a group (applied on connect if not connected now)."""

@@ -110,6 +110,10 @@ class RouteTracer:
                 await self._channel.close()
 
 
+class DepthUnknown(RuntimeError):
+    """A depth could not be read this time (the channel failed); the next poll tries again."""
+
+
 class DepthPoller:
     """Polls each queue's ready count and consumer count with passive declares."""
 
@@ -120,10 +124,11 @@ class DepthPoller:
         self._channel: AbstractChannel | None = None
 
     async def run(self, connection: AbstractConnection) -> None:
-        """Poll forever (until cancelled)."""
+        """Poll forever (until cancelled); a poll that fails is tried again on the next round."""
         while True:
             for spec in self.topology.scenario.queues:
-                await self.poll_one(connection, spec.name)
+                with contextlib.suppress(DepthUnknown):
+                    await self.poll_one(connection, spec.name)
             await asyncio.sleep(DEPTH_INTERVAL)
 
     async def poll_one(self, connection: AbstractConnection, name: str) -> QueueDepth:
@@ -135,6 +140,10 @@ class DepthPoller:
         except aiormq.exceptions.ChannelNotFoundEntity:
             self._channel = None  # a failed passive declare closes the channel
             event = QueueDepth(name, None, max(0, self._unacked[name]), None)
+        except (aiormq.exceptions.AMQPError, RuntimeError) as exc:
+            # Any other channel trouble: open a new channel next time; the figure is not known now.
+            self._channel = None
+            raise DepthUnknown(str(exc)) from None
         else:
             result = queue.declaration_result
             event = QueueDepth(name, result.message_count, max(0, self._unacked[name]), result.consumer_count)

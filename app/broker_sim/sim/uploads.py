@@ -99,7 +99,12 @@ class UploadServer:
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError:
+            await self._runner.cleanup()
+            self._runner = None
+            raise
         self.port = int(self._runner.addresses[0][1])
         return self.port
 
@@ -119,7 +124,8 @@ class UploadServer:
                 raise BadUpload(
                     400, "the form has no file: send it as the field 'image' (curl -F image=@photo.png)"
                 )
-            return field.file.read(), field.filename or "upload"
+            data = await asyncio.to_thread(field.file.read)  # up to 10 MB: off the event loop
+            return data, field.filename or "upload"
         return await request.read(), "upload"
 
     async def _post(self, request: web.Request) -> web.Response:
