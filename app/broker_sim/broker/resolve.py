@@ -8,6 +8,7 @@ broker. A broker that answers but refuses the login is reported, never silently 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 
 from broker_sim.broker.handle import (
@@ -56,15 +57,20 @@ async def resolve_broker(settings: Settings) -> BrokerHandle:
         and settings.url_source == "default"
         and not await asyncio.to_thread(answers, settings.url)
     ):
-        embedded = EmbeddedHandle(settings.data_dir / "embedded")
-        await embedded.start()
-        return embedded
+        return await _started(EmbeddedHandle(settings.data_dir / "embedded"))
     if kind == "local":
-        node = LocalNodeHandle(settings.data_dir / "local-node")
-        await node.start()
-        return node
+        return await _started(LocalNodeHandle(settings.data_dir / "local-node"))
     if kind == "docker":
-        container = ContainerHandle()
-        await container.start()
-        return container
+        return await _started(ContainerHandle())
     return await asyncio.to_thread(classify_external, settings.url)
+
+
+async def _started(handle: EmbeddedHandle | LocalNodeHandle | ContainerHandle) -> BrokerHandle:
+    """Start a broker broker-sim owns; if that fails or is cancelled (a quit), stop what began."""
+    try:
+        await handle.start()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await asyncio.shield(handle.close())
+        raise
+    return handle
