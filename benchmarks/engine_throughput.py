@@ -27,7 +27,6 @@ import gc
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,7 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 from pamqp.commands import Basic
 
+from broker_sim.broker.rabbitmqctl import run_rabbitmqctl
 from broker_sim.domain.events import FlowEvent, Published
 from broker_sim.domain.scenario import (
     BindingSpec,
@@ -255,13 +255,8 @@ async def run_engine(url: str, n: int, *, traced: bool, data_dir: Path) -> Run:
 
 
 def rabbitmqctl(*args: str) -> str:
-    exe = shutil.which("rabbitmqctl")
-    if exe is None:
-        raise SystemExit("rabbitmqctl is not installed: the benchmark makes private vhosts with it")
-    done = subprocess.run([exe, "-q", *args], capture_output=True, text=True, timeout=60, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {(done.stderr or done.stdout).strip()}")
-    return done.stdout
+    """rabbitmqctl on the machine's node; the benchmark makes its private vhosts with it."""
+    return run_rabbitmqctl(*args)
 
 
 @contextlib.contextmanager

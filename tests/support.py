@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import socket
-import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+from broker_sim.broker.rabbitmqctl import run_rabbitmqctl
 from broker_sim.domain.events import FlowEvent
 from broker_sim.domain.scenario import Scenario
 from broker_sim.domain.tally import Tally
@@ -48,14 +47,8 @@ def unreachable_reason(url: str) -> str | None:
 
 
 def rabbitmqctl(*args: str) -> str:
-    """Run rabbitmqctl against the machine's node (tests only; raises on failure)."""
-    exe = shutil.which("rabbitmqctl")
-    if exe is None:
-        raise RuntimeError("rabbitmqctl is not installed")
-    done = subprocess.run([exe, "-q", *args], capture_output=True, text=True, timeout=60, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {done.stderr or done.stdout}")
-    return done.stdout
+    """Run rabbitmqctl against the machine's node (tests only; raises RabbitmqctlError on failure)."""
+    return run_rabbitmqctl(*args)
 
 
 class Conditions:

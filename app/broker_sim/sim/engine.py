@@ -32,6 +32,7 @@ from broker_sim.domain.events import (
 from broker_sim.domain.scenario import DEFAULT_EXCHANGE, HeaderValue, Scenario
 from broker_sim.domain.timeline import Step
 from broker_sim.domain.topic import MAX_KEY_BYTES
+from broker_sim.domain.words import in_words
 from broker_sim.settings import Settings
 from broker_sim.sim.bus import EventBus
 from broker_sim.sim.consumer import ChannelError, ConsumerGroup
@@ -162,7 +163,7 @@ class Engine:
             try:
                 await self._attach(conn)
             except (*ChannelError, OSError) as exc:
-                self.emit(EngineProblem(f"setting up {self.scenario.title!r} failed: {_words(exc)}"))
+                self.emit(EngineProblem(f"setting up {self.scenario.title!r} failed: {in_words(exc)}"))
                 await self._detach()
                 with contextlib.suppress(*ChannelError):
                     await conn.close()
@@ -200,7 +201,7 @@ class Engine:
         except aiormq.exceptions.ChannelPreconditionFailed as exc:
             raise OSError(
                 f"the broker already has a queue or exchange of this name with other settings "
-                f"({_words(exc)}); delete it or use another vhost"
+                f"({in_words(exc)}); delete it or use another vhost"
             ) from None
         finally:
             with contextlib.suppress(*ChannelError):
@@ -376,7 +377,7 @@ class Engine:
         try:
             done, step = await self._apply(step)
         except (*ChannelError, OSError) as exc:  # the broker or the connection failed under the step
-            raise EngineError(f"{step.describe()} failed: {_words(exc)}") from None
+            raise EngineError(f"{step.describe()} failed: {in_words(exc)}") from None
         self.emit(StepApplied(step, source))
         return done
 
@@ -511,7 +512,7 @@ class Engine:
         try:
             await self.broker.restart(crash=crash)
         except (RestartUnavailable, OSError, RuntimeError) as exc:
-            raise EngineError(f"the restart failed: {_words(exc)}") from None
+            raise EngineError(f"the restart failed: {in_words(exc)}") from None
         seconds = time.monotonic() - started
         if self.broker.url != self.settings.url:  # a container may come back on another port
             self.settings = self.settings.with_(url=self.broker.url)
@@ -571,8 +572,3 @@ class Engine:
         self._manual_tasks.add(task)
         task.add_done_callback(self._manual_tasks.discard)
         return out.message_id
-
-
-def _words(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text.splitlines()[0][:200]

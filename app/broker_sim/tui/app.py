@@ -20,6 +20,7 @@ from textual.worker import Worker, WorkerState
 
 from broker_sim.domain.scenario import Scenario
 from broker_sim.domain.scenario_file import ScenarioError, load_scenarios
+from broker_sim.domain.words import in_words
 from broker_sim.resources import builtin_scenarios_dir, styles_dir
 from broker_sim.settings import Settings
 from broker_sim.tui.broker_choice import (
@@ -196,7 +197,7 @@ class BrokerSimApp(App[None]):
         try:
             choice = await choose_broker(self.settings, self._say_progress)
         except (OSError, RuntimeError) as exc:
-            self.post_message(BrokerFailed(_words(exc)))
+            self.post_message(BrokerFailed(in_words(exc, 300)))
             return
         self.post_message(BrokerChosen(choice))
 
@@ -522,7 +523,3 @@ def make_app(
         twice = sorted({n for n in names if names.count(n) > 1})
         raise ValueError(f"two scenarios share the name {', '.join(twice)}: rename one (name = ...)")
     return BrokerSimApp(settings, scenarios, live=live, broker=broker)
-
-
-def _words(exc: BaseException) -> str:
-    return (str(exc) or type(exc).__name__).splitlines()[0][:300]
