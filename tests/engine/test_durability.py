@@ -1,12 +1,15 @@
 """Restart the broker, lose nothing that was confirmed — on the embedded broker and a private RabbitMQ node.
 
-These tests restart brokers, so they use private ones (never the shared RabbitMQ).
+Tests that restart a broker use private ones (never the shared RabbitMQ).
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
+
+import aio_pika
 
 from broker_sim.broker.handle import BrokerHandle, EmbeddedHandle, LocalNodeHandle
 from broker_sim.domain.events import Acked, BrokerRestarted, ConnectionChanged, LinkState, TracingChanged
@@ -14,7 +17,7 @@ from broker_sim.domain.ledger import Ledger
 from broker_sim.domain.scenario import ConsumerGroupSpec, ProducerSpec, QueueSpec, Scenario, WorkSpec
 from broker_sim.settings import Settings
 from broker_sim.sim import Engine
-from broker_sim.sim.durability import DurabilityLab
+from broker_sim.sim.durability import DurabilityLab, connect_plain
 from tests.support import Watcher
 
 
@@ -29,15 +32,56 @@ async def test_the_lab_counts_what_survived_a_restart(private_broker: BrokerHand
             200,
             200,
             0,
-        )
+        ), f"crash={crash}: {persistent.missing}"
         assert "everything confirmed survived" in persistent.verdict()
         transient = rows["durable-transient"]
-        assert (transient.before, transient.after, transient.queue_survived) == (200, 0, True)
+        assert (transient.before, transient.after, transient.queue_survived) == (200, 0, True), (
+            f"crash={crash}: {transient.missing}"
+        )
         assert "transient messages live in memory" in transient.verdict()
         gone = rows["transient-queue"]
         assert (gone.before, gone.after, gone.queue_survived) == (200, None, False)
         assert "non-durable queue is deleted" in gone.verdict()
         assert all(r.duplicated == 0 for r in result.rows)
+
+
+async def test_a_durable_queue_missing_afterwards_is_reported_in_the_brokers_words(broker_url: str) -> None:
+    lab = DurabilityLab(BrokerHandle(broker_url), prefix=f"lab-{uuid.uuid4().hex[:6]}.")
+    try:
+        rows = await lab.publish(20)
+        conn = await connect_plain(broker_url)
+        try:
+            await (await conn.channel()).queue_delete(lab.prefix + "durable-transient")
+        finally:
+            await conn.close()
+        await lab.count_after(rows)
+    finally:
+        await lab.cleanup()
+    missing = {r.queue.name: r for r in rows}["durable-transient"]
+    assert (missing.before, missing.after, missing.queue_survived) == (20, None, False)
+    assert "no queue" in missing.missing
+    assert "the durable queue is missing after the restart" in missing.verdict()
+    assert "no queue" in missing.verdict()
+
+
+async def test_the_lab_starts_clean_over_leftovers_and_a_clashing_queue(broker_url: str) -> None:
+    lab = DurabilityLab(BrokerHandle(broker_url), prefix=f"lab-{uuid.uuid4().hex[:6]}.")
+    conn = await connect_plain(broker_url)
+    try:
+        channel = await conn.channel()
+        leftover = await channel.declare_queue(lab.prefix + "durable-persistent", durable=True)
+        await channel.default_exchange.publish(aio_pika.Message(b"old"), leftover.name)
+        # Same name, other durability: a plain declare would be refused with 406.
+        await channel.declare_queue(lab.prefix + "durable-transient", durable=False)
+        rows = await lab.publish(30)
+    finally:
+        await conn.close()
+        await lab.cleanup()
+    assert [(r.queue.name, r.confirmed, r.before) for r in rows] == [
+        ("durable-persistent", 30, 30),
+        ("durable-transient", 30, 30),
+        ("transient-queue", 30, 30),
+    ]
 
 
 STEADY = Scenario(

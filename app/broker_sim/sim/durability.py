@@ -22,6 +22,8 @@ from broker_sim.broker.handle import BrokerHandle
 from broker_sim.domain.urls import mask_url
 
 RECONNECT_LIMIT = 60.0
+RECOVERY_WAIT = 30.0
+"""How long a queue the broker knows but has not started again yet may take to come back."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class LabRow:
     after: int | None = None
     distinct_after: int = 0
     queue_survived: bool = False
+    missing: str = ""
+    """The broker's own words when a queue that should be there is not (its 404 reply)."""
 
     @property
     def lost(self) -> int:
@@ -66,6 +70,8 @@ class LabRow:
     def verdict(self) -> str:
         """Why the numbers are what they are, in plain words."""
         q = self.queue
+        if not self.queue_survived and q.durable:
+            return f"the durable queue is missing after the restart, the broker says: {self.missing}"
         if not self.queue_survived:
             return (
                 "the queue itself is gone: a non-durable queue is deleted when the broker stops, "
@@ -143,10 +149,7 @@ class DurabilityLab:
         try:
             channel = await conn.channel(publisher_confirms=True)
             for row in rows:
-                q = row.queue
-                with contextlib.suppress(aiormq.exceptions.ChannelClosed):
-                    await (await conn.channel()).queue_delete(self._name(q))
-                await channel.declare_queue(self._name(q), durable=q.durable)
+                await self._declare_empty(conn, row.queue)
             for row in rows:
                 self.progress("publish", f"publishing {count} to {row.queue.name}")
                 row.published, row.confirmed = await self._publish_confirmed(channel, row.queue, count)
@@ -155,6 +158,23 @@ class DurabilityLab:
         finally:
             await conn.close()
         return rows
+
+    async def _declare_empty(self, conn: AbstractConnection, q: LabQueue) -> None:
+        """Declare the queue and purge what an earlier run left in it.
+
+        Purge, not delete and declare again: RabbitMQ answers queue.delete before the queue's
+        record is gone, so a declare right after it can be answered by the dying queue.
+        """
+        channel = await conn.channel()
+        try:
+            queue = await channel.declare_queue(self._name(q), durable=q.durable)
+        except aiormq.exceptions.ChannelPreconditionFailed:
+            # A queue of that name with other arguments (someone else's): replace it.
+            await (await conn.channel()).queue_delete(self._name(q))
+            channel = await conn.channel()
+            queue = await channel.declare_queue(self._name(q), durable=q.durable)
+        await queue.purge()
+        await channel.close()
 
     async def _publish_confirmed(self, channel: AbstractChannel, q: LabQueue, count: int) -> tuple[int, int]:
         mode = aio_pika.DeliveryMode.PERSISTENT if q.persistent else aio_pika.DeliveryMode.NOT_PERSISTENT
@@ -172,14 +192,31 @@ class DurabilityLab:
         return count, confirmed
 
     async def _depth(self, conn: AbstractConnection, q: LabQueue) -> int | None:
-        channel = await conn.channel()
-        try:
-            declared = await channel.declare_queue(self._name(q), passive=True)
-        except aiormq.exceptions.ChannelNotFoundEntity:
-            return None
-        count = declared.declaration_result.message_count
-        await channel.close()
-        return count
+        return (await self._passive_depth(conn, q))[0]
+
+    async def _passive_depth(
+        self, conn: AbstractConnection, q: LabQueue, wait: float = 0.0
+    ) -> tuple[int | None, str]:
+        """The queue's depth, or None and the broker's 404 words.
+
+        RabbitMQ also answers 404 for a durable queue it knows but whose process is not running
+        (yet): "home node … is down or inaccessible", "… is stopped", "… has crashed". Only
+        "no queue" means it is gone; the others are retried for ``wait`` seconds.
+        """
+        deadline = time.monotonic() + wait
+        while True:
+            channel = await conn.channel()
+            try:
+                declared = await channel.declare_queue(self._name(q), passive=True)
+            except aiormq.exceptions.ChannelNotFoundEntity as exc:
+                reply = str(exc.args[0]) if exc.args else str(exc)
+                if "no queue" in reply or time.monotonic() > deadline:
+                    return None, reply
+                await asyncio.sleep(0.5)
+                continue
+            count = declared.declaration_result.message_count
+            await channel.close()
+            return count, ""
 
     async def _ids(self, conn: AbstractConnection, q: LabQueue) -> set[str]:
         """Read every message id without consuming: get them all, then close to requeue."""
@@ -201,7 +238,7 @@ class DurabilityLab:
         conn = await self._connect()
         try:
             for row in rows:
-                row.after = await self._depth(conn, row.queue)
+                row.after, row.missing = await self._passive_depth(conn, row.queue, RECOVERY_WAIT)
                 row.queue_survived = row.after is not None
                 row.distinct_after = len(await self._ids(conn, row.queue)) if row.after else 0
         finally:
