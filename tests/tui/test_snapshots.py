@@ -8,6 +8,7 @@ change, and look at the new SVGs before committing them.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -31,8 +32,9 @@ def recorded_app() -> BrokerSimApp:
     return make_app(settings, scenarios=load_scenarios(builtin_scenarios_dir()), live=False)
 
 
-@pytest.mark.parametrize("name", sorted(STORIES))
-def test_tab_mid_flight(name: str, snap_compare: object) -> None:
+def story(name: str) -> Callable[[Pilot[None]], Awaitable[None]]:
+    """Show the tab, feed it its recorded story chunk by chunk, stop mid-flight."""
+
     async def play(pilot: Pilot[None]) -> None:
         app = pilot.app
         assert isinstance(app, BrokerSimApp)
@@ -45,7 +47,16 @@ def test_tab_mid_flight(name: str, snap_compare: object) -> None:
         tab.feed([])
         await pilot.pause()
 
-    assert snap_compare(recorded_app(), terminal_size=SIZE, run_before=play)  # type: ignore[operator]
+    return play
+
+
+@pytest.mark.parametrize("name", sorted(STORIES))
+def test_tab_mid_flight(name: str, snap_compare: object) -> None:
+    assert snap_compare(recorded_app(), terminal_size=SIZE, run_before=story(name))  # type: ignore[operator]
+
+
+def test_an_80_column_terminal_shows_every_station(snap_compare: object) -> None:
+    assert snap_compare(recorded_app(), terminal_size=(80, 24), run_before=story("routing"))  # type: ignore[operator]
 
 
 def test_help_screen(snap_compare: object) -> None:

@@ -17,7 +17,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from broker_sim.domain.scenario import DEFAULT_EXCHANGE
-from broker_sim.tui.diagram import MANUAL, Box, Cell, Diagram, lay_out
+from broker_sim.tui.diagram import MANUAL, Box, Cell, Diagram, drawn_width, lay_out
 from broker_sim.tui.tokens import FLASH_FRAMES, Station, Token
 from broker_sim.tui.view_state import ScenarioView, exchange_label
 
@@ -88,7 +88,7 @@ class FlowCanvas(Widget):
 
     def _layout_key(self, width: int) -> tuple[object, ...]:
         view = self.view
-        return (max(width, 96), tuple(map(tuple, view.roster.values())), tuple(view.fallen))
+        return (drawn_width(width), tuple(map(tuple, view.roster.values())), tuple(view.fallen))
 
     def _layout(self, width: int) -> Diagram:
         key = self._layout_key(width)
@@ -331,10 +331,11 @@ class FlowCanvas(Widget):
 
 def _wrap(text: str, room: int) -> list[str]:
     """A label on at most two lines of ``room`` cells, broken between words where possible."""
-    lines = textwrap.wrap(text, room, break_on_hyphens=False) or [""]
+    lines = textwrap.wrap(text, room, break_on_hyphens=False, break_long_words=False) or [""]
     if len(lines) > 2:
-        lines = [lines[0], textwrap.shorten(" ".join(lines[1:]), room, placeholder="…")]
-    return lines
+        lines = [lines[0], " ".join(lines[1:])]
+    # a word longer than the room is cut with an ellipsis rather than broken over two lines
+    return [line if len(line) <= room else line[: room - 1] + "…" for line in lines]
 
 
 def _direction(a: Cell, b: Cell) -> int:

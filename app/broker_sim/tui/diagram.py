@@ -83,18 +83,36 @@ def exchanges_used(scenario: Scenario) -> list[str]:
     return names or [DEFAULT_EXCHANGE]
 
 
+MIN_WIDTH = 80
+"""Narrower canvases are drawn at this width and cut at the right."""
+ROOMY_WIDTH = 110
+"""From this width on, boxes have room for all their words; below it they are narrower and clipped."""
+
+
+def drawn_width(width: int) -> int:
+    """The width the diagram is laid out at for a canvas this wide."""
+    return max(width, MIN_WIDTH)
+
+
 def lay_out(scenario: Scenario, roster: dict[str, list[str]], fallen: dict[str, str], width: int) -> Diagram:
     """Place every box and edge for the scenario at this canvas width."""
-    width = max(width, 96)
-    pw, xw, qw = 15, 18, 30
+    width = drawn_width(width)
     # the gaps carry labels (routing key, binding), the consumer column the latest result
-    flexible = width - (pw + xw + qw) - 2
-    g1, g2, g3 = flexible * 20 // 100, flexible * 28 // 100, max(5, flexible * 6 // 100)
+    if width >= ROOMY_WIDTH:
+        pw, xw, qw, cw = 15, 18, 30, 20
+        flexible = width - (pw + xw + qw) - 2
+        g1, g2, g3 = flexible * 20 // 100, flexible * 28 // 100, max(5, flexible * 6 // 100)
+    else:
+        # at 80 columns the binding gap keeps room for a short key ("error"); boxes are clipped
+        pw, xw, qw, cw = 13, 12, 18, 14
+        flexible = width - (pw + xw + qw + cw) - 1
+        g1, g3 = max(5, flexible * 20 // 100), 5
+        g2 = flexible - g1 - g3
     x_p = 1
     x_x = x_p + pw + g1
     x_q = x_x + xw + g2
     x_c = x_q + qw + g3
-    cw = max(20, width - x_c)
+    cw = max(cw, width - x_c)
     diagram = Diagram(width=width, height=0)
 
     # queue bands: each consumer a row pitch; the queue in line with its middle consumer

@@ -1,0 +1,41 @@
+"""The diagram's layout: every station and edge fits the terminal, from 80 columns up."""
+
+from __future__ import annotations
+
+import pytest
+
+from broker_sim.domain.scenario import Scenario
+from broker_sim.domain.scenario_file import load_scenarios
+from broker_sim.resources import builtin_scenarios_dir
+from broker_sim.tui.diagram import BOX_ROWS, MIN_WIDTH, lay_out
+
+SCENARIOS = load_scenarios(builtin_scenarios_dir())
+
+
+def rosters(scenario_name: str, per_group: int) -> dict[str, list[str]]:
+    scenario = next(s for s in SCENARIOS if s.name == scenario_name)
+    return {g.name: [f"{g.name}-{i}" for i in range(1, per_group + 1)] for g in scenario.consumers}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+@pytest.mark.parametrize("width", [MIN_WIDTH, 90, 100, 109, 110, 160, 240])
+@pytest.mark.parametrize("per_group", [1, 3, 9])
+def test_every_box_and_edge_fits_and_nothing_overlaps(scenario: Scenario, width: int, per_group: int) -> None:
+    diagram = lay_out(scenario, rosters(scenario.name, per_group), {}, width)
+    assert diagram.width == width
+    boxes = list(diagram.boxes.values())
+    taken: dict[tuple[int, int], object] = {}
+    for box in boxes:
+        assert box.x >= 1 and box.x + box.width <= width, f"{box.station} sticks out at width {width}"
+        assert box.y + BOX_ROWS <= diagram.height
+        for y in range(box.y, box.y + BOX_ROWS):
+            for x in range(box.x, box.x + box.width):
+                assert (x, y) not in taken, f"{box.station} overlaps {taken[(x, y)]} at width {width}"
+                taken[(x, y)] = box.station
+    for (start, end), cells in diagram.edges.items():
+        assert cells, f"no path from {start} to {end}"
+        inside = [c for c in cells if c in taken]
+        assert not inside, f"the edge {start} → {end} runs through a box at {inside[0]}"
+        assert all(0 <= x < width and 0 <= y < diagram.height for x, y in cells)
+    drawn = {station for pair in diagram.edges for station in pair}
+    assert drawn == set(diagram.boxes), "every station is joined to the picture"
