@@ -42,6 +42,10 @@ async def test_P_plays_the_story_with_progress_speed_and_the_headless_verdict(
         await until_screen(pilot, lambda: (bar.progress or 0) > 0, "the progress bar moving")
         await until_screen(pilot, lambda: "at 4x" in str(tab.query_one("#story-time", Static).content), "4x")
         await until_screen(pilot, lambda: "✓" in verdicts(tab) or "✗" in verdicts(tab), "the expectations")
+        # loss is judged once the messages in flight settle, not while they fly
+        story = tab.story
+        assert story is not None
+        assert "lost = 0 (checked at the end;" in verdicts(tab) or story.phase != "playing"
         await until_screen(
             pilot,
             lambda: tab.story is not None and tab.story.phase == "done",

@@ -2,9 +2,14 @@
 
 Where :class:`~broker_sim.domain.tally.Tally` counts events, the ledger joins them by
 ``message_id``: a message is settled once every queue it was routed to has acked it. Settled
-messages leave the ledger and their ids wait in a bounded window, so an ack that comes again
-(a redelivery after a lost ack, a republish after a broker restart) is seen as a duplicate
-while memory stays flat however long the run.
+messages leave the ledger. Every ack is remembered as (message id, queue) in a bounded window,
+so an ack that comes again to the same queue (a redelivery after a lost ack, a republish after
+a broker restart) is a duplicate — while one message acked by several queues (fanout) is not —
+and memory stays flat however long the run.
+
+The broker's trace of a message may arrive after its first ack. With tracing on, a message
+waits for it before it settles; with tracing off there is no routing list to wait for, and a
+message settles on its first ack.
 """
 
 from __future__ import annotations
@@ -14,10 +19,19 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from broker_sim.domain.events import Abandoned, Acked, Confirmed, FlowEvent, Published, Returned, Routed
+from broker_sim.domain.events import (
+    Abandoned,
+    Acked,
+    Confirmed,
+    FlowEvent,
+    Published,
+    Returned,
+    Routed,
+    TracingChanged,
+)
 
 DUPLICATE_WINDOW = 50_000
-"""Settled message ids remembered to spot duplicates."""
+"""Acks (message id, queue) remembered to spot duplicates."""
 LATENCY_SAMPLES = 10_000
 """Most recent publish-to-ack latencies kept for percentiles."""
 
@@ -36,7 +50,9 @@ class Ledger:
 
     clock: Callable[[], float] = time.monotonic
     open: dict[str, _Open] = field(default_factory=dict)
-    settled: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    acks_seen: OrderedDict[tuple[str, str], None] = field(default_factory=OrderedDict)
+    traced: bool = False
+    """Whether the broker's trace reports routing (from the engine's TracingChanged events)."""
     duplicates: Counter[str] = field(default_factory=Counter)
     lost_on_delivery: Counter[str] = field(default_factory=Counter)
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
@@ -57,6 +73,8 @@ class Ledger:
                     self._maybe_settle(mid, entry)
             case Acked(message_id=mid, queue=queue):
                 self._acked(mid, queue)
+            case TracingChanged(traced=traced):
+                self.traced = traced
             case Abandoned(message_id=mid, queue=queue, redelivered=False):
                 self.lost_on_delivery[queue] += 1
                 self.open.pop(mid, None)
@@ -64,29 +82,31 @@ class Ledger:
                 pass
 
     def _acked(self, mid: str, queue: str) -> None:
-        entry = self.open.get(mid)
-        if entry is None:
-            if mid in self.settled:
-                self.duplicates[queue] += 1
-            return
-        if queue in entry.acked:
+        duplicate = (mid, queue) in self.acks_seen
+        if duplicate:
             self.duplicates[queue] += 1
+        else:
+            self.acks_seen[(mid, queue)] = None
+            if len(self.acks_seen) > DUPLICATE_WINDOW:
+                self.acks_seen.popitem(last=False)
+        entry = self.open.get(mid)
+        if entry is None or queue in entry.acked:
             return
+        # A republished copy of a message acked before the restart opens a new entry: its ack
+        # is a duplicate, and it settles that entry all the same.
         entry.acked.add(queue)
-        self.latencies_ms.append((self.clock() - entry.published_at) * 1000)
+        if not duplicate:
+            self.latencies_ms.append((self.clock() - entry.published_at) * 1000)
         self._maybe_settle(mid, entry)
 
     def _maybe_settle(self, mid: str, entry: _Open) -> None:
-        # Untraced messages settle on their first ack: without the broker's routing list,
-        # that is all that can be known.
-        if entry.routed is None and not entry.acked:
-            return
-        if entry.routed is not None and not set(entry.routed) <= entry.acked:
+        if entry.routed is None:
+            # Untraced, the first ack is all that can be known; traced, the routing list is on its way.
+            if self.traced or not entry.acked:
+                return
+        elif not set(entry.routed) <= entry.acked:
             return
         del self.open[mid]
-        self.settled[mid] = None
-        if len(self.settled) > DUPLICATE_WINDOW:
-            self.settled.popitem(last=False)
 
     def unsettled(self, queue: str) -> int:
         """Confirmed messages routed to ``queue`` that it has not acked (yet)."""

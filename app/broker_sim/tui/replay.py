@@ -166,16 +166,22 @@ class StoryBar(Vertical):
 def verdict_text(story: Story, good: Style | str = "", bad: Style | str = "") -> Text:
     """Each expectation with ✓ / ✗ and its value now; the final verdict once the story is done.
 
-    While the story plays the figures are "so far": an ``at least`` grows towards its bound, and
-    messages in flight count as lost until they settle.
+    While the story plays the figures are "so far": an ``at least`` grows towards its bound.
+    Loss is only known once the messages in flight have settled, so until the story is done a
+    ``lost`` expectation is shown as waiting, with the messages not yet settled.
     """
     text = Text()
-    if not story.engine.scenario.expectations:
+    expectations = story.engine.scenario.expectations
+    if not expectations:
         return text.append("this scenario sets no expectations", "dim")
     done = story.phase == "done"
     verdicts = story.verdicts if done else story.check()
     text.append("expected: " if done else "so far:   ", "dim")
-    for verdict in verdicts:
+    for expectation, verdict in zip(expectations, verdicts, strict=True):
+        if not done and expectation.metric == "lost":
+            text.append("… ", "dim")
+            text.append(f"{verdict.expectation} (checked at the end; {verdict.value} not settled yet)   ")
+            continue
         text.append("✓ " if verdict.passed else "✗ ", good if verdict.passed else bad)
         text.append(f"{verdict.expectation} ({'got' if done else 'now'} {verdict.value})   ")
     if story.phase == "done":
