@@ -9,6 +9,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from broker_sim.broker.rabbitmqctl import run_rabbitmqctl
 from broker_sim.domain.events import FlowEvent
@@ -27,7 +28,7 @@ def test_url() -> str:
     return os.environ.get("BROKER_SIM_TEST_URL", DEFAULT_TEST_URL)
 
 
-def missing_rabbitmq(reason: str) -> None:
+def missing_rabbitmq(reason: str) -> NoReturn:
     """A test that needs RabbitMQ without one: a failure in CI (CI=true), a visible skip elsewhere."""
     import pytest
 

@@ -80,6 +80,9 @@ class LocalNode:
             "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
             "RABBITMQ_ADVANCED_CONFIG_FILE": str(base / "advanced.config"),
             "RABBITMQ_CONF_ENV_FILE": str(base / "rabbitmq-env.conf"),
+            # Erlang writes a crash dump into the working directory by default: a node or
+            # rabbitmqctl that fails would litter the user's folder (or the checkout).
+            "ERL_CRASH_DUMP": str(base / "log" / "erl_crash.dump"),
         }
 
     def _write_config(self) -> None:

@@ -1,0 +1,31 @@
+"""The private RabbitMQ node keeps everything it writes in its own folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from broker_sim.broker.local_node import LocalNode, LocalNodeError, find_rabbit_bin
+from tests.support import missing_rabbitmq
+
+
+def test_a_failing_rabbitmqctl_writes_its_crash_dump_into_the_nodes_log_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rabbit_bin = find_rabbit_bin()
+    if rabbit_bin is None:
+        missing_rabbitmq("rabbitmq-server is not installed: a private node needs it")
+    elsewhere = tmp_path / "where-the-user-is"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    node = LocalNode(tmp_path / "node")
+    (node.base_dir / "log").mkdir(parents=True)
+    node._bin = rabbit_bin  # as start() finds it; the node itself is never started
+    node._dist_port = 0
+    # No home folder: Erlang cannot write its cookie there and stops with a crash dump, as it
+    # did once when a test's teardown removed the folder under a late rabbitmqctl.
+    with pytest.raises(LocalNodeError):
+        node.ctl("status", timeout=60)
+    assert (node.base_dir / "log" / "erl_crash.dump").exists()
+    assert list(elsewhere.iterdir()) == []
