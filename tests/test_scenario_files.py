@@ -68,6 +68,24 @@ def test_the_five_patterns_are_built_in() -> None:
             None,
             "must be one of image, log, delay",
         ),
+        (  # each consumer is a channel: 100,000 of them used to fail at the broker (channel_max)
+            '[[consumers]]\nname = "c"\nqueue = "q"\ncount = 100000\n',
+            "consumers[0].count",
+            15,
+            "at most 200 consumers in a group",
+        ),
+        (
+            "".join(f'[[consumers]]\nname = "c{i}"\nqueue = "q"\ncount = 200\n\n' for i in range(6)),
+            "consumers[5].count",
+            40,
+            "1200 consumers at once, over the 1000",
+        ),
+        (
+            '[[consumers]]\nname = "c"\nqueue = "q"\nprefetch = 70000\n',
+            "consumers[0].prefetch",
+            15,
+            "at most 65535",
+        ),
     ],
 )
 def test_bad_files_get_one_line_with_key_line_and_reason(
@@ -140,11 +158,36 @@ def test_timeline_steps_are_sorted_and_expectations_read() -> None:
         ('at = 1\naction = "kill"\ngroup = "c"\ncount = 2\n', "not used by action 'kill'"),
         ('at = 1\naction = "scale"\ngroup = "c"\n', "action 'scale' needs 'count'"),
         ('at = -1\naction = "pause"\n', "must be ≥ 0"),
+        (
+            'at = 1\naction = "scale"\ngroup = "c"\ncount = 100000\n',
+            r"timeline\[0\]\.count: at most 200 consumers",
+        ),
+        (
+            'at = 1\naction = "prefetch"\ngroup = "c"\nprefetch = 65536\n',
+            r"timeline\[0\]\.prefetch: at most 65535",
+        ),
     ],
 )
 def test_bad_timeline_steps_are_refused(step: str, words: str) -> None:
     with pytest.raises(ScenarioError, match=words):
         parse_scenario(STORY + "\n[[timeline]]\n" + step, "s.toml")
+
+
+def test_groups_scaled_by_the_timeline_count_together() -> None:
+    # STORY's group c has 1 consumer, these six 900 more: 901.
+    groups = "".join(f'\n[[consumers]]\nname = "g{i}"\nqueue = "q"\ncount = 150\n' for i in range(6))
+    steps = (  # 851 at t=2, 901 at t=5, 951 at t=9: fits
+        '\n[[timeline]]\nat = 9\naction = "scale"\ngroup = "g0"\ncount = 200\n'
+        '\n[[timeline]]\nat = 2\naction = "scale"\ngroup = "g1"\ncount = 100\n'
+        '\n[[timeline]]\nat = 5\naction = "scale"\ngroup = "g2"\ncount = 200\n'
+    )
+    assert len(parse_scenario(STORY + groups + steps, "s.toml").timeline) == 3
+    over = steps.replace("at = 2\n", "at = 12\n")  # g1 shrinks only after g0 grows: 1001 at t=9
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(STORY + groups + over, "s.toml")
+    assert str(caught.value).startswith("s.toml:")
+    assert caught.value.key == "timeline[0].count"
+    assert "1001 consumers at once, over the 1000" in caught.value.reason
 
 
 def test_an_expectation_needs_a_bound() -> None:

@@ -31,6 +31,16 @@ def _add_broker_options(parser: argparse.ArgumentParser, default: object) -> Non
         "embedded: broker-sim's own; local: a private RabbitMQ node from this machine's rabbitmq-server; "
         "docker: a throwaway RabbitMQ container",
     )
+    parser.add_argument(
+        "--data-dir",
+        dest="app_data_dir",  # not data_dir: `broker-sim broker --data-dir` is the broker's own option
+        type=Path,
+        metavar="DIR",
+        default=default,
+        help="where broker-sim keeps its log, the embedded broker's store and private nodes "
+        "(default: $BROKER_SIM_DATA_DIR, then the user's data folder); "
+        "two broker-sims running at once need one each",
+    )
     trace = parser.add_mutually_exclusive_group()
     trace.add_argument(
         "--trace",
@@ -72,7 +82,12 @@ def _parser() -> argparse.ArgumentParser:
         help="counters only, no moving tokens (slow terminals)",
     )
     sub = parser.add_subparsers(dest="command")
-    run = sub.add_parser("run", help="run one scenario headless and print a report")
+    run = sub.add_parser(
+        "run",
+        help="run one scenario headless and print a report",
+        epilog="exit codes: 0 every expectation held, 1 one failed, 2 a bad file or option, "
+        "3 no broker (none answered, it refused the login or the scenario, or it did not start)",
+    )
     _add_broker_options(run, argparse.SUPPRESS)
     run.add_argument("file", type=Path, help="scenario file (TOML)")
     run.add_argument("--duration", type=float, help="seconds to run (default: the scenario's, else 10)")
@@ -125,6 +140,7 @@ def build_settings(args: argparse.Namespace) -> Settings:
         scenarios_dir=args.scenarios,
         api_port=getattr(args, "api_port", None),
         broker=args.broker,
+        data_dir=args.app_data_dir,
     )
     parse_url(settings.url)  # refuse a malformed URL before anything starts
     return settings
@@ -136,6 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "broker":
         from broker_sim.embedded.main import run as run_broker
 
+        if args.data_dir is None and args.app_data_dir is not None:  # `broker-sim --data-dir D broker`
+            args.data_dir = args.app_data_dir / "embedded"  # where the app keeps its embedded broker
         return run_broker(args)
     try:
         settings = build_settings(args)

@@ -80,9 +80,14 @@ def load_settings(
     *,
     env: Mapping[str, str] | None = None,
     dotenv: Path | None = None,
+    data_dir: Path | None = None,
     **overrides: object,
 ) -> Settings:
-    """Settings from a ``--url`` flag, else ``BROKER_SIM_URL``, else ``.env``, else the default."""
+    """Settings from a ``--url`` flag, else ``BROKER_SIM_URL``, else ``.env``, else the default.
+
+    The data folder likewise: ``data_dir`` (``--data-dir``), else ``BROKER_SIM_DATA_DIR``, else
+    the user's data folder.
+    """
     env = os.environ if env is None else env
     dotenv = Path(".env") if dotenv is None else dotenv
     if url:
@@ -94,6 +99,8 @@ def load_settings(
     else:
         chosen, source = DEFAULT_URL, "default"
     settings = Settings(url=chosen, url_source=source)
-    if env.get(ENV_DATA_DIR):
+    if data_dir is not None:
+        settings = settings.with_(data_dir=data_dir)
+    elif env.get(ENV_DATA_DIR):
         settings = settings.with_(data_dir=Path(env[ENV_DATA_DIR]))
     return settings.with_(**overrides) if overrides else settings

@@ -28,6 +28,16 @@ from broker_sim.domain.topic import validate_pattern
 
 T = TypeVar("T")
 
+MAX_GROUP_CONSUMERS = 200
+"""Most consumers one group may have. Each consumer is a channel of its own on the engine's one
+connection, and RabbitMQ allows 2047 channels per connection by default (``channel_max``): a
+group of 100,000 used to pass here and fail at the broker. 200 is far more than a screen shows."""
+MAX_CONSUMERS = 1000
+"""Most consumers of all groups at once: half of ``channel_max`` 2047, leaving the other half
+for producers (a channel each) and the engine's own channels."""
+MAX_PREFETCH = 65535
+"""``basic.qos`` carries prefetch_count as a 16-bit number; aio-pika refuses anything larger."""
+
 
 class ScenarioError(ValueError):
     """A scenario file that cannot be used, with where and why."""
@@ -157,6 +167,20 @@ def _positive(r: _Reader, key: str, value: float, allow_zero: bool = True) -> No
         raise r.fail(key, f"must be {bound}, got {value}")
 
 
+def _consumer_count(r: _Reader, key: str, count: int) -> None:
+    if count > MAX_GROUP_CONSUMERS:
+        raise r.fail(
+            key,
+            f"at most {MAX_GROUP_CONSUMERS} consumers in a group (each is a channel of its own, and "
+            f"a connection has at most 2047), got {count}",
+        )
+
+
+def _prefetch(r: _Reader, key: str, prefetch: int) -> None:
+    if prefetch > MAX_PREFETCH:
+        raise r.fail(key, f"at most {MAX_PREFETCH} (0 means unlimited), got {prefetch}")
+
+
 def _exchange(r: _Reader, key: str, data: Any) -> ExchangeSpec:
     t = r.table(data, key, {"name", "type", "durable", "auto_delete"}, {"name", "type"})
     name = r.get(t, key, "name", str, "")
@@ -284,6 +308,8 @@ def _consumers(r: _Reader, key: str, data: Any, queues: set[str]) -> ConsumerGro
     prefetch = r.get(t, key, "prefetch", int, 1)
     _positive(r, f"{key}.count", count)
     _positive(r, f"{key}.prefetch", prefetch)
+    _consumer_count(r, f"{key}.count", count)
+    _prefetch(r, f"{key}.prefetch", prefetch)
     wkey = f"{key}.work"
     w = r.table(t.get("work", {}), wkey, {"kind", "seconds", "operations"}, set())
     seconds = r.get(w, wkey, "seconds", float, 0.0)
@@ -340,6 +366,9 @@ def _step(r: _Reader, key: str, data: Any, names: dict[str, set[str]]) -> Step:
     _positive(r, f"{key}.count", count)
     _positive(r, f"{key}.prefetch", prefetch)
     _positive(r, f"{key}.rate", rate)
+    if action == "scale":
+        _consumer_count(r, f"{key}.count", count)
+    _prefetch(r, f"{key}.prefetch", prefetch)
     return Step(
         at=at,
         action=action,  # type: ignore[arg-type]
@@ -377,6 +406,29 @@ def _expectation(r: _Reader, key: str, data: Any, names: dict[str, set[str]]) ->
         at_least=bounds.get("at_least"),
         at_most=bounds.get("at_most"),
     )
+
+
+def _consumers_at_once(r: _Reader, consumers: list[ConsumerGroupSpec], steps: list[tuple[str, Step]]) -> None:
+    """Refuse groups that together, as declared or as the timeline scales them, pass ``MAX_CONSUMERS``."""
+
+    def refuse(key: str, total: int) -> ScenarioError:
+        return r.fail(
+            key,
+            f"{total} consumers at once, over the {MAX_CONSUMERS} a scenario may run "
+            "(each is a channel of its own on one connection, and a connection has at most 2047)",
+        )
+
+    total = 0
+    for i, group in enumerate(consumers):
+        total += group.count
+        if total > MAX_CONSUMERS:
+            raise refuse(f"consumers[{i}].count", total)
+    running = {c.name: c.count for c in consumers}
+    for key, step in steps:
+        if step.action == "scale":
+            running[step.group] = step.count
+            if (total := sum(running.values())) > MAX_CONSUMERS:
+                raise refuse(f"{key}.count", total)
 
 
 def _unique(r: _Reader, table: str, names: list[str]) -> None:
@@ -429,7 +481,9 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         "exchanges": {e.name for e in exchanges} | {DEFAULT_EXCHANGE},
         "queues": {q.name for q in queues},
     }
-    timeline = sorted((_step(r, k, v, names) for k, v in r.items(doc, "timeline")), key=lambda s: s.at)
+    steps = sorted(((k, _step(r, k, v, names)) for k, v in r.items(doc, "timeline")), key=lambda ks: ks[1].at)
+    _consumers_at_once(r, consumers, steps)
+    timeline = [step for _, step in steps]
     expectations = [_expectation(r, k, v, names) for k, v in r.items(doc, "expect")]
     duration = r.get(doc, "", "duration", float, 0.0)
     _positive(r, "duration", duration)
