@@ -326,7 +326,10 @@ class FlowCanvas(Widget):
         waiting[start] = rank + 1
         if start[0] == "p":
             return (box.right[0] + rank, box.y)
-        return (box.x - 3 - rank, box.y + 1)
+        # a queue of waiting tokens stops short of the box to its left: no token over its words
+        row, x = box.y + 1, box.x - 3 - rank
+        left = (b.x + b.width for b in diagram.boxes.values() if b.x < box.x and b.y <= row <= b.y + 1)
+        return (x, row) if x > max(left, default=0) else None
 
 
 def _wrap(text: str, room: int) -> list[str]:
