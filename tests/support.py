@@ -111,13 +111,15 @@ async def running(
     settings: Settings,
     *,
     subscribers: tuple[Callable[[FlowEvent], None], ...] = (),
+    prefix: str | None = None,
     **kwargs: object,
 ) -> AsyncIterator[tuple[Engine, Watcher]]:
-    """Run a scenario on the test broker under a fresh name prefix; always stop and clean up.
+    """Run a scenario on the test broker under a fresh name prefix (or ``prefix``); always stop and clean up.
 
     ``subscribers`` are on the bus before the engine starts, so they see every event.
     """
-    engine = Engine(scenario, settings, prefix=f"t{uuid.uuid4().hex[:8]}.", remove_durable=True, **kwargs)  # type: ignore[arg-type]
+    prefix = prefix or f"t{uuid.uuid4().hex[:8]}."
+    engine = Engine(scenario, settings, prefix=prefix, remove_durable=True, **kwargs)  # type: ignore[arg-type]
     watcher = Watcher(engine.bus)
     for subscriber in subscribers:
         engine.bus.subscribe(subscriber)

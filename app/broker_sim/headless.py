@@ -21,6 +21,7 @@ from broker_sim.domain.events import (
     ConnectionChanged,
     EngineProblem,
     FlowEvent,
+    Leftover,
     LinkState,
     StepApplied,
     TracingChanged,
@@ -101,6 +102,11 @@ class _Narrator:
             if text != self._link:
                 self._link = text
                 self.console.line(text)
+        elif isinstance(event, Leftover):
+            self.console.line(
+                f"note: {event.queue} already held {event.messages} messages from an earlier run; "
+                "they are delivered too"
+            )
         elif isinstance(event, TracingChanged):
             self.console.line(f"routing {'traced' if event.traced else 'inferred'}: {event.detail}")
         elif isinstance(event, EngineProblem):

@@ -21,10 +21,16 @@ SIZE = (160, 44)
 
 @asynccontextmanager
 async def app_on(
-    settings: Settings, name: str = "work-queue", broker: BrokerHandle | None = None
+    settings: Settings,
+    name: str = "work-queue",
+    broker: BrokerHandle | None = None,
+    prefix: str | None = None,
 ) -> AsyncIterator[tuple[BrokerSimApp, PatternTab, Watcher, Pilot[None]]]:
-    """The app on one tab, its engines watched; engines (and a broker it started) stopped after."""
-    app = make_app(settings.with_(name_prefix=f"t{uuid.uuid4().hex[:8]}."), broker=broker)
+    """The app on one tab, its engines watched; engines (and a broker it started) stopped after.
+
+    Names on the broker start with ``prefix`` (a fresh one by default).
+    """
+    app = make_app(settings.with_(name_prefix=prefix or f"t{uuid.uuid4().hex[:8]}."), broker=broker)
     tab = next(t for t in app.tabs if t.scenario.name == name)
     bus = EventBus()
     watcher = Watcher(bus)

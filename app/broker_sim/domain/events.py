@@ -250,6 +250,19 @@ class StepApplied:
 
 
 @dataclass(frozen=True, slots=True)
+class Leftover:
+    """A durable queue already held messages when this run first declared it: an earlier run's.
+
+    They are delivered and acked like this run's, so delivered can exceed published; their ids
+    do not start with ``run_id``, this run's.
+    """
+
+    queue: str
+    messages: int
+    run_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class EngineProblem:
     """Something went wrong that the user should read (in words, not a traceback)."""
 
@@ -258,6 +271,7 @@ class EngineProblem:
 
 FlowEvent = (
     Published
+    | Leftover
     | Confirmed
     | PublishFailed
     | Returned

@@ -24,6 +24,7 @@ from broker_sim.domain.events import (
     Delivered,
     EngineProblem,
     FlowEvent,
+    Leftover,
     LinkState,
     Routed,
     StepApplied,
@@ -96,6 +97,7 @@ class Engine:
         self._may_trace = may_trace(settings.url, settings.trace, started_by_us=self.broker.started_by_us)
         self._switch = TraceSwitch(settings.url, node_ctl=self.broker.ctl)
         self._conn: AbstractConnection | None = None
+        self._declared_once = False
         self._observer: AbstractConnection | None = None
         self._tracer: RouteTracer | None = None
         self._poller = DepthPoller(self.topology, self.emit, self.unacked)
@@ -198,6 +200,12 @@ class Engine:
         channel = await conn.channel(publisher_confirms=False)
         try:
             await self.topology.declare(channel)
+            if not self._declared_once:
+                # Only the first time: after a broker restart what waits there is this run's own.
+                self._declared_once = True
+                for name, held in self.topology.held.items():
+                    if held:
+                        self.emit(Leftover(name, held, self.run_id))
         except aiormq.exceptions.ChannelPreconditionFailed as exc:
             raise OSError(
                 f"the broker already has a queue or exchange of this name with other settings "

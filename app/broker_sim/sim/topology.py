@@ -25,6 +25,8 @@ class Topology:
         self.prefix = prefix
         self._queue_names: dict[str, str] = {}
         self._queue_keys: dict[str, str] = {}
+        self.held: dict[str, int] = {}
+        """Messages each queue held when it was last declared (the broker's declare-ok count)."""
 
     def exchange_name(self, name: str) -> str:
         """The broker's name for a scenario exchange (the default exchange stays nameless)."""
@@ -65,6 +67,7 @@ class Topology:
             )
         for q in self.scenario.queues:
             declared = await self._declare_queue(channel, q)
+            self.held[q.name] = declared.declaration_result.message_count or 0
             self._queue_names[q.name] = declared.name
             self._queue_keys[declared.name] = q.name
         for b in self.scenario.bindings:

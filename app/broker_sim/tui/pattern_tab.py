@@ -372,6 +372,9 @@ class PatternTab(Vertical):
         routed = " · ".join(f"{q.name} {t.routed[q.name]}" for q in self.scenario.queues)
         text.append("\nrouted  ", "dim").append(routed)
         text.append(f"   (traced {t.routed_traced}, inferred {t.routed_inferred})", "dim")
+        if view.leftover:
+            held = ", ".join(f"{q} {n}" for q, n in view.leftover.items())
+            text.append(f"   + from an earlier run: {held}", "dim")
         groups = []
         for g in self.scenario.consumers:
             alive = len(view.roster.get(g.name, []))

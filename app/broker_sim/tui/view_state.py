@@ -19,6 +19,7 @@ from broker_sim.domain.events import (
     Delivered,
     EngineProblem,
     FlowEvent,
+    Leftover,
     LinkState,
     Nacked,
     PrefetchChanged,
@@ -84,6 +85,10 @@ class ScenarioView:
         self.acked_history: deque[int] = deque([0] * HISTORY, maxlen=HISTORY)
         self.published_history: deque[int] = deque([0] * HISTORY, maxlen=HISTORY)
         self._last_counts = (0, 0)
+        self.run_id = ""
+        """This run's id, once the engine said a queue held an earlier run's messages."""
+        self.leftover: dict[str, int] = {}
+        """Messages each queue held from an earlier run when this run started."""
         self.previews: dict[str, str] = {}
         """Body previews of recent messages: what a log server stored, shown in its box."""
 
@@ -100,6 +105,12 @@ class ScenarioView:
         # only messages that have a token are logged hop by hop, so the log keeps up at any rate
         return message_id in self.tokens._by_id
 
+    def label_of(self, message_id: str) -> str:
+        """A message id as the log shows it, marked when an earlier run published it."""
+        if self.run_id and not message_id.startswith(f"{self.run_id}."):
+            return f"{short_id(message_id)} (earlier run)"
+        return short_id(message_id)
+
     def _say(self, kind: str, text: str) -> None:
         line = LogLine(kind, text)
         self.log.append(line)
@@ -114,35 +125,35 @@ class ScenarioView:
                 if len(self.previews) > PREVIEWS:
                     del self.previews[next(iter(self.previews))]
                 if self._sampled(mid):
-                    self._say("publish", f"{short_id(mid)}  {p} → {exchange_label(x)}  {label}")
+                    self._say("publish", f"{self.label_of(mid)}  {p} → {exchange_label(x)}  {label}")
             case Returned(message_id=mid, exchange=x, routing_key=key, reply_text=why):
                 self._say(
                     "returned",
-                    f"{short_id(mid)}  {exchange_label(x)} ↩ returned: no queue matched {key!r} ({why})",
+                    f"{self.label_of(mid)}  {exchange_label(x)} ↩ returned: no queue matched {key!r} ({why})",
                 )
             case PublishFailed(message_id=mid, reason=why):
-                self._say("failed", f"{short_id(mid)}  publish failed: {why}")
+                self._say("failed", f"{self.label_of(mid)}  publish failed: {why}")
             case Routed(message_id=mid, exchange=x, queues=queues, source=source):
                 if self._sampled(mid) and queues:
                     how = "broker trace" if source == "trace" else "INFERRED from delivery"
                     self._say(
                         "inferred" if source == "inferred" else "routed",
-                        f"{short_id(mid)}  {exchange_label(x)} → {', '.join(queues)}  ({how})",
+                        f"{self.label_of(mid)}  {exchange_label(x)} → {', '.join(queues)}  ({how})",
                     )
             case Delivered(message_id=mid, queue=q, consumer=c, redelivered=again):
                 if again:
-                    self._say("redelivered", f"{short_id(mid)}  {q} → {c}  REDELIVERED")
+                    self._say("redelivered", f"{self.label_of(mid)}  {q} → {c}  REDELIVERED")
                 elif self._sampled(mid):
-                    self._say("delivered", f"{short_id(mid)}  {q} → {c}")
+                    self._say("delivered", f"{self.label_of(mid)}  {q} → {c}")
             case Acked(message_id=mid, consumer=c, work_ms=ms, result=result):
                 if self._sampled(mid):
-                    self._say("acked", f"{short_id(mid)}  {c} ✓ {result or 'done'} in {ms:.0f} ms")
+                    self._say("acked", f"{self.label_of(mid)}  {c} ✓ {result or 'done'} in {ms:.0f} ms")
             case Nacked(message_id=mid, consumer=c, requeue=requeue, reason=why):
                 back = "back to the queue" if requeue else "dropped"
-                self._say("nacked", f"{short_id(mid)}  {c} ✖ rejected ({why or 'no reason'}), {back}")
+                self._say("nacked", f"{self.label_of(mid)}  {c} ✖ rejected ({why or 'no reason'}), {back}")
             case Abandoned(message_id=mid, consumer=c, queue=q, redelivered=again):
                 fate = f"back to {q}, will be redelivered" if again else "LOST (auto-ack)"
-                self._say("abandoned", f"{short_id(mid)}  {c} died holding it: {fate}")
+                self._say("abandoned", f"{self.label_of(mid)}  {c} died holding it: {fate}")
             case ConsumerUp(consumer=c, group=g, prefetch=n):
                 if c not in self.roster.setdefault(g, []):
                     self.roster[g].append(c)
@@ -171,6 +182,14 @@ class ScenarioView:
             case TracingChanged():
                 self.tracing = event
                 self._say("link", f"routing {'traced' if event.traced else 'INFERRED'}: {event.detail}")
+            case Leftover(queue=q, messages=n, run_id=run_id):
+                self.run_id = run_id
+                self.leftover[q] = n
+                self._say(
+                    "link",
+                    f"{q} already held {n} message{'s' * (n != 1)} from an earlier run: they are "
+                    "delivered too, so delivered can exceed published",
+                )
             case EngineProblem(text=text):
                 self.problem = text
                 self._say("failed", text)
