@@ -16,6 +16,7 @@ from broker_sim.tui.replay import SPEEDS, step_speed
 from tests.engine.test_uploads import png
 from tests.tui.harness import until_screen
 from tests.tui.test_brokers import app_on
+from tests.tui.test_live import canvas_text
 
 
 async def test_P_plays_the_story_with_progress_speed_and_the_headless_verdict(
@@ -53,6 +54,9 @@ async def test_P_plays_the_story_with_progress_speed_and_the_headless_verdict(
             rounds=20_000,
         )
         assert "final verdict" in verdicts(tab)
+        # the story is over: its producers are held, and their boxes say so
+        await until_screen(pilot, lambda: "3 msg/s" not in canvas_text(tab), "no rate on a held producer")
+        assert "held" in canvas_text(tab)
         assert tab.story is not None
         on_screen = [(v.expectation, v.passed) for v in tab.story.verdicts]
     headless = await run_scenario(tab.scenario, settings.with_(data_dir=tmp_path / "headless"), speed=4)

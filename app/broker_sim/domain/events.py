@@ -186,11 +186,12 @@ class PrefetchChanged:
 
 @dataclass(frozen=True, slots=True)
 class ProducerState:
-    """A producer's rate or pause state changed."""
+    """A producer's rate or pause state changed (``held``: a story holds it, paused or over)."""
 
     producer: str
     rate: float
     paused: bool
+    held: bool = False
 
 
 class LinkState(StrEnum):

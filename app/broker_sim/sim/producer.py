@@ -75,7 +75,7 @@ class Producer:
         """Change the publish rate (messages per second)."""
         self.rate = max(0.0, rate)
         self._wake.set()
-        self._emit(ProducerState(self.spec.name, self.rate, self.paused))
+        self._emit(ProducerState(self.spec.name, self.rate, self.paused, self.held))
 
     @property
     def effective_rate(self) -> float:
@@ -89,14 +89,16 @@ class Producer:
 
     def set_held(self, held: bool) -> None:
         """Hold publishing while a replay is paused (separate from a user's pause)."""
-        self.held = held
+        changed, self.held = self.held != held, held
         self._wake.set()
+        if changed:
+            self._emit(ProducerState(self.spec.name, self.rate, self.paused, held))
 
     def set_paused(self, paused: bool) -> None:
         """Pause or resume publishing."""
         self.paused = paused
         self._wake.set()
-        self._emit(ProducerState(self.spec.name, self.rate, self.paused))
+        self._emit(ProducerState(self.spec.name, self.rate, self.paused, self.held))
 
     def next_message(self, map_key: Callable[[str], str]) -> Outgoing:
         """Build the next message: its id, routing key, headers and body."""

@@ -75,6 +75,8 @@ class ScenarioView:
         self.problem: str = ""
         self.rates: dict[str, float] = {p.name: p.rate for p in scenario.producers}
         self.paused: dict[str, bool] = {p.name: False for p in scenario.producers}
+        self.held: dict[str, bool] = {p.name: False for p in scenario.producers}
+        """Producers a story holds (paused, or over): they publish nothing, whatever their rate."""
         self.prefetch: dict[str, int] = {g.name: g.prefetch for g in scenario.consumers}
         self.roster: dict[str, list[str]] = {g.name: [] for g in scenario.consumers}
         """Consumer names per group, in the order they came up (drawn in that order)."""
@@ -127,10 +129,11 @@ class ScenarioView:
                 if self._sampled(mid):
                     self._say("publish", f"{self.label_of(mid)}  {p} → {exchange_label(x)}  {label}")
             case Returned(message_id=mid, exchange=x, routing_key=key, reply_text=why):
-                self._say(
-                    "returned",
-                    f"{self.label_of(mid)}  {exchange_label(x)} ↩ returned: no queue matched {key!r} ({why})",
-                )
+                kind = next((e.type for e in self.scenario.exchanges if e.name == x), "direct")
+                # a headers exchange ignores the routing key, a fanout one has nothing to match
+                unmatched = {"headers": "no binding matched its headers", "fanout": "no queue is bound"}
+                what = unmatched.get(kind, f"no queue matched {key!r}")
+                self._say("returned", f"{self.label_of(mid)}  {exchange_label(x)} ↩ returned: {what} ({why})")
             case PublishFailed(message_id=mid, reason=why):
                 self._say("failed", f"{self.label_of(mid)}  publish failed: {why}")
             case Routed(message_id=mid, exchange=x, queues=queues, source=source):
@@ -170,8 +173,8 @@ class ScenarioView:
                 self.prefetch[g] = n
                 rule = {1: "1: fair dispatch", 0: "unlimited: round robin up front"}.get(n, str(n))
                 self._say("consumer", f"{g}: prefetch {rule}")
-            case ProducerState(producer=p, rate=rate, paused=paused):
-                self.rates[p], self.paused[p] = rate, paused
+            case ProducerState(producer=p, rate=rate, paused=paused, held=held):
+                self.rates[p], self.paused[p], self.held[p] = rate, paused, held
             case ConnectionChanged(state=state, detail=detail):
                 again = self.link is not None and (self.link.state, self.link.detail) == (state, detail)
                 self.link = event
