@@ -11,7 +11,13 @@ from pathlib import Path
 from textual.widgets import Static
 
 from broker_sim.broker.handle import BrokerHandle
-from broker_sim.domain.events import Acked, BrokerRestarted, ConnectionChanged, LinkState
+from broker_sim.domain.events import (
+    Acked,
+    BrokerRestarted,
+    BrokerRestarting,
+    ConnectionChanged,
+    LinkState,
+)
 from broker_sim.embedded.launch import EmbeddedBroker
 from broker_sim.settings import Settings
 from broker_sim.tui.app import BrokerSimApp
@@ -178,3 +184,65 @@ def test_the_outage_reads_down_reconnecting_back_with_elapsed_time() -> None:
     outage.apply([BrokerRestarted("embedded broker", 1.25), ConnectionChanged(LinkState.BACK, url)], now=15.0)
     assert outage.text(99.0) == "back after 5.0 s; the restart took 1.2 s"
     assert not outage.active and outage.recoveries == 1
+
+
+async def test_enter_on_the_shared_broker_question_cancels(tmp_path: Path) -> None:
+    # Enter pressed out of habit must not restart a broker others use: Cancel has the focus
+    private = EmbeddedBroker(tmp_path / "private")
+    await private.start()
+    try:
+        settings = Settings(url=private.url, url_source="test", data_dir=tmp_path)
+        async with app_on(settings, broker=SharedTestBroker(private)) as (app, _tab, w, pilot):
+            await w.until(lambda: w.tally.acked >= 1, "jobs flowing")
+            await pilot.press("R")
+            await until_screen(pilot, lambda: isinstance(app.screen, ConfirmRestart), "the question")
+            assert app.screen.focused is not None and app.screen.focused.id == "no"
+            await pilot.press("enter")
+            await until_screen(pilot, lambda: not isinstance(app.screen, ConfirmRestart), "closed")
+            assert app._restart is None  # no restart worker was started
+            assert not w.of(BrokerRestarting) and not w.of(BrokerRestarted)
+    finally:
+        await private.stop()
+
+
+async def test_a_drop_after_a_restart_does_not_mention_the_restart(tmp_path: Path) -> None:
+    async with app_on(Settings(broker="embedded", data_dir=tmp_path)) as (app, tab, w, pilot):
+        await w.until(lambda: w.tally.acked >= 1, "jobs flowing")
+        await pilot.press("R")
+        await w.until(lambda: tab.outage.recoveries == 1, "back after the restart")
+        await until_screen(pilot, lambda: "the restart took" in header_text(app, "#link"), "restart took")
+        await until_screen(pilot, lambda: tab.engine is not None and tab.engine.connected, "attached")
+        await pilot.press("D")
+        await w.until(lambda: tab.outage.recoveries == 2, "back after the drop")
+        await until_screen(pilot, lambda: "back after" in header_text(app, "#link"), "back after N s")
+        assert "restart" not in header_text(app, "#link")
+        assert tab.outage.restart_took is None
+
+
+async def test_R_while_the_broker_is_unreachable_says_so_and_does_not_wait(tmp_path: Path) -> None:
+    nowhere = "amqp://guest:guest@127.0.0.1:1/"
+    settings = Settings(url=nowhere, url_source="--url", data_dir=tmp_path)
+    async with app_on(settings, broker=BrokerHandle(nowhere)) as (app, _tab, w, pilot):
+        await w.until(lambda: LinkState.UNREACHABLE in states(w), "the broker unreachable")
+        await pilot.press("R")
+        await until_screen(
+            pilot,
+            lambda: any("already unreachable" in n.message for n in app._notifications),
+            "the notification",
+        )
+        assert not isinstance(app.screen, ManualRestart)
+
+
+def test_a_drop_clears_the_duration_of_an_earlier_restart() -> None:
+    outage = Outage()
+    url = "amqp://x:****@h:1/"
+    outage.apply(
+        [BrokerRestarting("embedded broker", "stop and start it"), ConnectionChanged(LinkState.LOST, url)],
+        now=1.0,
+    )
+    outage.apply([BrokerRestarted("embedded broker", 0.25), ConnectionChanged(LinkState.BACK, url)], now=1.5)
+    assert outage.text(9.0) == "back after 0.5 s; the restart took 0.2 s"
+    outage.apply([ConnectionChanged(LinkState.LOST, url)], now=10.0)
+    assert outage.restart_took is None and outage.text(10.5) == "down 0.5 s"
+    outage.apply([ConnectionChanged(LinkState.BACK, url)], now=10.75)
+    assert outage.text(99.0) == "back after 0.8 s"

@@ -18,14 +18,17 @@ import pytest
 from textual.app import App, ComposeResult
 from textual.message import Message
 from textual.pilot import Pilot
-from textual.widgets import Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from broker_sim.broker.handle import BrokerHandle, EmbeddedHandle
 from broker_sim.resources import styles_dir
+from broker_sim.settings import Settings
 from broker_sim.sim.durability import LAB_QUEUES, LabResult, LabRow
 from broker_sim.sim.lab_runner import LabReport, LabRunner
+from broker_sim.tui.app import make_app
 from broker_sim.tui.durability_tab import MAX_COUNT, DurabilityTab, RestartConfirm
 from tests.support import Conditions
+from tests.tui.harness import until_screen
 
 SIZE = (140, 40)
 DEADLINE = 60.0
@@ -244,6 +247,18 @@ class AsksFirst(BrokerHandle):
         await self.inner.restart(crash=crash)
 
 
+async def test_enter_on_the_restart_question_cancels(embedded: EmbeddedHandle) -> None:
+    handle = AsksFirst(embedded)
+    async with lab_app(handle) as (app, pilot, _seen):
+        await pilot.press("p")
+        assert isinstance(app.screen, RestartConfirm)
+        assert app.screen.focused is not None and app.screen.focused.id == "lab-confirm-no"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not isinstance(app.screen, RestartConfirm)
+        assert not app.tab.running and not app.workers and handle.restarts == 0
+
+
 async def test_a_shared_broker_is_restarted_only_after_the_user_confirms(embedded: EmbeddedHandle) -> None:
     handle = AsksFirst(embedded)
     async with lab_app(handle) as (app, pilot, seen):
@@ -336,3 +351,38 @@ def test_snapshot_of_the_before_after_table(snap_compare: object) -> None:
         await pilot.pause()
 
     assert snap_compare(LabApp(), terminal_size=SIZE, run_before=show)  # type: ignore[operator]
+
+
+def in_view(tab: DurabilityTab, selector: str) -> bool:
+    """Whether a child of the tab is inside its scrolled window, top to bottom."""
+    region = tab.query_one(selector).virtual_region
+    top = tab.scroll_offset.y
+    return top <= region.y and region.bottom <= top + tab.scrollable_content_region.height
+
+
+async def test_at_80x24_the_tab_scrolls_and_a_finished_run_shows_the_table(tmp_path: Path) -> None:
+    settings = Settings(broker="embedded", data_dir=tmp_path, name_prefix=f"t{uuid.uuid4().hex[:6]}.")
+    app, seen = make_app(settings), Seen()
+    async with app.run_test(size=(80, 24), message_hook=seen) as pilot:
+        try:
+            await pilot.press("6")
+            tab = app.durability
+            await seen.until(lambda _m: tab.handle is not None, "the broker known to the tab")
+            await pilot.pause()
+            assert tab.has_focus and tab.max_scroll_y > 0  # the table and verdicts are below
+            assert not in_view(tab, "#lab-table")
+            await pilot.press("pagedown")
+            assert tab.scroll_y > 0  # keys scroll it (the mouse wheel does too)
+            await pilot.press("home")
+            assert tab.scroll_y == 0
+            await set_count(pilot, "20")
+            await pilot.press("p")
+            await finished(pilot, seen)
+            await until_screen(pilot, lambda: in_view(tab, "#lab-table"), "the table scrolled into view")
+            assert in_view(tab, "#lab-progress")
+            assert tab.query_one("#lab-table", DataTable).row_count == 3
+            await pilot.press("n")  # the form comes back into view for the next run
+            await until_screen(pilot, lambda: in_view(tab, "#lab-controls"), "the N field scrolled into view")
+        finally:
+            await app.stop_engines()
+            await app.close_broker()

@@ -21,6 +21,7 @@ from broker_sim.domain.events import (
     PrefetchChanged,
     Published,
     QueueDepth,
+    Returned,
 )
 from broker_sim.settings import Settings
 from broker_sim.tui.help import HelpScreen
@@ -167,6 +168,41 @@ async def test_publish_form_message_is_delivered_and_counted(settings: Settings)
         await until_screen(pilot, lambda: tab.view.tally.acked == w.tally.acked, "counted on screen")
         assert not isinstance(app.screen, PublishForm)
         assert any("you#1" in line.text for line in tab.view.log)
+
+
+def example(placeholder: str) -> str:
+    """The example a field's placeholder gives (``e.g. X (why)`` → X), or "" when it gives none."""
+    return placeholder.removeprefix("e.g. ").split(" (")[0] if placeholder.startswith("e.g. ") else ""
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+async def test_the_publish_forms_examples_route_in_their_tab(settings: Settings, name: str) -> None:
+    async with app_on(settings, name) as (app, tab, w, pilot):
+        await w.until(lambda: tab.engine is not None and tab.engine.connected, "connected")
+        await pilot.press("space")  # quiet: only our message moves
+        await pilot.press("m")
+        await until_screen(pilot, lambda: isinstance(app.screen, PublishForm), "the form")
+        form = app.screen
+        key_field, headers_field = form.query_one("#routing-key", Input), form.query_one("#headers", Input)
+        kind = tab.scenario.exchange_type(tab.scenario.producers[0].exchange)
+        if kind in ("fanout", "headers"):
+            assert key_field.placeholder.startswith(f"ignored: a {kind} exchange")
+        else:
+            assert example(key_field.placeholder), key_field.placeholder
+        assert bool(example(headers_field.placeholder)) == (kind == "headers")
+        key_field.value = example(key_field.placeholder)
+        headers_field.value = example(headers_field.placeholder)
+        form.query_one("#publish", Button).press()
+        await w.until(lambda: any(p.producer == "you" for p in w.of(Published)), "our message published")
+        mine = next(p.message_id for p in w.of(Published) if p.producer == "you")
+        await w.until(
+            lambda: (
+                any(d.message_id == mine for d in w.of(Delivered))
+                or any(r.message_id == mine for r in w.of(Returned))
+            ),
+            "our message delivered or returned",
+        )
+        assert not any(r.message_id == mine for r in w.of(Returned)), f"{key_field.value!r} came back"
 
 
 async def test_help_opens_while_the_broker_is_unreachable(settings: Settings) -> None:

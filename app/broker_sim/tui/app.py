@@ -18,6 +18,7 @@ from textual.css.query import NoMatches
 from textual.widgets import Footer, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
+from broker_sim.domain.events import LinkState
 from broker_sim.domain.scenario import Scenario
 from broker_sim.domain.scenario_file import ScenarioError, load_scenarios
 from broker_sim.domain.words import in_words
@@ -409,6 +410,16 @@ class BrokerSimApp(App[None]):
             )
             return
         if not broker.can_restart:
+            if not tab.view.connected:
+                # waiting for it "to go away and come back" would wait for what already happened
+                refused = tab.view.link is not None and tab.view.link.state == LinkState.AUTH_REFUSED
+                self.notify(
+                    "the broker refuses broker-sim's login: a restart will not change that"
+                    if refused
+                    else "the broker is already unreachable; broker-sim reconnects when it is back",
+                    severity="warning",
+                )
+                return
             self.push_screen(ManualRestart(broker.masked_url, tab.outage))
         elif broker.needs_confirmation:
             screen = ConfirmRestart(broker.kind, broker.masked_url, broker.restart_how, crash=crash)

@@ -20,7 +20,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.timer import Timer
@@ -79,6 +79,8 @@ class RestartConfirm(ModalScreen[bool]):
         Binding("y", "answer(True)", "restart it"),
         Binding("n,escape", "answer(False)", "cancel"),
     ]
+    AUTO_FOCUS = "#lab-confirm-no"
+    """Enter cancels: only ``y`` (or a click) restarts a broker others may use."""
 
     def __init__(self, handle: BrokerHandle) -> None:
         super().__init__()
@@ -95,7 +97,7 @@ class RestartConfirm(ModalScreen[bool]):
             )
             with Horizontal(id="lab-confirm-buttons"):
                 yield Button("restart it (y)", id="lab-confirm-yes", variant="warning")
-                yield Button("cancel (n)", id="lab-confirm-no")
+                yield Button("cancel (Enter / n)", id="lab-confirm-no")
 
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
@@ -106,12 +108,14 @@ class RestartConfirm(ModalScreen[bool]):
         self.dismiss(yes)
 
 
-class DurabilityTab(Vertical):
+class DurabilityTab(VerticalScroll):
     """The durability lab: N per queue, publish + restart (or kill -9), the before/after table.
 
     The app calls :meth:`set_broker` once it knows the broker; until then the tab says it is
     waiting. Keys (``BINDINGS``, with tooltips for the help screen) act while focus is in the tab;
-    the tab takes the focus when it is shown.
+    the tab takes the focus when it is shown. The tab scrolls (PageDown, ↓, the mouse wheel): on
+    a small terminal the table and verdicts are below the story, so a finished run scrolls them
+    into view, and focusing N (``n``) scrolls the form back.
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -346,6 +350,7 @@ class DurabilityTab(Vertical):
         self._show_state()
         self._tick()
         self._ticker = self.set_interval(TICK, self._tick)
+        self.scroll_to_widget(self.query_one("#lab-progress"), animate=False)
         self._run_lab(handle, count, crash)
 
     @work(exclusive=True, group="durability-lab", exit_on_error=False)
@@ -396,6 +401,11 @@ class DurabilityTab(Vertical):
         took = time.monotonic() - self._started
         self._say_progress(f"done in {took:.1f} s: the broker's own counts are below")
         self._show_state()
+        # once the new rows are laid out: the progress line at the top, the table and verdicts under it
+        self.call_after_refresh(self._scroll_to_results)
+
+    def _scroll_to_results(self) -> None:
+        self.scroll_to_widget(self.query_one("#lab-progress"), top=True, animate=False)
 
     @on(Failed)
     def _on_failed(self, message: Failed) -> None:
@@ -403,6 +413,7 @@ class DurabilityTab(Vertical):
         self.running = False
         self._say_progress(f"the lab run failed: {message.text}")
         self._show_state()
+        self.scroll_to_widget(self.query_one("#lab-progress"), animate=False)
         self.notify(message.text, title="durability lab", severity="error", timeout=8)
 
     # -- drawing ----------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """How long the broker has been away: folded from connection and restart events, shown in the header.
 
-The header says *restarting*, *down*, *reconnecting (attempt n, 4.2 s)* and then *back after 5.1 s*;
+The header says *restarting*, *down*, *reconnecting (attempt n, 4.2 s)* and then *back after 5.1 s*
+(with *the restart took 1.9 s* only when this outage was a restart broker-sim did);
 the elapsed time comes from a clock the caller passes in, so the text keeps moving while nothing
 else happens (the header ticks it) and tests can pass a clock of their own.
 """
@@ -34,6 +35,7 @@ class Outage:
     attempt: int = 0
     back_after: float = 0.0
     restart_took: float | None = None
+    """How long this outage's restart took; None when the outage was no restart (a drop, say)."""
     recoveries: int = 0
     losses: int = 0
 
@@ -53,7 +55,9 @@ class Outage:
                 case ConnectionChanged(state=LinkState.LOST):
                     self.losses += 1
                     if self.phase != "restarting":
-                        self.since = now
+                        # a new outage that is not a restart (a dropped connection, a broker
+                        # restarted elsewhere): an earlier restart's duration is not this one's
+                        self.since, self.restart_took = now, None
                     self.phase = "down"
                 case ConnectionChanged(state=state, attempt=attempt) if state in AWAY and self.active:
                     self.phase, self.attempt = "reconnecting", max(self.attempt, attempt)

@@ -18,7 +18,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select
 
-from broker_sim.domain.scenario import HeaderValue, Scenario
+from broker_sim.domain.scenario import DEFAULT_EXCHANGE, HeaderValue, Scenario
 from broker_sim.domain.topic import MAX_KEY_BYTES
 from broker_sim.tui.diagram import exchanges_used
 from broker_sim.tui.view_state import exchange_label
@@ -80,6 +80,81 @@ def validate(draft: Draft) -> PublishRequest:
     return PublishRequest(draft.exchange, draft.routing_key, draft.body, headers, draft.persistent)
 
 
+def key_hint(scenario: Scenario, exchange: str) -> str:
+    """The routing key field's placeholder: a key that routes on this exchange, or why none is needed.
+
+    Taken from the scenario: a queue's name on the default exchange, a binding key on a direct
+    exchange, a key that matches binding patterns on a topic exchange (a producer's, else one made
+    from the most specific pattern).
+    """
+    kind = scenario.exchange_type(exchange)
+    bindings = [b for b in scenario.bindings if b.exchange == exchange]
+    if exchange == DEFAULT_EXCHANGE:
+        used = [k for p in scenario.producers if p.exchange == exchange for k in p.routing_keys]
+        names = [k for k in used if scenario.queue(k)] + [q.name for q in scenario.queues]
+        return f"e.g. {names[0]} (the default exchange routes by queue name)" if names else "a queue's name"
+    if kind == "fanout":
+        return "ignored: a fanout exchange copies to every bound queue"
+    if kind == "headers":
+        return "ignored: a headers exchange routes by the headers below"
+    if kind == "topic":
+        return _topic_hint([b.routing_key for b in bindings], scenario, exchange)
+    keys = [b.routing_key for b in bindings if b.routing_key]
+    if not keys:
+        return "nothing is bound to this exchange yet: any key comes back"
+    queues = ", ".join(b.queue for b in bindings if b.routing_key == keys[0])
+    return f"e.g. {keys[0]} (bound to {queues})"
+
+
+def _topic_hint(patterns: list[str], scenario: Scenario, exchange: str) -> str:
+    if not patterns:
+        return "nothing is bound to this exchange yet: any key comes back"
+    keys = [k for p in scenario.producers if p.exchange == exchange for k in p.routing_keys]
+    specific = min(patterns, key=lambda p: sum(w in ("*", "#") for w in p.split(".")))
+    made = ".".join("any" if w == "*" else w for w in specific.split(".") if w != "#") or "any"
+    best = max([*keys, made], key=lambda k: sum(_topic_matches(p, k) for p in patterns))
+    return f"e.g. {best} (matches {', '.join(p for p in patterns if _topic_matches(p, best))})"
+
+
+def _topic_matches(pattern: str, key: str) -> bool:
+    """Whether a topic pattern matches a key (``*`` one word, ``#`` zero or more), for the example only."""
+
+    def match(ps: list[str], ks: list[str]) -> bool:
+        if not ps:
+            return not ks
+        if ps[0] == "#":
+            return any(match(ps[1:], ks[i:]) for i in range(len(ks) + 1))
+        return bool(ks) and ps[0] in ("*", ks[0]) and match(ps[1:], ks[1:])
+
+    return match(pattern.split("."), key.split("."))
+
+
+def headers_hint(scenario: Scenario, exchange: str) -> str:
+    """The headers field's placeholder: headers that match a binding of a headers exchange."""
+    if scenario.exchange_type(exchange) != "headers":
+        return "optional, e.g. source=me (not used for routing here)"
+    rule = next((b for b in scenario.bindings if b.exchange == exchange and b.headers), None)
+    if rule is None:
+        return "e.g. format=pdf, urgent=true"
+    pairs = list(rule.headers.items())
+    chosen = pairs if rule.match != "any" else pairs[:1]
+    text = ", ".join(f"{name}={_header_text(value)}" for name, value in chosen)
+    return f"e.g. {text} (routes to {rule.queue})"
+
+
+def _header_text(value: HeaderValue) -> str:
+    """A header value as the form reads it back (a string that looks like a number gets quotes)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        try:
+            plain = parse_headers(f"v={value}").get("v") == value
+        except FormError:  # a comma in it: the example cannot show it
+            plain = False
+        return value if plain else f'"{value}"'
+    return str(value)
+
+
 Send = Callable[[PublishRequest], Awaitable[str]]
 """Publishes a request; returns the message id or raises ValueError with the reason in words."""
 
@@ -88,7 +163,8 @@ class PublishForm(ModalScreen[str | None]):
     """A modal form; dismisses with the published message's id, or None when cancelled."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "cancel")]
-    AUTO_FOCUS = "#routing-key"
+    AUTO_FOCUS = ""
+    """The routing key gets the focus once the form is laid out (see :meth:`on_mount`)."""
 
     def __init__(self, scenario: Scenario, draft: Draft, send: Send) -> None:
         super().__init__()
@@ -110,13 +186,15 @@ class PublishForm(ModalScreen[str | None]):
             yield Label("exchange")
             yield Select(options, value=draft.exchange, allow_blank=False, id="exchange")
             yield Label("routing key")
-            yield Input(draft.routing_key, placeholder="e.g. kern.critical", id="routing-key")
+            yield Input(
+                draft.routing_key, placeholder=key_hint(self._scenario, draft.exchange), id="routing-key"
+            )
             yield Label('headers  (name=value, comma separated; "1" is a string, 1 a number)')
-            yield Input(draft.headers, placeholder="e.g. format=pdf, urgent=true", id="headers")
+            yield Input(draft.headers, placeholder=headers_hint(self._scenario, draft.exchange), id="headers")
             yield Label("body")
             yield Input(draft.body, id="body")
             yield Checkbox(
-                "persistent (delivery mode 2: survives a broker restart in a durable queue)",
+                "persistent (mode 2: survives a restart in a durable queue)",
                 draft.persistent,
                 id="persistent",
             )
@@ -124,6 +202,18 @@ class PublishForm(ModalScreen[str | None]):
             with Horizontal(id="form-buttons"):
                 yield Button("Publish", variant="primary", id="publish")
                 yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        """Focus the routing key after the first layout: focused before it, Textual would scroll a
+        form taller than the terminal (24 rows) to centre the field, hiding the title and exchange."""
+        self.call_after_refresh(self.query_one("#routing-key", Input).focus)
+
+    @on(Select.Changed, "#exchange")
+    def _exchange_changed(self, event: Select.Changed) -> None:
+        """Examples that route on the exchange now chosen."""
+        if isinstance(event.value, str):
+            self.query_one("#routing-key", Input).placeholder = key_hint(self._scenario, event.value)
+            self.query_one("#headers", Input).placeholder = headers_hint(self._scenario, event.value)
 
     def _read(self) -> Draft:
         exchange = self.query_one("#exchange", Select).value

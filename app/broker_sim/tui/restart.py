@@ -25,12 +25,17 @@ MANUAL_WAIT = 120.0
 
 
 class ConfirmRestart(ModalScreen[bool]):
-    """Ask before restarting a broker that others may use; dismisses with True to go ahead."""
+    """Ask before restarting a broker that others may use; dismisses with True to go ahead.
+
+    Cancel has the focus, so Enter (pressed out of habit) leaves the broker alone; only ``y`` or
+    a click on "Restart" restarts it.
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "answer(True)", "restart"),
         Binding("escape,n", "answer(False)", "cancel"),
     ]
+    AUTO_FOCUS = "#no"
 
     def __init__(self, kind: str, url: str, how: str, *, crash: bool = False) -> None:
         super().__init__()
@@ -48,7 +53,7 @@ class ConfirmRestart(ModalScreen[bool]):
             yield Static(self._text)
             with Horizontal(id="restart-buttons"):
                 yield Button("Restart (y)", id="yes", variant="warning")
-                yield Button("Cancel (n / Esc)", id="no")
+                yield Button("Cancel (Enter / n / Esc)", id="no")
 
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
