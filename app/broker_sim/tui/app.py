@@ -83,7 +83,12 @@ class BrokerSimApp(App[None]):
         Binding("up", "faster", "faster", key_display="↑", tooltip="double the publish rate"),
         Binding("down", "slower", "slower", key_display="↓", tooltip="halve the publish rate"),
         Binding("f", "prefetch", "prefetch", tooltip="prefetch 1 (fair dispatch) / unlimited (round robin)"),
-        Binding("k", "kill", "kill", tooltip="kill a busy consumer mid-job: its job is redelivered"),
+        Binding(
+            "k",
+            "kill",
+            "kill",
+            tooltip="kill a consumer, a busy one if any: its unacked jobs are redelivered",
+        ),
         Binding(
             "m", "publish", "publish", tooltip="publish your own message (key, headers, body, persistent)"
         ),
