@@ -86,6 +86,14 @@ def test_the_five_patterns_are_built_in() -> None:
             15,
             "at most 65535",
         ),
+        (
+            '[[producers]]\nname = "p"\nexchange = "x"\nrate = 1e9\n',
+            "producers[0].rate",
+            15,
+            "at most 10,000 messages per second, got 1e+09",
+        ),
+        ('[[producers]]\nname = "p"\nexchange = "x"\nrate = nan\n', "producers[0].rate", 15, "finite"),
+        ('[[producers]]\nname = "p"\nexchange = "x"\nrate = inf\n', "producers[0].rate", 15, "finite"),
     ],
 )
 def test_bad_files_get_one_line_with_key_line_and_reason(
@@ -157,6 +165,11 @@ def test_timeline_steps_are_sorted_and_expectations_read() -> None:
         ('at = 1\naction = "kill"\ngroup = "ghost"\n', "no group named 'ghost'"),
         ('at = 1\naction = "kill"\ngroup = "c"\ncount = 2\n', "not used by action 'kill'"),
         ('at = 1\naction = "scale"\ngroup = "c"\n', "action 'scale' needs 'count'"),
+        (
+            'at = 1\naction = "burst"\nproducer = "p"\ncount = 1000000\n',
+            "at most 100,000 messages in a burst",
+        ),
+        ('at = 1\naction = "rate"\nproducer = "p"\nrate = 50000\n', "at most 10,000 messages per second"),
         ('at = -1\naction = "pause"\n', "must be ≥ 0"),
         (
             'at = 1\naction = "scale"\ngroup = "c"\ncount = 100000\n',

@@ -146,6 +146,7 @@ async def test_a_scenario_the_broker_refuses_gives_up_with_exit_3(
             f"({REFUSALS_BEFORE_GIVING_UP} tries); gave up: "
         )
         assert "PRECONDITION_FAILED" in lines[-1] and "'durable'" in lines[-1]
+        assert lines[-1].endswith("delete it or use another vhost"), lines[-1]
     finally:
         channel = await connection.channel()
         await channel.queue_delete(taken)

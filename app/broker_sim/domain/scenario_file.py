@@ -6,6 +6,7 @@ told, and what to do about it.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -37,6 +38,11 @@ MAX_CONSUMERS = 1000
 for producers (a channel each) and the engine's own channels."""
 MAX_PREFETCH = 65535
 """``basic.qos`` carries prefetch_count as a 16-bit number; aio-pika refuses anything larger."""
+MAX_RATE = 10_000.0
+"""Messages per second one producer may ask for: about 3x what the engine reaches on these
+machines (3,500 msg/s), so a rate can be "as fast as it goes" without being a typo's 1e9."""
+MAX_BURST = 100_000
+"""Most messages in one burst step: half a minute of the engine's throughput here."""
 
 
 class ScenarioError(ValueError):
@@ -162,9 +168,16 @@ def _kind(value: Any) -> str:
 
 
 def _positive(r: _Reader, key: str, value: float, allow_zero: bool = True) -> None:
+    if not math.isfinite(value):  # TOML has inf and nan
+        raise r.fail(key, f"must be a finite number, got {value}")
     if value < 0 or (value == 0 and not allow_zero):
         bound = "≥ 0" if allow_zero else "> 0"
         raise r.fail(key, f"must be {bound}, got {value}")
+
+
+def _at_most(r: _Reader, key: str, value: float, most: float, what: str) -> None:
+    if value > most:
+        raise r.fail(key, f"at most {most:,g} {what}, got {value:,g}")
 
 
 def _consumer_count(r: _Reader, key: str, count: int) -> None:
@@ -277,6 +290,7 @@ def _producer(r: _Reader, key: str, data: Any, types: dict[str, str]) -> Produce
         )
     rate = r.get(t, key, "rate", float, 2.0)
     _positive(r, f"{key}.rate", rate)
+    _at_most(r, f"{key}.rate", rate, MAX_RATE, "messages per second")
     count = r.get(t, key, "count", int, -1)
     if "count" in t:
         _positive(r, f"{key}.count", count)
@@ -366,8 +380,11 @@ def _step(r: _Reader, key: str, data: Any, names: dict[str, set[str]]) -> Step:
     _positive(r, f"{key}.count", count)
     _positive(r, f"{key}.prefetch", prefetch)
     _positive(r, f"{key}.rate", rate)
+    _at_most(r, f"{key}.rate", rate, MAX_RATE, "messages per second")
     if action == "scale":
         _consumer_count(r, f"{key}.count", count)
+    if action == "burst":
+        _at_most(r, f"{key}.count", count, MAX_BURST, "messages in a burst")
     _prefetch(r, f"{key}.prefetch", prefetch)
     return Step(
         at=at,

@@ -165,7 +165,8 @@ class Engine:
             try:
                 await self._attach(conn)
             except (*ChannelError, OSError) as exc:
-                self.emit(EngineProblem(f"setting up {self.scenario.title!r} failed: {in_words(exc)}"))
+                # the whole advice, not 200 characters of the broker's reply: it ends with what to do
+                self.emit(EngineProblem(f"setting up {self.scenario.title!r} failed: {in_words(exc, 500)}"))
                 await self._detach()
                 with contextlib.suppress(*ChannelError):
                     await conn.close()
