@@ -62,6 +62,8 @@ def parse_headers(text: str) -> dict[str, HeaderValue]:
             headers[name] = raw.lower() == "true"
         elif len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'":
             headers[name] = raw[1:-1]
+        elif raw[:1] in ("'", '"') or raw[-1:] in ("'", '"'):
+            raise FormError(f'headers: {part!r} opens or closes a quote without the other (e.g. n="1")')
         else:
             try:
                 number = json.loads(raw)
