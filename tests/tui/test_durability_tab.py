@@ -18,7 +18,7 @@ import pytest
 from textual.app import App, ComposeResult
 from textual.message import Message
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import Button, DataTable, Input, Static
 
 from broker_sim.broker.handle import BrokerHandle, EmbeddedHandle
 from broker_sim.resources import styles_dir
@@ -370,6 +370,9 @@ async def test_at_80x24_the_tab_scrolls_and_a_finished_run_shows_the_table(tmp_p
             await seen.until(lambda _m: tab.handle is not None, "the broker known to the tab")
             await pilot.pause()
             assert tab.has_focus and tab.max_scroll_y > 0  # the table and verdicts are below
+            for button in tab.query("#lab-controls Button").results(Button):
+                if button.display:  # every button the tab offers is whole on screen
+                    assert button.region.right <= 80, f"{button.label} ends at {button.region.right}"
             assert not in_view(tab, "#lab-table")
             await pilot.press("pagedown")
             assert tab.scroll_y > 0  # keys scroll it (the mouse wheel does too)

@@ -186,7 +186,7 @@ class DurabilityTab(VerticalScroll):
         yield Static(STORY, id="lab-story")
         yield Static("waiting for the broker…", id="lab-broker")
         with Horizontal(id="lab-controls"):
-            yield Label("N messages per queue", id="lab-count-label")
+            yield Label("N per queue", id="lab-count-label")  # short: the buttons fit 80 columns
             yield Input(
                 str(self.default_count),
                 id="lab-count",
