@@ -364,7 +364,9 @@ class PatternTab(Vertical):
         text.append("published ", "dim").append(f"{t.published}")
         text.append("  confirmed ", "dim").append(f"{t.confirmed}")
         text.append("  returned ", "dim").append(f"{t.returned}", "bold" if t.returned else "")
-        text.append("  delivered ", "dim").append(f"{t.delivered}")
+        # the publisher's side, then the consumers': two short lines rather than one that wraps
+        # mid-pair ("redelivered" / "0") beside the sparkline
+        text.append("\ndelivered ", "dim").append(f"{t.delivered}")
         text.append("  acked ", "dim").append(f"{t.acked}")
         text.append("  nacked ", "dim").append(f"{t.nacked}")
         text.append("  redelivered ", "dim").append(f"{t.redelivered}", "bold" if t.redelivered else "")
@@ -384,7 +386,10 @@ class PatternTab(Vertical):
                 f"{mark}{g.name}: {alive} consumer{'s' if alive != 1 else ''}, prefetch {prefetch or '∞'}"
             )
         text.append("\n" + "   ".join(groups))
-        states = [f"{p}: {'paused' if view.paused.get(p) else f'{r:g}/s'}" for p, r in view.rates.items()]
+        states = [
+            f"{p}: {'paused' if view.paused.get(p) else 'held' if view.held.get(p) else f'{r:g}/s'}"
+            for p, r in view.rates.items()
+        ]
         text.append("\nproducers  ", "dim").append(", ".join(states))
         text.append("   acked/s (last 60 s) →", "dim")
         return text
