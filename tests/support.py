@@ -28,6 +28,31 @@ def test_url() -> str:
     return os.environ.get("BROKER_SIM_TEST_URL", DEFAULT_TEST_URL)
 
 
+SHORT_SCENARIO = """
+name = "short"
+title = "Short and sweet"
+duration = 1
+
+[[queues]]
+name = "q"
+
+[[producers]]
+name = "p"
+exchange = ""
+routing_keys = ["q"]
+rate = 20
+
+[[consumers]]
+name = "c"
+queue = "q"
+
+[[expect]]
+metric = "published"
+at_least = 1
+"""
+"""A one-second scenario that passes on any broker: one queue, one producer, one consumer."""
+
+
 def missing_rabbitmq(reason: str) -> NoReturn:
     """A test that needs RabbitMQ without one: a failure in CI (CI=true), a visible skip elsewhere."""
     import pytest
@@ -129,3 +154,22 @@ async def running(
         yield engine, watcher
     finally:
         await engine.stop()
+
+
+@contextlib.asynccontextmanager
+async def earlier_run_queue(url: str, queue_name: str, count: int) -> AsyncIterator[None]:
+    """A durable queue holding ``count`` jobs of an earlier run (ids ``0ldrun00.server.N``); deleted after."""
+    import aio_pika
+
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(queue_name, durable=True)
+        for seq in range(1, count + 1):
+            message = aio_pika.Message(b"old job", message_id=f"0ldrun00.server.{seq}", delivery_mode=2)
+            await channel.default_exchange.publish(message, queue.name)
+        yield
+    finally:
+        with contextlib.suppress(Exception):  # the test's own failure matters more than the cleanup's
+            await (await connection.channel()).queue_delete(queue_name)
+        await connection.close()

@@ -8,29 +8,7 @@ import pytest
 
 from broker_sim.cli import _parser, build_settings, main
 from broker_sim.settings import load_settings
-
-SCENARIO = """
-name = "tiny"
-title = "Tiny"
-duration = 1
-
-[[queues]]
-name = "q"
-
-[[producers]]
-name = "p"
-exchange = ""
-routing_keys = ["q"]
-rate = 20
-
-[[consumers]]
-name = "c"
-queue = "q"
-
-[[expect]]
-metric = "published"
-at_least = 1
-"""
+from tests.support import SHORT_SCENARIO
 
 
 def test_the_flag_beats_the_environment_beats_the_default(tmp_path: Path) -> None:
@@ -59,7 +37,7 @@ def test_data_dir_gives_a_second_broker_sim_an_embedded_broker_of_its_own(
     from broker_sim.embedded.launch import EmbeddedBroker
 
     scenario = tmp_path / "tiny.toml"
-    scenario.write_text(SCENARIO)
+    scenario.write_text(SHORT_SCENARIO)
     taken = tmp_path / "taken"
     first = EmbeddedBroker(taken / "embedded")  # another broker-sim's broker holds this folder
     first.start_sync()

@@ -9,6 +9,8 @@ from broker_sim.domain.events import (
     Abandoned,
     Acked,
     Confirmed,
+    ConnectionChanged,
+    LinkState,
     Published,
     QueueDepth,
     Returned,
@@ -143,3 +145,26 @@ def test_a_republished_copy_of_an_acked_message_is_a_duplicate_and_settles() -> 
     trip(ledger, "m", ("q",), ("q",))  # processed; its confirm was lost in a broker restart
     trip(ledger, "m", ("q",), ("q",))  # so the producer published it again, and it was processed again
     assert ledger.open == {} and ledger.duplicates["q"] == 1 and ledger.unsettled("q") == 0
+
+
+def test_messages_waiting_for_a_lost_trace_are_bounded_and_let_go(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ledger_module, "TRACE_WAIT", 3)
+    ledger = Ledger()
+    ledger(TracingChanged(True, "on"))
+    for i in range(5):  # acked, but the trace queue overflowed: no Routed ever comes
+        ledger(Published(f"m{i}", "p", "x", "k"))
+        ledger(Confirmed(f"m{i}", "p"))
+        ledger(Acked(f"m{i}", "q", "c", 1.0))
+    assert list(ledger.open) == ["m2", "m3", "m4"] == list(ledger.awaiting_trace)
+    ledger(ConnectionChanged(LinkState.LOST, "amqp://x@h/", "gone"))  # the trace queue went with it
+    assert ledger.open == {} and not ledger.awaiting_trace
+
+
+def test_tracing_turned_off_settles_what_waited_for_a_trace() -> None:
+    ledger = Ledger()
+    ledger(TracingChanged(True, "on"))
+    ledger(Published("m", "p", "x", "k"))
+    ledger(Acked("m", "q", "c", 1.0))
+    assert "m" in ledger.open
+    ledger(TracingChanged(False, "off after a restart"))
+    assert ledger.open == {} and not ledger.duplicates

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import re
 import socket
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,29 +15,7 @@ import pytest
 from broker_sim.domain.urls import build_url, mask_url, parse_url
 from broker_sim.headless import EXIT_NO_BROKER, EXIT_PASSED, REFUSALS_BEFORE_GIVING_UP, run_headless
 from broker_sim.settings import Settings
-
-PASSING = """
-name = "short"
-title = "Short and sweet"
-duration = 1
-
-[[queues]]
-name = "q"
-
-[[producers]]
-name = "p"
-exchange = ""
-routing_keys = ["q"]
-rate = 20
-
-[[consumers]]
-name = "c"
-queue = "q"
-
-[[expect]]
-metric = "published"
-at_least = 1
-"""
+from tests.support import SHORT_SCENARIO
 
 
 class Terminal(io.StringIO):
@@ -47,9 +26,15 @@ class Terminal(io.StringIO):
 
 
 @pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The shared fixture's settings under names of this test's own (the default prefix is the app's)."""
+    return settings.with_(name_prefix=f"t{uuid.uuid4().hex[:8]}.")
+
+
+@pytest.fixture
 def scenario_file(tmp_path: Path) -> Path:
     path = tmp_path / "short.toml"
-    path.write_text(PASSING)
+    path.write_text(SHORT_SCENARIO)
     return path
 
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 import io
 import uuid
 
-import aio_pika
-
 from broker_sim.domain.events import Acked, ConnectionChanged, Leftover, LinkState
 from broker_sim.domain.scenario import ConsumerGroupSpec, QueueSpec, Scenario, WorkSpec
 from broker_sim.headless import run_scenario
 from broker_sim.settings import Settings
-from tests.support import running
+from tests.support import earlier_run_queue, running
 
 JOBS = Scenario(
     name="left",
@@ -21,23 +19,12 @@ JOBS = Scenario(
 )
 
 
-async def fill(url: str, queue_name: str, count: int) -> None:
-    """An earlier run's jobs, waiting in the durable queue."""
-    connection = await aio_pika.connect(url)
-    try:
-        channel = await connection.channel()
-        queue = await channel.declare_queue(queue_name, durable=True)
-        for seq in range(1, count + 1):
-            message = aio_pika.Message(b"old job", message_id=f"0ldrun00.server.{seq}", delivery_mode=2)
-            await channel.default_exchange.publish(message, queue.name)
-    finally:
-        await connection.close()
-
-
 async def test_an_earlier_runs_messages_are_announced_once_and_processed(settings: Settings) -> None:
     prefix = f"t{uuid.uuid4().hex[:8]}."
-    await fill(settings.url, f"{prefix}left.jobs", 3)
-    async with running(JOBS, settings, prefix=prefix) as (engine, w):
+    async with (
+        earlier_run_queue(settings.url, f"{prefix}left.jobs", 3),
+        running(JOBS, settings, prefix=prefix) as (engine, w),
+    ):
         await w.until(lambda: w.tally.acked >= 3, "the earlier run's three jobs processed")
         backs = len(w.of(ConnectionChanged))
         await engine.drop_connection()  # declared again on reconnect: no second announcement
@@ -50,8 +37,8 @@ async def test_an_earlier_runs_messages_are_announced_once_and_processed(setting
 
 async def test_a_headless_run_says_so_too(settings: Settings) -> None:
     prefix = f"t{uuid.uuid4().hex[:8]}."
-    await fill(settings.url, f"{prefix}left.jobs", 2)
     err = io.StringIO()
-    report = await run_scenario(JOBS, settings.with_(name_prefix=prefix), duration=2, speed=4, err=err)
+    async with earlier_run_queue(settings.url, f"{prefix}left.jobs", 2):
+        report = await run_scenario(JOBS, settings.with_(name_prefix=prefix), duration=2, speed=4, err=err)
     assert report is not None and report.acked == 2
     assert "note: jobs already held 2 messages from an earlier run; they are delivered too" in err.getvalue()

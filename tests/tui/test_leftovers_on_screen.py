@@ -4,25 +4,19 @@ from __future__ import annotations
 
 import uuid
 
-import aio_pika
 from textual.widgets import Static
 
 from broker_sim.settings import Settings
+from tests.support import earlier_run_queue
 from tests.tui.harness import app_on, until_screen
 
 
 async def test_an_earlier_runs_jobs_are_named_as_such(settings: Settings) -> None:
     prefix = f"t{uuid.uuid4().hex[:8]}."
-    connection = await aio_pika.connect(settings.url)
-    try:
-        channel = await connection.channel()
-        queue = await channel.declare_queue(f"{prefix}work-queue.image-jobs", durable=True)
-        for seq in (1, 2):
-            message = aio_pika.Message(b"not an image", message_id=f"0ldrun00.main-server.{seq}")
-            await channel.default_exchange.publish(message, queue.name)
-    finally:
-        await connection.close()
-    async with app_on(settings, "work-queue", prefix=prefix) as (_app, tab, w, pilot):
+    async with (
+        earlier_run_queue(settings.url, f"{prefix}work-queue.image-jobs", 2),
+        app_on(settings, "work-queue", prefix=prefix) as (_app, tab, w, pilot),
+    ):
         await w.until(lambda: tab.view.leftover == {"image-jobs": 2}, "the engine saying so")
         await until_screen(
             pilot,
@@ -32,5 +26,5 @@ async def test_an_earlier_runs_jobs_are_named_as_such(settings: Settings) -> Non
         log = [line.text for line in tab.view.log]
         assert any("image-jobs already held 2 messages from an earlier run" in line for line in log)
         # their hops in the log say whose they are; this run's do not
-        assert tab.view.label_of("0ldrun00.main-server.1") == "main-server#1 (earlier run)"
+        assert tab.view.label_of("0ldrun00.server.1") == "server#1 (earlier run)"
         assert tab.view.label_of(f"{tab.view.run_id}.main-server.1") == "main-server#1"

@@ -46,7 +46,7 @@ async def test_P_plays_the_story_with_progress_speed_and_the_headless_verdict(
         # loss is judged once the messages in flight settle, not while they fly
         story = tab.story
         assert story is not None
-        assert "lost = 0 (checked at the end;" in verdicts(tab) or story.phase != "playing"
+        assert "lost = 0 (checked when the story ends)" in verdicts(tab) or story.phase != "playing"
         await until_screen(
             pilot,
             lambda: tab.story is not None and tab.story.phase == "done",

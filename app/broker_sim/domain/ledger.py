@@ -8,8 +8,9 @@ a broker restart) is a duplicate — while one message acked by several queues (
 and memory stays flat however long the run.
 
 The broker's trace of a message may arrive after its first ack. With tracing on, a message
-waits for it before it settles; with tracing off there is no routing list to wait for, and a
-message settles on its first ack.
+waits for it before it settles (at most ``TRACE_WAIT`` of them, and not past a lost connection
+or tracing turned off); with tracing off there is no routing list to wait for, and a message
+settles on its first ack.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from broker_sim.domain.events import (
     Abandoned,
     Acked,
     Confirmed,
+    ConnectionChanged,
     FlowEvent,
+    LinkState,
     Published,
     Returned,
     Routed,
@@ -34,6 +37,9 @@ DUPLICATE_WINDOW = 50_000
 """Acks (message id, queue) remembered to spot duplicates."""
 LATENCY_SAMPLES = 10_000
 """Most recent publish-to-ack latencies kept for percentiles."""
+TRACE_WAIT = 10_000
+"""Acked messages kept waiting for their trace. A trace can be lost (the trace queue is capped
+and dies with its connection), so beyond this the oldest settle as if untraced."""
 
 
 @dataclass(slots=True)
@@ -53,6 +59,8 @@ class Ledger:
     acks_seen: OrderedDict[tuple[str, str], None] = field(default_factory=OrderedDict)
     traced: bool = False
     """Whether the broker's trace reports routing (from the engine's TracingChanged events)."""
+    awaiting_trace: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    """Acked messages whose trace has not come yet, oldest first (at most ``TRACE_WAIT``)."""
     duplicates: Counter[str] = field(default_factory=Counter)
     lost_on_delivery: Counter[str] = field(default_factory=Counter)
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
@@ -75,9 +83,14 @@ class Ledger:
                 self._acked(mid, queue)
             case TracingChanged(traced=traced):
                 self.traced = traced
+                if not traced:
+                    self._give_up_on_traces()
+            case ConnectionChanged(state=LinkState.LOST):
+                # the trace queue went with the connection: traces not read yet will not come
+                self._give_up_on_traces()
             case Abandoned(message_id=mid, queue=queue, redelivered=False):
                 self.lost_on_delivery[queue] += 1
-                self.open.pop(mid, None)
+                self._settle(mid)
             case _:
                 pass
 
@@ -101,12 +114,25 @@ class Ledger:
 
     def _maybe_settle(self, mid: str, entry: _Open) -> None:
         if entry.routed is None:
-            # Untraced, the first ack is all that can be known; traced, the routing list is on its way.
-            if self.traced or not entry.acked:
+            if not entry.acked:
                 return
+            if self.traced:  # the routing list is on its way: wait for it, within bounds
+                self.awaiting_trace[mid] = None
+                if len(self.awaiting_trace) > TRACE_WAIT:
+                    self._settle(next(iter(self.awaiting_trace)))
+                return
+            # untraced, the first ack is all that can be known
         elif not set(entry.routed) <= entry.acked:
             return
-        del self.open[mid]
+        self._settle(mid)
+
+    def _settle(self, mid: str) -> None:
+        self.open.pop(mid, None)
+        self.awaiting_trace.pop(mid, None)
+
+    def _give_up_on_traces(self) -> None:
+        for mid in list(self.awaiting_trace):
+            self._settle(mid)
 
     def unsettled(self, queue: str) -> int:
         """Confirmed messages routed to ``queue`` that it has not acked (yet)."""

@@ -29,6 +29,8 @@ from broker_sim.domain.topic import validate_pattern
 
 T = TypeVar("T")
 
+CHANNEL_MAX = 2047
+"""Channels RabbitMQ allows on one connection by default (``channel_max``)."""
 MAX_GROUP_CONSUMERS = 200
 """Most consumers one group may have. Each consumer is a channel of its own on the engine's one
 connection, and RabbitMQ allows 2047 channels per connection by default (``channel_max``): a
@@ -185,7 +187,7 @@ def _consumer_count(r: _Reader, key: str, count: int) -> None:
         raise r.fail(
             key,
             f"at most {MAX_GROUP_CONSUMERS} consumers in a group (each is a channel of its own, and "
-            f"a connection has at most 2047), got {count}",
+            f"a connection has at most {CHANNEL_MAX}), got {count}",
         )
 
 
@@ -432,7 +434,7 @@ def _consumers_at_once(r: _Reader, consumers: list[ConsumerGroupSpec], steps: li
         return r.fail(
             key,
             f"{total} consumers at once, over the {MAX_CONSUMERS} a scenario may run "
-            "(each is a channel of its own on one connection, and a connection has at most 2047)",
+            f"(each is a channel of its own on one connection, and a connection has at most {CHANNEL_MAX})",
         )
 
     total = 0

@@ -169,10 +169,19 @@ class DurabilityLab:
         try:
             queue = await channel.declare_queue(self._name(q), durable=q.durable)
         except aiormq.exceptions.ChannelPreconditionFailed:
-            # A queue of that name with other arguments (someone else's): replace it.
+            # A queue of that name with other arguments (someone else's): replace it, and give
+            # the deleted one the moment it may need to be gone (the race described above).
             await (await conn.channel()).queue_delete(self._name(q))
-            channel = await conn.channel()
-            queue = await channel.declare_queue(self._name(q), durable=q.durable)
+            deadline = time.monotonic() + 5
+            while True:
+                channel = await conn.channel()
+                try:
+                    queue = await channel.declare_queue(self._name(q), durable=q.durable)
+                    break
+                except aiormq.exceptions.ChannelPreconditionFailed:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.1)
         await queue.purge()
         await channel.close()
 

@@ -25,6 +25,7 @@ from textual.timer import Timer
 from textual.widgets import RichLog, Sparkline, Static
 
 from broker_sim.domain.events import FlowEvent, LinkState
+from broker_sim.domain.ledger import Ledger
 from broker_sim.domain.recording import Recorder
 from broker_sim.domain.scenario import Scenario
 from broker_sim.settings import Settings
@@ -164,7 +165,9 @@ class PatternTab(Vertical):
     async def _start_engine(self) -> None:
         await self._new_engine()
 
-    async def _new_engine(self, *, story: bool = False) -> Engine:
+    async def _new_engine(
+        self, *, story: bool = False, also: tuple[Callable[[FlowEvent], None], ...] = ()
+    ) -> Engine:
         # imported here, in a thread: aio_pika takes ~0.3 s to import and must not hold up the
         # first frame or the event loop (an import inside a coroutine would block the loop)
         sim = await asyncio.to_thread(importlib.import_module, "broker_sim.sim")
@@ -174,7 +177,7 @@ class PatternTab(Vertical):
             self.scenario, self.settings, broker=self.broker, prefix=prefix, remove_durable=story
         )
         self.recorder = recorder = Recorder(self.scenario)
-        subscribers: list[Callable[[FlowEvent], None]] = [*self.observers, recorder, self.bridge]
+        subscribers: list[Callable[[FlowEvent], None]] = [*self.observers, recorder, self.bridge, *also]
         for subscriber in subscribers:
             engine.bus.subscribe(subscriber)
         self.engine = engine
@@ -232,8 +235,9 @@ class PatternTab(Vertical):
         self.story = None
         await self.stop_engine()
         self._reset_view()
-        engine = await self._new_engine(story=True)
-        story = self.story = Story(engine, self.view.tally)
+        ledger = Ledger()
+        engine = await self._new_engine(story=True, also=(ledger,))
+        story = self.story = Story(engine, self.view.tally, ledger)
         self.query_one("#story-bar").display = True
         self._show_story()
         await story.play(self._show_story)

@@ -45,11 +45,11 @@ def step_speed(current: float, step: int) -> float:
 class Story:
     """One play-through of a scenario's timeline on an engine that started with it."""
 
-    def __init__(self, engine: Engine, tally: Tally) -> None:
+    def __init__(self, engine: Engine, tally: Tally, ledger: Ledger) -> None:
         self.engine = engine
         self.tally = tally
-        self.ledger = Ledger()
-        engine.bus.subscribe(self.ledger)
+        self.ledger = ledger
+        """On the engine's bus from before it started: it must see the first TracingChanged."""
         self.player: TimelinePlayer | None = None
         self.phase = "connecting"
         """connecting, playing, paused, settling (producers held, in-flight finishing) or done."""
@@ -179,8 +179,14 @@ def verdict_text(story: Story, good: Style | str = "", bad: Style | str = "") ->
     text.append("expected: " if done else "so far:   ", "dim")
     for expectation, verdict in zip(expectations, verdicts, strict=True):
         if not done and expectation.metric == "lost":
-            text.append("… ", "dim")
-            text.append(f"{verdict.expectation} (checked at the end; {verdict.value} not settled yet)   ")
+            # Only a message an auto-ack consumer died holding is lost for good before the end;
+            # the rest may still be on its way.
+            ledger = story.ledger.lost_on_delivery
+            gone = ledger[expectation.queue] if expectation.queue else sum(ledger.values())
+            if gone and not expectation.holds(gone):
+                text.append("✗ ", bad).append(f"{verdict.expectation} (now {gone} lost for good)   ")
+            else:
+                text.append("… ", "dim").append(f"{verdict.expectation} (checked when the story ends)   ")
             continue
         text.append("✓ " if verdict.passed else "✗ ", good if verdict.passed else bad)
         text.append(f"{verdict.expectation} ({'got' if done else 'now'} {verdict.value})   ")
