@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 MANUAL_PRODUCER = "you"
 """The producer name of messages a user publishes by hand."""
+CLOSE_TIMEOUT = 5.0
+"""Seconds a dropped connection (the D key) waits for the broker to answer its close."""
 
 
 class EngineError(Exception):
@@ -187,8 +189,9 @@ class Engine:
             self._attached.clear()
             if self._stop_requested.is_set():
                 return
-            await self._detach()
+            # said first: taking the session apart can take a while on a busy machine
             self.emit(ConnectionChanged(LinkState.LOST, self.settings.masked_url, "the connection closed"))
+            await self._detach()
             reconnecting = True
 
     def _advice(self) -> str:
@@ -506,8 +509,12 @@ class Engine:
         if not self.connected or self._conn is None:
             raise EngineError("not connected to the broker: nothing to drop")
         # Closing it from our side fires the same close callbacks a network failure does, so the
-        # engine goes through lost → reconnecting → back exactly as it would then.
-        await self._conn.close()
+        # engine goes through lost → reconnecting → back exactly as it would then. A broker that
+        # does not answer the close in time is left behind all the same.
+        lost = self._lost
+        with contextlib.suppress(TimeoutError, *ChannelError):
+            await asyncio.wait_for(self._conn.close(), CLOSE_TIMEOUT)
+        lost.set()
 
     async def restart_broker(self, *, crash: bool = False) -> float:
         """Restart the broker where broker-sim knows how; returns the seconds it took.
