@@ -12,6 +12,7 @@ from broker_sim.domain.scenario_file import load_scenarios
 from broker_sim.headless import run_headless, run_scenario
 from broker_sim.resources import builtin_scenarios_dir
 from broker_sim.settings import Settings
+from tests.support import SHORT_SCENARIO
 
 SCENARIOS = {s.name: s for s in load_scenarios(builtin_scenarios_dir())}
 
@@ -28,28 +29,11 @@ async def test_builtin_story_meets_its_expectations(name: str, settings: Setting
     assert report.published == report.confirmed + report.returned
 
 
-FAILING = """
-name = "fails"
-title = "Fails on purpose"
-duration = 1
-
-[[queues]]
-name = "q"
-
-[[producers]]
-name = "p"
-exchange = ""
-routing_keys = ["q"]
-rate = 5
-
-[[consumers]]
-name = "c"
-queue = "q"
-
-[[expect]]
-metric = "published"
-equals = 100000
-"""
+FAILING = (
+    SHORT_SCENARIO.replace('name = "short"', 'name = "fails"', 1)
+    .replace('"Short and sweet"', '"Fails on purpose"')
+    .replace("at_least = 1", "equals = 100000")
+)
 
 
 async def test_a_failed_expectation_exits_1_and_writes_json(settings: Settings, tmp_path: Path) -> None:

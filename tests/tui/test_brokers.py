@@ -6,8 +6,11 @@ test started), never the shared RabbitMQ.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+from textual.pilot import Pilot
 from textual.widgets import Static
 
 from broker_sim.broker.handle import BrokerHandle
@@ -142,7 +145,11 @@ class SharedTestBroker(BrokerHandle):
         await self.broker.restart(crash=crash)
 
 
-async def test_a_shared_broker_is_restarted_only_after_the_user_confirms(tmp_path: Path) -> None:
+@asynccontextmanager
+async def asked_to_restart_a_shared_broker(
+    tmp_path: Path,
+) -> AsyncIterator[tuple[BrokerSimApp, Watcher, Pilot[None]]]:
+    """The app on a private broker posing as a shared one, jobs flowing, R pressed: the question up."""
     private = EmbeddedBroker(tmp_path / "private")
     await private.start()
     try:
@@ -151,16 +158,21 @@ async def test_a_shared_broker_is_restarted_only_after_the_user_confirms(tmp_pat
             await w.until(lambda: w.tally.acked >= 1, "jobs flowing")
             await pilot.press("R")
             await until_screen(pilot, lambda: isinstance(app.screen, ConfirmRestart), "the question")
-            await pilot.press("n")
-            await until_screen(pilot, lambda: not isinstance(app.screen, ConfirmRestart), "cancelled")
-            assert not w.of(BrokerRestarted)
-            await pilot.press("R")
-            await until_screen(pilot, lambda: isinstance(app.screen, ConfirmRestart), "the question again")
-            await pilot.press("y")
-            await w.until(lambda: bool(w.of(BrokerRestarted)), "restarted after yes")
-            await w.until(lambda: LinkState.BACK in states(w), "back")
+            yield app, w, pilot
     finally:
         await private.stop()
+
+
+async def test_a_shared_broker_is_restarted_only_after_the_user_confirms(tmp_path: Path) -> None:
+    async with asked_to_restart_a_shared_broker(tmp_path) as (app, w, pilot):
+        await pilot.press("n")
+        await until_screen(pilot, lambda: not isinstance(app.screen, ConfirmRestart), "cancelled")
+        assert not w.of(BrokerRestarted)
+        await pilot.press("R")
+        await until_screen(pilot, lambda: isinstance(app.screen, ConfirmRestart), "the question again")
+        await pilot.press("y")
+        await w.until(lambda: bool(w.of(BrokerRestarted)), "restarted after yes")
+        await w.until(lambda: LinkState.BACK in states(w), "back")
 
 
 async def test_D_drops_the_connection_and_it_comes_back(settings: Settings) -> None:
@@ -188,21 +200,12 @@ def test_the_outage_reads_down_reconnecting_back_with_elapsed_time() -> None:
 
 async def test_enter_on_the_shared_broker_question_cancels(tmp_path: Path) -> None:
     # Enter pressed out of habit must not restart a broker others use: Cancel has the focus
-    private = EmbeddedBroker(tmp_path / "private")
-    await private.start()
-    try:
-        settings = Settings(url=private.url, url_source="test", data_dir=tmp_path)
-        async with app_on(settings, broker=SharedTestBroker(private)) as (app, _tab, w, pilot):
-            await w.until(lambda: w.tally.acked >= 1, "jobs flowing")
-            await pilot.press("R")
-            await until_screen(pilot, lambda: isinstance(app.screen, ConfirmRestart), "the question")
-            assert app.screen.focused is not None and app.screen.focused.id == "no"
-            await pilot.press("enter")
-            await until_screen(pilot, lambda: not isinstance(app.screen, ConfirmRestart), "closed")
-            assert app._restart is None  # no restart worker was started
-            assert not w.of(BrokerRestarting) and not w.of(BrokerRestarted)
-    finally:
-        await private.stop()
+    async with asked_to_restart_a_shared_broker(tmp_path) as (app, w, pilot):
+        assert app.screen.focused is not None and app.screen.focused.id == "no"
+        await pilot.press("enter")
+        await until_screen(pilot, lambda: not isinstance(app.screen, ConfirmRestart), "closed")
+        assert app._restart is None  # no restart worker was started
+        assert not w.of(BrokerRestarting) and not w.of(BrokerRestarted)
 
 
 async def test_a_drop_after_a_restart_does_not_mention_the_restart(tmp_path: Path) -> None:

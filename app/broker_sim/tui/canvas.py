@@ -261,13 +261,7 @@ class FlowCanvas(Widget):
         if kind == "p":
             if name == MANUAL:
                 return "✎ you", "m: publish", "producer"
-            state = (
-                "paused"
-                if view.paused.get(name)
-                else "held"
-                if view.held.get(name)
-                else f"{view.rates.get(name, 0):g} msg/s"
-            )
+            state = view.stopped(name) or f"{view.rates.get(name, 0):g} msg/s"
             return f"▶ {name}", state, "producer"
         if kind == "x":
             spec = view.scenario.exchange(name)

@@ -390,10 +390,7 @@ class PatternTab(Vertical):
                 f"{mark}{g.name}: {alive} consumer{'s' if alive != 1 else ''}, prefetch {prefetch or '∞'}"
             )
         text.append("\n" + "   ".join(groups))
-        states = [
-            f"{p}: {'paused' if view.paused.get(p) else 'held' if view.held.get(p) else f'{r:g}/s'}"
-            for p, r in view.rates.items()
-        ]
+        states = [f"{p}: {view.stopped(p) or f'{r:g}/s'}" for p, r in view.rates.items()]
         text.append("\nproducers  ", "dim").append(", ".join(states))
         text.append("   acked/s (last 60 s) →", "dim")
         return text

@@ -107,6 +107,10 @@ class ScenarioView:
         # only messages that have a token are logged hop by hop, so the log keeps up at any rate
         return message_id in self.tokens._by_id
 
+    def stopped(self, producer: str) -> str:
+        """Why a producer publishes nothing whatever its rate ("paused", "held"), or ""."""
+        return "paused" if self.paused.get(producer) else "held" if self.held.get(producer) else ""
+
     def label_of(self, message_id: str) -> str:
         """A message id as the log shows it, marked when an earlier run published it."""
         if self.run_id and not message_id.startswith(f"{self.run_id}."):
@@ -129,7 +133,7 @@ class ScenarioView:
                 if self._sampled(mid):
                     self._say("publish", f"{self.label_of(mid)}  {p} → {exchange_label(x)}  {label}")
             case Returned(message_id=mid, exchange=x, routing_key=key, reply_text=why):
-                kind = next((e.type for e in self.scenario.exchanges if e.name == x), "direct")
+                kind = spec.type if (spec := self.scenario.exchange(x)) is not None else "direct"
                 # a headers exchange ignores the routing key, a fanout one has nothing to match
                 unmatched = {"headers": "no binding matched its headers", "fanout": "no queue is bound"}
                 what = unmatched.get(kind, f"no queue matched {key!r}")
