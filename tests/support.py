@@ -80,8 +80,9 @@ def rabbitmqctl(*args: str) -> str:
 class Conditions:
     """Lets a test wait until a condition holds, checked whenever :meth:`check` is called."""
 
-    def __init__(self) -> None:
+    def __init__(self, context: Callable[[], str] = lambda: "") -> None:
         self._waiters: list[tuple[Callable[[], bool], asyncio.Event]] = []
+        self._context = context
 
     def check(self) -> None:
         """Wake every waiter whose condition now holds (call it on each event or message)."""
@@ -99,9 +100,29 @@ class Conditions:
         try:
             await asyncio.wait_for(flag.wait(), timeout)
         except TimeoutError:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for: {what}") from None
+            # A hang in CI cannot be reproduced at will: say where every task was waiting.
+            raise AssertionError(
+                f"timed out after {timeout:g} s waiting for: {what}{self._context()}\n{where_tasks_wait()}"
+            ) from None
         finally:
             self._waiters.remove(entry)
+
+
+def where_tasks_wait() -> str:
+    """One line per pending task of this loop: its name and the chain of awaits it is stuck in."""
+    lines = []
+    for task in asyncio.all_tasks():
+        if task is asyncio.current_task():
+            continue
+        chain, coro = [], task.get_coro()
+        while coro is not None:  # follow what each coroutine awaits, down to the innermost one
+            frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+            if frame is None:
+                break
+            chain.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+            coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+        lines.append(f"  {task.get_name()!r}: {' > '.join(chain[-6:]) or type(coro).__name__}")
+    return "pending tasks:\n" + "\n".join(sorted(lines))
 
 
 @dataclass
@@ -111,10 +132,14 @@ class Watcher:
     bus: EventBus
     events: list[FlowEvent] = field(default_factory=list)
     tally: Tally = field(default_factory=Tally)
-    conditions: Conditions = field(default_factory=Conditions)
+    conditions: Conditions = field(init=False)
 
     def __post_init__(self) -> None:
+        self.conditions = Conditions(self._recent)
         self.bus.subscribe(self._on_event)
+
+    def _recent(self) -> str:
+        return "\nthe last events:\n" + "\n".join(f"  {e!r:.200}" for e in self.events[-15:])
 
     def _on_event(self, event: FlowEvent) -> None:
         self.events.append(event)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from broker_sim.domain.events import ConnectionChanged, LinkState, QueueDepth
 from broker_sim.domain.scenario import ConsumerGroupSpec, ProducerSpec, QueueSpec, Scenario
@@ -82,3 +83,26 @@ async def test_a_dropped_connection_comes_back_and_held_work_is_redelivered(sett
             lambda: held <= {d.message_id for d in w.of(Delivered) if d.redelivered},
             "held messages redelivered",
         )
+
+
+async def test_reconnecting_outlives_a_task_that_fails_oddly_or_will_not_stop(settings: Settings) -> None:
+    # CI twice saw an engine that never came back after D: taking a session apart awaited its
+    # tasks without a bound and let their odd exceptions end the loop that reconnects.
+    release = asyncio.Event()
+
+    async def fails_oddly() -> None:
+        raise ValueError("not a channel error")
+
+    async def will_not_stop() -> None:
+        while not release.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await release.wait()
+
+    async with running(SCENARIO, settings) as (engine, w):
+        engine._session += [asyncio.create_task(fails_oddly()), asyncio.create_task(will_not_stop())]
+        await asyncio.sleep(0)  # the odd one fails now, before the drop cancels it
+        await engine.drop_connection()
+        await w.until(lambda: any(e.state == LinkState.BACK for e in w.of(ConnectionChanged)), "back")
+        acked = w.tally.acked
+        await w.until(lambda: w.tally.acked >= acked + 3, "traffic again after reconnecting")
+        release.set()

@@ -47,7 +47,9 @@ log = logging.getLogger(__name__)
 MANUAL_PRODUCER = "you"
 """The producer name of messages a user publishes by hand."""
 CLOSE_TIMEOUT = 5.0
-"""Seconds a dropped connection (the D key) waits for the broker to answer its close."""
+"""Seconds a close (the D key's, the observer's, a task's cancel) may take before it is left behind."""
+ATTACH_TIMEOUT = 30.0
+"""Seconds setting the scenario up on a fresh connection may take before it is tried again."""
 
 
 class EngineError(Exception):
@@ -139,6 +141,21 @@ class Engine:
         """Begin connecting and running in the background."""
         if self._runner is None:
             self._runner = asyncio.create_task(self._run(), name=f"engine {self.scenario.name}")
+            self._runner.add_done_callback(self._runner_ended)
+
+    def _runner_ended(self, runner: asyncio.Task[None]) -> None:
+        # The loop that connects and reconnects ends only when stopped: anything else must be seen,
+        # not leave a screen that waits for ever for a connection that will never come back.
+        failure = None if runner.cancelled() else runner.exception()
+        if failure is not None:
+            log.error("the engine of %s stopped", self.scenario.name, exc_info=failure)
+            self._attached.clear()
+            self.emit(
+                EngineProblem(
+                    f"{self.scenario.title!r} stopped after an internal error ({type(failure).__name__}: "
+                    f"{in_words(failure)}); the log in the data folder has the details"
+                )
+            )
 
     async def ready(self) -> None:
         """Wait until the scenario runs on a live connection."""
@@ -165,13 +182,18 @@ class Engine:
             conn.close_callbacks.add(lambda *_, ev=lost: ev.set())
             self._conn = conn
             try:
-                await self._attach(conn)
-            except (*ChannelError, OSError) as exc:
-                # the whole advice, not 200 characters of the broker's reply: it ends with what to do
-                self.emit(EngineProblem(f"setting up {self.scenario.title!r} failed: {in_words(exc, 500)}"))
+                await asyncio.wait_for(self._attach(conn), ATTACH_TIMEOUT)
+            except Exception as exc:  # the loop that reconnects must outlive any failure
+                if isinstance(exc, TimeoutError):
+                    why = f"the broker did not answer within {ATTACH_TIMEOUT:.0f} s; trying again"
+                else:
+                    if not isinstance(exc, (*ChannelError, OSError)):
+                        log.exception("setting up %s failed", self.scenario.name)
+                    # the whole advice, not 200 characters of the broker's reply: it ends with what to do
+                    why = in_words(exc, 500)
+                self.emit(EngineProblem(f"setting up {self.scenario.title!r} failed: {why}"))
                 await self._detach()
-                with contextlib.suppress(*ChannelError):
-                    await conn.close()
+                await _close(conn)
                 await asyncio.sleep(2.0)
                 continue
             state = LinkState.BACK if reconnecting else LinkState.CONNECTED
@@ -270,20 +292,26 @@ class Engine:
         return await channel.get_exchange(self.topology.exchange_name(name), ensure=False)
 
     async def _detach(self) -> None:
-        for task in self._session:
+        # Bounded at every step: a task or a close that never ends would stop the reconnecting.
+        session, self._session = self._session, []
+        for task in session:
             task.cancel()
-        for task in self._session:
-            with contextlib.suppress(asyncio.CancelledError, *ChannelError):
-                await task
-        self._session.clear()
+        if session:
+            done, stuck = await asyncio.wait(session, timeout=CLOSE_TIMEOUT)
+            for task in done:
+                failure = None if task.cancelled() else task.exception()
+                if failure is not None and not isinstance(failure, ChannelError):
+                    log.error("%s failed", task.get_name(), exc_info=failure)
+            for task in stuck:
+                log.error("%s did not stop within %.0f s; left behind", task.get_name(), CLOSE_TIMEOUT)
         for group in self.groups.values():
             group.detach()
         self.unacked.clear()
         if self._tracer is not None:
-            await self._tracer.stop()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._tracer.stop(), CLOSE_TIMEOUT)
         if self._observer is not None:
-            with contextlib.suppress(*ChannelError):
-                await self._observer.close()
+            await _close(self._observer)
             self._observer = None
 
     async def stop(self) -> None:
@@ -311,8 +339,7 @@ class Engine:
         with contextlib.suppress(*ChannelError, OSError):
             await self._switch.restore()
         if conn is not None:
-            with contextlib.suppress(*ChannelError):
-                await conn.close()
+            await _close(conn)
         if self._runner is not None:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -512,8 +539,7 @@ class Engine:
         # engine goes through lost → reconnecting → back exactly as it would then. A broker that
         # does not answer the close in time is left behind all the same.
         lost = self._lost
-        with contextlib.suppress(TimeoutError, *ChannelError):
-            await asyncio.wait_for(self._conn.close(), CLOSE_TIMEOUT)
+        await _close(self._conn)
         lost.set()
 
     async def restart_broker(self, *, crash: bool = False) -> float:
@@ -588,3 +614,9 @@ class Engine:
         self._manual_tasks.add(task)
         task.add_done_callback(self._manual_tasks.discard)
         return out.message_id
+
+
+async def _close(connection: AbstractConnection) -> None:
+    """Close a connection, giving the broker CLOSE_TIMEOUT to answer; a failed close is no error."""
+    with contextlib.suppress(TimeoutError, *ChannelError):
+        await asyncio.wait_for(connection.close(), CLOSE_TIMEOUT)
