@@ -133,14 +133,14 @@ class DepthPoller:
 
     async def poll_one(self, connection: AbstractConnection, name: str) -> QueueDepth:
         """One queue's depth, now; ``ready`` is None when the queue is gone."""
-        if self._channel is None or self._channel.is_closed:
-            self._channel = await connection.channel(publisher_confirms=False)
         try:
+            if self._channel is None or self._channel.is_closed:
+                self._channel = await connection.channel(publisher_confirms=False)
             queue = await self._channel.declare_queue(self.topology.queue_name(name), passive=True)
         except aiormq.exceptions.ChannelNotFoundEntity:
             self._channel = None  # a failed passive declare closes the channel
             event = QueueDepth(name, None, max(0, self._unacked[name]), None)
-        except (aiormq.exceptions.AMQPError, RuntimeError) as exc:
+        except (aiormq.exceptions.AMQPError, RuntimeError, OSError) as exc:
             # Any other channel trouble: open a new channel next time; the figure is not known now.
             self._channel = None
             raise DepthUnknown(str(exc)) from None
