@@ -23,6 +23,15 @@ def png(width: int = 320, height: int = 200) -> bytes:
     return out.getvalue()
 
 
+async def upload_png(http: aiohttp.ClientSession, base: str) -> str:
+    """POST a PNG to ``base/jobs`` as a multipart form, as curl -F does; returns the job id."""
+    form = aiohttp.FormData()
+    form.add_field("image", png(), filename="photo.png", content_type="image/png")
+    async with http.post(f"{base}/jobs", data=form) as resp:
+        assert resp.status == 202
+        return str((await resp.json())["job"])
+
+
 @pytest.fixture
 async def desk(settings: Settings) -> AsyncIterator[tuple[str, Watcher]]:
     from dataclasses import replace
@@ -43,11 +52,7 @@ async def desk(settings: Settings) -> AsyncIterator[tuple[str, Watcher]]:
 async def test_an_uploaded_image_is_processed_and_its_state_reported(desk: tuple[str, Watcher]) -> None:
     base, w = desk
     async with aiohttp.ClientSession() as http:
-        form = aiohttp.FormData()
-        form.add_field("image", png(), filename="photo.png", content_type="image/png")
-        async with http.post(f"{base}/jobs", data=form) as resp:
-            assert resp.status == 202
-            job = (await resp.json())["job"]
+        job = await upload_png(http, base)
         await w.until(lambda: any(a.message_id == job for a in w.of(Acked)), "the job processed")
         async with http.get(f"{base}/jobs/{job}") as resp:
             state = await resp.json()

@@ -13,7 +13,7 @@ from broker_sim.domain.scenario_file import load_scenario
 from broker_sim.headless import run_scenario
 from broker_sim.settings import Settings
 from broker_sim.tui.replay import SPEEDS, step_speed
-from tests.engine.test_uploads import png
+from tests.engine.test_uploads import upload_png
 from tests.tui.harness import until_screen
 from tests.tui.test_brokers import app_on
 from tests.tui.test_live import canvas_text
@@ -112,11 +112,7 @@ async def test_an_uploaded_png_becomes_a_job_the_workers_process(settings: Setti
         line = str(tab.query_one("#uploads", Static).content)
         assert f"curl -F image=@photo.png http://127.0.0.1:{port}/jobs" in line
         async with aiohttp.ClientSession() as http:
-            form = aiohttp.FormData()
-            form.add_field("image", png(), filename="photo.png", content_type="image/png")
-            async with http.post(f"http://127.0.0.1:{port}/jobs", data=form) as resp:
-                assert resp.status == 202
-                job = (await resp.json())["job"]
+            job = await upload_png(http, f"http://127.0.0.1:{port}")
         await w.until(lambda: any(a.message_id == job for a in w.of(Acked)), "the uploaded job processed")
         mine = next(p for p in w.of(Published) if p.message_id == job)
         assert mine.producer == "you"
