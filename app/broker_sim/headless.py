@@ -126,11 +126,8 @@ class _LinkWatch:
         self.problem = ""
         self.failed_setups = 0
         self.hopeless = asyncio.Event()
-        self.watching = True
 
     def __call__(self, event: FlowEvent) -> None:
-        if not self.watching:
-            return
         if isinstance(event, ConnectionChanged) and event.state in (
             LinkState.AUTH_REFUSED,
             LinkState.UNREACHABLE,
@@ -172,7 +169,7 @@ async def _finish_counts(engine: Engine) -> None:
         await asyncio.sleep(0.1)
 
 
-async def _drain(engine: Engine, tally: Tally, err: TextIO) -> None:
+async def _drain(engine: Engine, tally: Tally) -> None:
     """Stop publishing and let consumers finish what is in flight, so the figures settle."""
     engine.hold(True)
     last_acks, quiet_since = tally.acked, time.monotonic()
@@ -189,13 +186,13 @@ async def _drain(engine: Engine, tally: Tally, err: TextIO) -> None:
     await engine.refresh_depths()  # so the report's ready counts are current
 
 
-async def settle(engine: Engine, tally: Tally, err: TextIO | None = None) -> None:
+async def settle(engine: Engine, tally: Tally) -> None:
     """The end of a story: producers finish their counts, then the flow drains (what a report needs).
 
     The TUI's replay ends the same way, so its verdicts are the headless run's.
     """
     await _finish_counts(engine)
-    await _drain(engine, tally, err or sys.stderr)
+    await _drain(engine, tally)
 
 
 async def run_scenario(
@@ -217,8 +214,9 @@ async def run_scenario(
     console = _Console(err)
     engine = Engine(scenario, settings, broker=broker)
     tally, ledger, watch = Tally(), Ledger(), _LinkWatch()
-    for subscriber in (tally, ledger, _Narrator(console), watch):
+    for subscriber in (tally, ledger, _Narrator(console)):
         engine.bus.subscribe(subscriber)
+    unwatch = engine.bus.subscribe(watch)  # only while the scenario gets going
     length = duration or scenario.duration or DEFAULT_DURATION
     player = TimelinePlayer(engine, scenario)
     where = f"{engine.broker.kind} at {engine.settings.masked_url}"
@@ -228,7 +226,7 @@ async def run_scenario(
         if not await _came_up(engine, watch, connect_grace):
             console.line(watch.gave_up(engine.settings.masked_url, connect_grace))
             return None
-        watch.watching = False
+        unwatch()
         engine.set_speed(speed)
         play = asyncio.create_task(player.run())
         tenths = 0
@@ -244,7 +242,7 @@ async def run_scenario(
         await player.cancel(play)
         bar = f"[{'#' * 30}] " if console.tty else "100% "
         console.line(f"{bar}{length:g}/{length:g} s, draining…")
-        await settle(engine, tally, err)
+        await settle(engine, tally)
         return build_report(scenario, tally, ledger)
     finally:
         await engine.stop()

@@ -9,11 +9,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urlsplit
 
 from broker_sim.broker.handle import node_answers_rabbitmqctl
@@ -41,6 +40,7 @@ class TraceSwitch:
     node_ctl: Callable[..., str] | None = None
     """``rabbitmqctl`` for the broker's own node, when broker-sim started it (a private node)."""
     management_port: int = MANAGEMENT_PORT
+    _node_serves: bool | None = field(default=None, init=False, repr=False)
 
     async def turn_on(self) -> str | None:
         """Turn tracing on; returns how, or ``None`` when no way worked (the reason is in ``how``)."""
@@ -61,7 +61,7 @@ class TraceSwitch:
         ):
             try:
                 state = getter()
-            except (OSError, ValueError, RuntimeError, subprocess.SubprocessError) as exc:
+            except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: rabbitmqctl failed
                 tried.append(f"{name}: {exc}"[:120])
                 continue
             if state:
@@ -69,7 +69,7 @@ class TraceSwitch:
                 return self.how
             try:
                 setter(True)
-            except (OSError, ValueError, RuntimeError, subprocess.SubprocessError) as exc:
+            except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: rabbitmqctl failed
                 tried.append(f"{name}: {exc}"[:120])
                 continue
             self.turned_on, self.how = True, f"broker-sim turned tracing on ({name})"
@@ -121,7 +121,10 @@ class TraceSwitch:
             return self.node_ctl(*args)
         # The machine's own node, only when it is the one serving this URL: a loopback URL may
         # be another broker (the embedded one, a container), and its tracing is not this node's.
-        if not node_answers_rabbitmqctl(self.url):
+        # Asked once: each answer costs a `rabbitmqctl status` run, and every reconnect asks.
+        if self._node_serves is None:
+            self._node_serves = node_answers_rabbitmqctl(self.url)
+        if not self._node_serves:
             raise ValueError("no RabbitMQ node that rabbitmqctl reaches serves this URL")
         return run_rabbitmqctl(*args, timeout=30)
 

@@ -31,6 +31,7 @@ from broker_sim.domain.events import (
     TracingChanged,
 )
 from broker_sim.domain.scenario import DEFAULT_EXCHANGE, HeaderValue, Scenario
+from broker_sim.domain.scenario_file import MAX_PREFETCH
 from broker_sim.domain.timeline import Step
 from broker_sim.domain.topic import MAX_KEY_BYTES
 from broker_sim.domain.words import in_words
@@ -38,7 +39,7 @@ from broker_sim.settings import Settings
 from broker_sim.sim.bus import EventBus
 from broker_sim.sim.consumer import ChannelError, ConsumerGroup
 from broker_sim.sim.link import GET_A_BROKER, connect_with_retry
-from broker_sim.sim.observe import DepthPoller, DepthUnknown, RouteTracer
+from broker_sim.sim.observe import DepthPoller, RouteTracer
 from broker_sim.sim.producer import WINDOW, Outgoing, Producer, publish
 from broker_sim.sim.topology import Topology
 
@@ -350,7 +351,7 @@ class Engine:
         """Poll every queue's depth now (emits :class:`QueueDepth` events)."""
         if self.connected and self._conn is not None:
             for spec in self.scenario.queues:
-                with contextlib.suppress(*ChannelError, DepthUnknown):
+                with contextlib.suppress(*ChannelError):
                     await self._poller.poll_one(self._conn, spec.name)
 
     # -- scenario time ----------------------------------------------------------------------------
@@ -437,8 +438,8 @@ class Engine:
                 step = replace(step, consumer=name)
                 done = f"killed {name}"
             case "prefetch":
-                if not 0 <= step.prefetch <= 65535:
-                    raise EngineError("prefetch must be between 0 (unlimited) and 65535")
+                if not 0 <= step.prefetch <= MAX_PREFETCH:
+                    raise EngineError(f"prefetch must be between 0 (unlimited) and {MAX_PREFETCH}")
                 await self._group(step.group).set_prefetch(step.prefetch)
                 done = step.describe()
             case "pause" | "resume" | "rate":

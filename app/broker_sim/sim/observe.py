@@ -110,10 +110,6 @@ class RouteTracer:
                 await self._channel.close()
 
 
-class DepthUnknown(RuntimeError):
-    """A depth could not be read this time (the channel failed); the next poll tries again."""
-
-
 class DepthPoller:
     """Polls each queue's ready count and consumer count with passive declares."""
 
@@ -127,12 +123,11 @@ class DepthPoller:
         """Poll forever (until cancelled); a poll that fails is tried again on the next round."""
         while True:
             for spec in self.topology.scenario.queues:
-                with contextlib.suppress(DepthUnknown):
-                    await self.poll_one(connection, spec.name)
+                await self.poll_one(connection, spec.name)
             await asyncio.sleep(DEPTH_INTERVAL)
 
-    async def poll_one(self, connection: AbstractConnection, name: str) -> QueueDepth:
-        """One queue's depth, now; ``ready`` is None when the queue is gone."""
+    async def poll_one(self, connection: AbstractConnection, name: str) -> QueueDepth | None:
+        """One queue's depth, now (``ready`` is None when the queue is gone); None when not known now."""
         try:
             if self._channel is None or self._channel.is_closed:
                 self._channel = await connection.channel(publisher_confirms=False)
@@ -143,7 +138,8 @@ class DepthPoller:
         except (aiormq.exceptions.AMQPError, RuntimeError, OSError) as exc:
             # Any other channel trouble: open a new channel next time; the figure is not known now.
             self._channel = None
-            raise DepthUnknown(str(exc)) from None
+            log.debug("depth of %s not known now: %s", name, exc)
+            return None
         else:
             result = queue.declaration_result
             event = QueueDepth(name, result.message_count, max(0, self._unacked[name]), result.consumer_count)
