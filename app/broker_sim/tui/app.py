@@ -31,7 +31,7 @@ from broker_sim.tui.broker_choice import (
     BrokerProgress,
     choose_broker,
 )
-from broker_sim.tui.durability_tab import DurabilityTab
+from broker_sim.tui.durability_tab import DurabilityTab, crash_allowed
 from broker_sim.tui.header import BrokerHeader
 from broker_sim.tui.pattern_tab import PatternTab, ViewChanged
 from broker_sim.tui.publish_form import Draft, PublishForm
@@ -147,11 +147,11 @@ class BrokerSimApp(App[None]):
         self.live = live
         self.tabs = [PatternTab(s, settings, live=live) for s in scenarios]
         self.broker: BrokerHandle | None = broker
+        """The broker every engine runs on, once found or started (or the one given)."""
         self.header = BrokerHeader(settings)
         self.patterns = TabbedContent(id="patterns")
         """Held here: ``query_one`` from the app searches the screen on top (a dialog, say)."""
         self.durability = DurabilityTab(prefix=f"{settings.name_prefix}durability.")
-        """The broker every engine runs on, once found or started (or the one given)."""
         self._owns_broker = broker is None
         self._drafts: dict[str, Draft] = {}
         self._stopping = False
@@ -407,7 +407,7 @@ class BrokerSimApp(App[None]):
         if self._restart is not None and self._restart.is_running:
             self.notify("a restart is already under way", severity="warning")
             return
-        if crash and not (broker.started_by_us and broker.can_restart):
+        if crash and not crash_allowed(broker):
             self.notify(
                 f"only a broker broker-sim started can be crashed (this one: {broker.kind}); "
                 "R restarts it cleanly",

@@ -22,12 +22,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.validation import Integer
 from textual.widgets import Button, DataTable, Input, Label, Static
 
 from broker_sim.broker.handle import BrokerHandle
+from broker_sim.tui.restart import YesNoScreen
 
 if TYPE_CHECKING:
     from broker_sim.sim.durability import LabRow
@@ -78,13 +78,10 @@ def crash_allowed(handle: BrokerHandle) -> bool:
     return handle.can_restart and handle.started_by_us
 
 
-class RestartConfirm(ModalScreen[bool]):
+class RestartConfirm(YesNoScreen):
     """Asks before restarting a broker others may use (the machine's node, a compose container)."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "answer(True)", "restart it"),
-        Binding("n,escape", "answer(False)", "cancel"),
-    ]
+    YES_ID = "lab-confirm-yes"
     AUTO_FOCUS = "#lab-confirm-no"
     """Enter cancels: only ``y`` (or a click) restarts a broker others may use."""
 
@@ -104,14 +101,6 @@ class RestartConfirm(ModalScreen[bool]):
             with Horizontal(id="lab-confirm-buttons"):
                 yield Button("restart it (y)", id="lab-confirm-yes", variant="warning")
                 yield Button("cancel (Enter / n)", id="lab-confirm-no")
-
-    @on(Button.Pressed)
-    def _pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "lab-confirm-yes")
-
-    def action_answer(self, yes: bool) -> None:
-        """Close with the answer."""
-        self.dismiss(yes)
 
 
 class DurabilityTab(VerticalScroll):

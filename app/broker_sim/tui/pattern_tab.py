@@ -44,9 +44,9 @@ if TYPE_CHECKING:
 
 FPS = 30
 FIGURES_HZ = 8
+"""Boxes, counters and log are redrawn at most this often: numbers need not change at 30 fps."""
 STORY_HZ = 2
 """The replay bar (progress and live expectations) is redrawn this often."""
-"""Boxes, counters and log are redrawn at most this often: numbers need not change at 30 fps."""
 LOG_PER_REDRAW = 40
 MIN_RATE, MAX_RATE = 0.25, 2000.0
 LOG_KINDS = (

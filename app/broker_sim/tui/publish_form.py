@@ -20,6 +20,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select
 
 from broker_sim.domain.scenario import DEFAULT_EXCHANGE, HeaderValue, Scenario
 from broker_sim.domain.topic import MAX_KEY_BYTES
+from broker_sim.embedded.exchange import pattern, split_words, topic_matches
 from broker_sim.tui.diagram import exchanges_used
 from broker_sim.tui.view_state import exchange_label
 
@@ -114,21 +115,9 @@ def _topic_hint(patterns: list[str], scenario: Scenario, exchange: str) -> str:
     keys = [k for p in scenario.producers if p.exchange == exchange for k in p.routing_keys]
     specific = min(patterns, key=lambda p: sum(w in ("*", "#") for w in p.split(".")))
     made = ".".join("any" if w == "*" else w for w in specific.split(".") if w != "#") or "any"
-    best = max([*keys, made], key=lambda k: sum(_topic_matches(p, k) for p in patterns))
-    return f"e.g. {best} (matches {', '.join(p for p in patterns if _topic_matches(p, best))})"
-
-
-def _topic_matches(pattern: str, key: str) -> bool:
-    """Whether a topic pattern matches a key (``*`` one word, ``#`` zero or more), for the example only."""
-
-    def match(ps: list[str], ks: list[str]) -> bool:
-        if not ps:
-            return not ks
-        if ps[0] == "#":
-            return any(match(ps[1:], ks[i:]) for i in range(len(ks) + 1))
-        return bool(ks) and ps[0] in ("*", ks[0]) and match(ps[1:], ks[1:])
-
-    return match(pattern.split("."), key.split("."))
+    best = max([*keys, made], key=lambda k: sum(topic_matches(pattern(p), split_words(k)) for p in patterns))
+    matched = [p for p in patterns if topic_matches(pattern(p), split_words(best))]
+    return f"e.g. {best} (matches {', '.join(matched)})"
 
 
 def headers_hint(scenario: Scenario, exchange: str) -> str:

@@ -25,7 +25,6 @@ from broker_sim.domain.tally import Tally
 
 if TYPE_CHECKING:
     from broker_sim.sim import Engine
-    from broker_sim.sim.player import TimelinePlayer
 
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 10.0)
 DEFAULT_LENGTH = 10.0
@@ -50,7 +49,6 @@ class Story:
         self.tally = tally
         self.ledger = ledger
         """On the engine's bus from before it started: it must see the first TracingChanged."""
-        self.player: TimelinePlayer | None = None
         self.phase = "connecting"
         """connecting, playing, paused, settling (producers held, in-flight finishing) or done."""
         self.verdicts: list[Verdict] = []
@@ -96,12 +94,11 @@ class Story:
 
     async def play(self, changed: Callable[[], None]) -> None:
         """Run the timeline to its end, settle the flow, then take the final verdicts."""
-        player_module = await asyncio.to_thread(importlib.import_module, "broker_sim.sim.player")
         headless = await asyncio.to_thread(importlib.import_module, "broker_sim.headless")
         await self.engine.ready()
         self.phase = "playing"
         changed()
-        self.player = player = player_module.TimelinePlayer(self.engine)
+        player = headless.TimelinePlayer(self.engine)
         task = asyncio.create_task(player.run(), name=f"story {self.engine.scenario.name}")
         try:
             while self.engine.scenario_time() < self.length:  # noqa: ASYNC110 - scenario time, not an event

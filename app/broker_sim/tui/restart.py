@@ -1,8 +1,9 @@
 """The dialogs around a broker restart: "are you sure?" and "please restart it yourself".
 
 :class:`ConfirmRestart` guards a broker other programs may use (the machine's RabbitMQ node, a
-compose container). :class:`ManualRestart` is for a broker broker-sim cannot restart: it asks the
-user to do it, counts down, and closes by itself once the connection was lost and came back.
+compose container); it and the Durability tab's question share :class:`YesNoScreen`.
+:class:`ManualRestart` is for a broker broker-sim cannot restart: it asks the user to do it,
+counts down, and closes by itself once the connection was lost and came back.
 """
 
 from __future__ import annotations
@@ -24,17 +25,38 @@ MANUAL_WAIT = 120.0
 """Seconds the manual-restart dialog waits for the broker to go away and come back."""
 
 
-class ConfirmRestart(ModalScreen[bool]):
+class YesNoScreen(ModalScreen[bool]):
+    """A yes/no question: dismisses with True on ``y`` or a click on the button ``YES_ID``,
+    with False on ``n``, Esc or any other button.
+
+    A subclass composes the question and its buttons, and sets ``YES_ID`` and ``AUTO_FOCUS``
+    (the "no" button, so Enter pressed out of habit answers no).
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "restart"),  # every question here is "restart the broker?"
+        Binding("n,escape", "answer(False)", "cancel"),
+    ]
+    YES_ID: ClassVar[str] = "yes"
+    """The id of the button that answers yes."""
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == self.YES_ID)
+
+    def action_answer(self, yes: bool) -> None:
+        """Close with the answer."""
+        self.dismiss(yes)
+
+
+class ConfirmRestart(YesNoScreen):
     """Ask before restarting a broker that others may use; dismisses with True to go ahead.
 
     Cancel has the focus, so Enter (pressed out of habit) leaves the broker alone; only ``y`` or
     a click on "Restart" restarts it.
     """
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "answer(True)", "restart"),
-        Binding("escape,n", "answer(False)", "cancel"),
-    ]
+    YES_ID = "yes"
     AUTO_FOCUS = "#no"
 
     def __init__(self, kind: str, url: str, how: str, *, crash: bool = False) -> None:
@@ -54,14 +76,6 @@ class ConfirmRestart(ModalScreen[bool]):
             with Horizontal(id="restart-buttons"):
                 yield Button("Restart (y)", id="yes", variant="warning")
                 yield Button("Cancel (Enter / n / Esc)", id="no")
-
-    @on(Button.Pressed)
-    def _pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "yes")
-
-    def action_answer(self, yes: bool) -> None:
-        """Close with the answer."""
-        self.dismiss(yes)
 
 
 class ManualRestart(ModalScreen[bool]):

@@ -133,7 +133,7 @@ class ScenarioView:
                 if self._sampled(mid):
                     self._say("publish", f"{self.label_of(mid)}  {p} → {exchange_label(x)}  {label}")
             case Returned(message_id=mid, exchange=x, routing_key=key, reply_text=why):
-                kind = spec.type if (spec := self.scenario.exchange(x)) is not None else "direct"
+                kind = self.scenario.exchange_type(x)
                 # a headers exchange ignores the routing key, a fanout one has nothing to match
                 unmatched = {"headers": "no binding matched its headers", "fanout": "no queue is bound"}
                 what = unmatched.get(kind, f"no queue matched {key!r}")
