@@ -30,6 +30,7 @@ from broker_sim.embedded.errors import (
     not_found,
 )
 from broker_sim.embedded.exchange import EXCHANGE_TYPES, Binding, Exchange
+from broker_sim.embedded.faults import Faults
 from broker_sim.embedded.queue import Message, Queue, QueuedMessage
 from broker_sim.embedded.store import Store
 from broker_sim.embedded.trace import TRACE_EXCHANGE
@@ -79,12 +80,18 @@ def _locked(name: str, vhost: str) -> AMQPError:
 class Broker:
     """One vhost's exchanges, queues and bindings, and the store that keeps the durable ones."""
 
-    def __init__(self, users: dict[str, str], vhost: str = "/", data_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        users: dict[str, str],
+        vhost: str = "/",
+        data_dir: Path | None = None,
+        faults: Faults | None = None,
+    ) -> None:
         self.users = users
         self.vhost = vhost
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
-        self.store = Store(data_dir) if data_dir is not None else None
+        self.store = Store(data_dir, faults) if data_dir is not None else None
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -133,22 +140,23 @@ class Broker:
             queue.expire()
         return recovered
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Flush and release the store."""
         if self.store is not None:
-            self.store.close()
+            await self.store.close()
 
     def _topology_records(self) -> Iterable[bytes]:
         for exchange in self.exchanges.values():
             if exchange.durable and exchange.name not in PREDECLARED:
                 yield Store.topology_record(records.EXCHANGE, _exchange_entry(exchange))
+        # An exclusive queue dies with its connection: it must not come back after a restart.
         for queue in self.queues.values():
-            if queue.durable:
+            if queue.durable and not queue.exclusive:
                 yield Store.topology_record(records.QUEUE, _queue_entry(queue))
         for exchange in self.exchanges.values():
             for binding in exchange.bindings:
                 bound = self.queues.get(binding.queue)
-                if exchange.durable and bound is not None and bound.durable:
+                if exchange.durable and bound is not None and bound.durable and not bound.exclusive:
                     yield Store.topology_record(records.BIND, _binding_entry(exchange.name, binding))
 
     # --- exchanges ------------------------------------------------------------------------------
@@ -375,12 +383,17 @@ class Broker:
     def unbind(
         self, exchange_name: str, queue_name: str, routing_key: str, arguments: dict[str, Any], owner: object
     ) -> None:
-        """Queue.Unbind; a binding that is not there is fine."""
+        """Queue.Unbind; a binding, queue or exchange that is not there is fine (RabbitMQ answers
+        Unbind-Ok: the binding is gone either way, and clients rely on it)."""
+        if exchange_name == "":
+            raise AMQPError(ACCESS_REFUSED, "operation not permitted on the default exchange")
+        if queue_name not in self.queues or exchange_name not in self.exchanges:
+            return
         exchange, queue, binding = self._binding_ends(
             exchange_name, queue_name, routing_key, arguments, owner
         )
         if exchange.unbind(binding):
-            if exchange.durable and queue.durable and self.store is not None:
+            if exchange.durable and queue.durable and not queue.exclusive and self.store is not None:
                 self.store.log_topology(records.UNBIND, _binding_entry(exchange.name, binding))
             self._maybe_auto_delete(exchange)
 
@@ -421,14 +434,17 @@ class Broker:
             self.store.remove((entry.store_id,))
 
     def dead_letter(self, queue: Queue, entry: QueuedMessage, reason: str) -> None:
-        """Drop a message from ``queue``; with ``x-dead-letter-exchange``, republish it with ``x-death``."""
-        self.drop(entry)
+        """Drop a message from ``queue``; with ``x-dead-letter-exchange``, republish it with ``x-death``.
+
+        The new copy is written before the old one is removed: a crash between the two records leaves
+        two copies (at least once), never none."""
         target = queue.arguments.get("x-dead-letter-exchange")
-        if not isinstance(target, str):
-            return
-        exchange = self.exchanges.get(target)
-        if exchange is None:
-            return
+        exchange = self.exchanges.get(target) if isinstance(target, str) else None
+        if exchange is not None:
+            self._republish_dead(exchange, queue, entry, reason)
+        self.drop(entry)
+
+    def _republish_dead(self, exchange: Exchange, queue: Queue, entry: QueuedMessage, reason: str) -> None:
         original = entry.message
         routing_key = queue.arguments.get("x-dead-letter-routing-key")
         routing_key = routing_key if isinstance(routing_key, str) else original.routing_key

@@ -186,9 +186,28 @@ class Channel:
             self._acked_upto = self._ready_upto
 
     def _on_synced(self) -> None:
-        synced = self.broker.store.synced if self.broker.store is not None else 0
-        while self._waiting and self._waiting[0][1] <= synced:
-            self._ready_upto = self._waiting.popleft()[0]
+        store = self.broker.store
+        assert store is not None
+        synced, failed = store.synced, store.failed_mark
+        waiting = self._waiting
+        while waiting and (waiting[0][1] <= synced or waiting[0][1] <= failed):
+            seq, mark = waiting.popleft()
+            if mark <= synced:
+                self._ready_upto = seq
+            else:
+                # Its record was in a write that failed: never confirm it, nack it (after the acks before it).
+                self.send_confirms()
+                if not self.closing:
+                    self.connection.send(codec.nack_frame(self.number, seq, False))
+                self._ready_upto = self._acked_upto = seq
+        if waiting and self._sync_asked <= failed:
+            # The store answered our wait with a failure: wait again for what is left.
+            self._sync_asked = 0
+            for _, mark in reversed(waiting):
+                if mark:
+                    self._sync_asked = mark
+                    store.when_synced(mark, self._on_synced)
+                    break
         self.send_confirms()
 
     # --- delivery -------------------------------------------------------------------------------
@@ -347,6 +366,14 @@ class Channel:
         self.broker.delete_exchange(m.exchange, m.if_unused)
         if not m.nowait:
             self._reply(40, 21)
+
+    def exchange_unbind(self, m: commands.Exchange.Unbind) -> None:
+        """Exchange.Unbind: nothing is ever bound exchange to exchange here, and an unbind of what is not
+        bound (missing exchanges included) is Unbind-Ok on RabbitMQ."""
+        if m.destination == "" or m.source == "":
+            raise AMQPError(ACCESS_REFUSED, "operation not permitted on the default exchange")
+        if not m.nowait:
+            self._reply(40, 51)
 
     def queue_declare(self, m: commands.Queue.Declare) -> None:
         """Queue.Declare (server-named when the name is empty)."""
@@ -525,6 +552,7 @@ def codec_error_code() -> int:
 _HANDLERS: dict[type, Any] = {
     commands.Exchange.Declare: Channel.exchange_declare,
     commands.Exchange.Delete: Channel.exchange_delete,
+    commands.Exchange.Unbind: Channel.exchange_unbind,
     commands.Queue.Declare: Channel.queue_declare,
     commands.Queue.Bind: Channel.queue_bind,
     commands.Queue.Unbind: Channel.queue_unbind,

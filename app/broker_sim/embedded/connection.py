@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
+import secrets
 import socket
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +55,9 @@ CHANNEL_MAX = 2047
 HEARTBEAT = 60
 HANDSHAKE_TIMEOUT = 10.0
 CLOSE_OK_TIMEOUT = 3.0
+CLOSING_TIMEOUT = 30.0
+"""After Close-Ok the client closes the socket (as on RabbitMQ, which waits 30 s for it): it may still
+be flushing frames it queued before its Close."""
 WRITE_HIGH_WATER = 4 * 1024 * 1024
 PRODUCT = "broker-sim embedded"
 
@@ -76,8 +81,8 @@ SERVER_PROPERTIES: dict[str, Any] = {
     },
 }
 
-# Handshake states.
-AWAIT_HEADER, AWAIT_START_OK, AWAIT_TUNE_OK, AWAIT_OPEN, OPEN, CLOSING, CLOSED = range(7)
+# Handshake states; CLOSE_OK_SENT: the client closed, we answered, it closes the socket.
+AWAIT_HEADER, AWAIT_START_OK, AWAIT_TUNE_OK, AWAIT_OPEN, OPEN, CLOSING, CLOSED, CLOSE_OK_SENT = range(8)
 
 
 class Connection(asyncio.Protocol):
@@ -94,6 +99,9 @@ class Connection(asyncio.Protocol):
         self.channel_max = CHANNEL_MAX
         self.heartbeat = 0
         self.paused = False
+        self.blocked = False
+        """A resource alarm stopped reading from this connection (it published while the alarm was on)."""
+        self._blocked_notices = False  # the client asked for connection.blocked / unblocked
         self.channels: dict[int, Channel] = {}
         self._buffer = bytearray()
         self._out: list[bytes] = []
@@ -192,6 +200,8 @@ class Connection(asyncio.Protocol):
             return
         if kind not in (FRAME_METHOD, FRAME_HEADER, FRAME_BODY):
             raise AMQPError(FRAME_ERROR, f"type {kind}, unknown frame type")
+        if self.state == CLOSE_OK_SENT:
+            return  # what the client still flushes after its Close: ignored, as on RabbitMQ
         if self.state == CLOSING:
             if kind == FRAME_METHOD and number == 0:
                 self._on_connection_method(payload)
@@ -245,6 +255,8 @@ class Connection(asyncio.Protocol):
         try:
             if method_id == BASIC_PUBLISH:
                 channel.on_publish(payload)
+                if self.server.blocked_reason is not None and not self.blocked:
+                    self._block(self.server.blocked_reason)
             elif method_id == BASIC_ACK:
                 channel.on_ack(payload)
             else:
@@ -304,9 +316,7 @@ class Connection(asyncio.Protocol):
     def _on_connection_method(self, payload: bytes) -> None:
         method = _decode_method(payload)
         if isinstance(method, commands.Connection.Close):
-            self.send(method_frame(0, 10, 51))
-            self._flush()
-            self._close_transport()
+            self._close_ok()
             return
         if isinstance(method, commands.Connection.CloseOk):
             self._close_transport()
@@ -340,8 +350,7 @@ class Connection(asyncio.Protocol):
             raise AMQPError(
                 COMMAND_INVALID, f"unknown authentication mechanism '{method.mechanism}'", (10, 11)
             )
-        expected = self.broker.users.get(user)
-        if expected is None or expected != password:
+        if not _password_matches(self.broker.users.get(user), password):
             capabilities: Any = (method.client_properties or {}).get("capabilities")
             if not (isinstance(capabilities, dict) and capabilities.get("authentication_failure_close")):
                 # Clients that did not ask to be told get the socket closed, as on RabbitMQ.
@@ -356,6 +365,10 @@ class Connection(asyncio.Protocol):
                 (10, 11),
             )
         self.user = user
+        capabilities = (method.client_properties or {}).get("capabilities")
+        self._blocked_notices = isinstance(capabilities, dict) and bool(
+            capabilities.get("connection.blocked")
+        )
         self.state = AWAIT_TUNE_OK
         self.send(method_frame(0, 10, 30, short(CHANNEL_MAX), long(FRAME_MAX), short(HEARTBEAT)))
 
@@ -384,7 +397,7 @@ class Connection(asyncio.Protocol):
 
     def _heartbeat_tick(self) -> None:
         now = self._loop.time()
-        if now - self._received_at > 2 * self.heartbeat:
+        if now - self._received_at > 2 * self.heartbeat and not self.blocked:
             # As RabbitMQ: missed heartbeats close the socket without a Connection.Close.
             log.info("embedded broker: %s missed heartbeats, closing", self.name)
             self._abort()
@@ -420,6 +433,19 @@ class Connection(asyncio.Protocol):
             self._timer.cancel()
         self._timer = self._loop.call_later(CLOSE_OK_TIMEOUT, self._abort)
 
+    def _close_ok(self) -> None:
+        """The client closed: Close-Ok, then wait (bounded) for it to close the socket."""
+        self.send(method_frame(0, 10, 51))
+        self._flush()
+        if self.state != CLOSED:
+            self._release()
+            self.state = CLOSE_OK_SENT
+        if self.blocked and self.transport is not None:
+            self.transport.resume_reading()  # to see the client's end of the socket
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_later(CLOSING_TIMEOUT, self._abort)
+
     def force_close(self, reason: str) -> None:
         """The broker shuts down: 320 CONNECTION_FORCED, as RabbitMQ does on shutdown."""
         self.close_with(
@@ -443,6 +469,27 @@ class Connection(asyncio.Protocol):
             self._release()
         if self.transport is not None:
             self.transport.close()
+
+    # --- resource alarms ------------------------------------------------------------------------
+
+    def _block(self, reason: str) -> None:
+        # As RabbitMQ: a connection is blocked when it publishes while an alarm is on; reading stops
+        # (heartbeats still go out, and a blocked peer is never timed out).
+        self.blocked = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+        if self._blocked_notices:
+            self.send(method_frame(0, 10, 60, shortstr(reason)))
+
+    def alarms_changed(self) -> None:
+        """The server's alarms changed: unblock this connection when none is left."""
+        if self.blocked and self.server.blocked_reason is None:
+            self.blocked = False
+            self._received_at = self._loop.time()
+            if self.transport is not None and self.state == OPEN:
+                self.transport.resume_reading()
+            if self._blocked_notices:
+                self.send(method_frame(0, 10, 61))
 
     def _abort(self) -> None:
         if self.transport is not None:
@@ -502,6 +549,15 @@ class Connection(asyncio.Protocol):
     def trace(self, message: Message) -> None:
         """Publish a trace message through ``amq.rabbitmq.trace``."""
         self.server.trace(message)
+
+
+_NO_SUCH_USER = secrets.token_bytes(32)
+
+
+def _password_matches(expected: str | None, given: str) -> bool:
+    """Constant time whatever the password and whether the user exists: timing tells an attacker nothing."""
+    wanted = _NO_SUCH_USER if expected is None else expected.encode()
+    return hmac.compare_digest(wanted, given.encode()) and expected is not None
 
 
 def _decode_method(payload: bytes) -> Any:

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
@@ -45,7 +46,13 @@ class EmbeddedBroker:
         password: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        options: Sequence[str] = (),
+        environment: Mapping[str, str] | None = None,
     ) -> None:
+        self.options = list(options)
+        """More ``broker-sim broker`` options (``--disk-free-limit 2MB``…)."""
+        self.environment = dict(environment or {})
+        """More environment for the child (the fault suite's ``BROKER_SIM_EMBEDDED_FAULTS``)."""
         self.data_dir = data_dir
         self.user = user
         self.password = password or secrets.token_urlsafe(12)
@@ -94,7 +101,7 @@ class EmbeddedBroker:
         """:meth:`start` without a loop."""
         if self.running:
             return
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         command = [
             sys.executable,
             "-m",
@@ -108,9 +115,12 @@ class EmbeddedBroker:
             str(self.data_dir),
             "--user",
             self.user,
+            *self.options,
         ]
-        env = {**os.environ, PASSWORD_ENV: self.password, WATCH_STDIN_ENV: "1"}
-        log = open(self.data_dir / "broker.log", "a")  # noqa: SIM115 - the child owns it from here
+        env = {**os.environ, **self.environment, PASSWORD_ENV: self.password, WATCH_STDIN_ENV: "1"}
+        # The log names queues and messages' ids: only the user may read it.
+        fd = os.open(self.data_dir / "broker.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        log = open(fd, "a")  # noqa: SIM115 - the child owns it from here
         try:
             process = subprocess.Popen(
                 command,

@@ -12,6 +12,13 @@ import signal
 import sys
 from pathlib import Path
 
+from broker_sim.embedded.alarms import (
+    DEFAULT_DISK_FREE_LIMIT,
+    DEFAULT_MEMORY_LIMIT,
+    parse_memory_limit,
+    parse_size,
+)
+from broker_sim.embedded.faults import FaultSpecError, faults_from_env
 from broker_sim.embedded.server import Server
 from broker_sim.embedded.store import StoreLocked
 
@@ -48,6 +55,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"its password (default: ${PASSWORD_ENV}, else generated and written to <data-dir>/password)",
     )
+    parser.add_argument(
+        "--disk-free-limit",
+        type=_size,
+        default=DEFAULT_DISK_FREE_LIMIT,
+        metavar="SIZE",
+        help=f"block publishers while the data dir's disk has less free space than this (default "
+        f"{DEFAULT_DISK_FREE_LIMIT}, RabbitMQ's default; units kB MB GB or KiB MiB GiB)",
+    )
+    parser.add_argument(
+        "--memory-limit",
+        type=_memory,
+        default=DEFAULT_MEMORY_LIMIT,
+        metavar="LIMIT",
+        help=f"block publishers while the broker uses more memory than this: a fraction of RAM or a "
+        f"size (default {DEFAULT_MEMORY_LIMIT} = 40%% of this machine's RAM, RabbitMQ's default)",
+    )
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _memory(text: str) -> int:
+    try:
+        return parse_memory_limit(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _password(given: str | None, data_dir: Path) -> tuple[str, str]:
@@ -74,9 +111,24 @@ def run(args: argparse.Namespace) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     data_dir: Path = args.data_dir or default_data_dir()
-    password, source = _password(args.password, data_dir)
     try:
-        return asyncio.run(_serve(args.host, args.port, data_dir, args.user, password, source))
+        faults = faults_from_env()
+    except FaultSpecError as exc:
+        print(f"broker-sim broker: {exc}", file=sys.stderr)
+        return 2
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    password, source = _password(args.password, data_dir)
+    server = Server(
+        {args.user: password},
+        host=args.host,
+        port=args.port,
+        data_dir=data_dir,
+        disk_free_limit=args.disk_free_limit,
+        memory_limit=args.memory_limit,
+        faults=faults,
+    )
+    try:
+        return asyncio.run(_serve(server, data_dir, args.user, source))
     except StoreLocked as exc:
         print(f"broker-sim broker: {exc}", file=sys.stderr)
         return 1
@@ -88,8 +140,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
-async def _serve(host: str, port: int, data_dir: Path, user: str, password: str, source: str) -> int:
-    server = Server({user: password}, host=host, port=port, data_dir=data_dir)
+async def _serve(server: Server, data_dir: Path, user: str, source: str) -> int:
+    host = server.host
     await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -101,6 +153,20 @@ async def _serve(host: str, port: int, data_dir: Path, user: str, password: str,
     print(f"{READY_PREFIX}amqp://{user}:****@{shown_host}:{server.port}/", flush=True)
     print(f"password: {source}", flush=True)
     print(f"data dir: {data_dir} ({server.recovered} persistent messages recovered)", flush=True)
+    store = server.broker.store
+    for offset, skipped in store.damage if store is not None else ():
+        print(
+            f"store: skipped a damaged record at byte {offset} of {data_dir / 'store.log'} "
+            f"({skipped} bytes); the records after it were recovered, the damaged log is kept as "
+            "store.log.damaged-*",
+            flush=True,
+        )
+    monitor = server.monitor
+    print(
+        f"limits: publishers are blocked below {monitor.disk_free_limit:,} bytes of free disk "
+        f"or above {monitor.memory_limit:,} bytes of memory",
+        flush=True,
+    )
     await stop.wait()
     await server.stop()
     print("broker-sim embedded broker stopped", flush=True)

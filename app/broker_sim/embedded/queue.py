@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -64,14 +65,19 @@ def parse_expiration(value: str) -> int:
     return int(value)
 
 
+_arrivals = itertools.count(1)
+
+
 @dataclass(slots=True, eq=False)
 class QueuedMessage:
-    """A message in one queue: its own redelivered flag, expiry and place in the store."""
+    """A message in one queue: its own redelivered flag, expiry, place in the store, and when it
+    arrived (a requeued message goes back to its place by it)."""
 
     message: Message
     store_id: int = 0
     redelivered: bool = False
     expires_at: float | None = None
+    arrival: int = field(default_factory=_arrivals.__next__)
 
 
 class Deliverer(Protocol):
@@ -108,6 +114,10 @@ class Consumer:
         return (
             self.no_ack or self.prefetch == 0 or self.unacked < self.prefetch
         ) and self.channel.can_deliver()
+
+
+def _arrival(entry: QueuedMessage) -> int:
+    return entry.arrival
 
 
 DeadLetter = Callable[["Queue", QueuedMessage, str], None]
@@ -169,10 +179,17 @@ class Queue:
         self.expire()
 
     def requeue(self, entries: list[QueuedMessage]) -> None:
-        """Put messages back at the head, in their original order, marked redelivered."""
-        for entry in reversed(entries):
+        """Put messages back at their original places (as RabbitMQ does: nack 5, 3, 2, 4 one at a time
+        and they come back 2, 3, 4, 5), marked redelivered."""
+        messages = self.messages
+        front: list[QueuedMessage] = []
+        for entry in sorted(entries, key=_arrival):
             entry.redelivered = True
-            self.messages.appendleft(entry)
+            # Ready messages that arrived before it stay ahead of it (usually none, or a few).
+            while messages and messages[0].arrival < entry.arrival:
+                front.append(messages.popleft())
+            front.append(entry)
+        messages.extendleft(reversed(front))
         self.dispatch()
         self.expire()
 

@@ -6,8 +6,17 @@ import asyncio
 import logging
 from pathlib import Path
 
+from broker_sim.embedded.alarms import (
+    DEFAULT_DISK_FREE_LIMIT,
+    DEFAULT_MEMORY_LIMIT,
+    ResourceMonitor,
+    blocked_reason,
+    parse_memory_limit,
+    parse_size,
+)
 from broker_sim.embedded.broker import Broker
 from broker_sim.embedded.connection import Connection
+from broker_sim.embedded.faults import Faults
 from broker_sim.embedded.queue import Message
 from broker_sim.embedded.trace import TRACE_EXCHANGE
 
@@ -25,19 +34,31 @@ class Server:
         port: int = 5672,
         data_dir: Path | None = None,
         vhost: str = "/",
+        disk_free_limit: int = parse_size(DEFAULT_DISK_FREE_LIMIT),
+        memory_limit: int | None = None,
+        faults: Faults | None = None,
     ) -> None:
         if not users:
             raise ValueError("the embedded broker needs at least one user: it never runs open")
-        self.broker = Broker(users, vhost, data_dir)
+        self.broker = Broker(users, vhost, data_dir, faults)
         self.host = host
         self.port = port
         self.connections: set[Connection] = set()
         self.recovered = 0
+        self.blocked_reason: str | None = None
+        """While a resource alarm is on: the reason publishing connections are blocked with."""
+        self.monitor = ResourceMonitor(
+            self.broker.store,
+            disk_free_limit,
+            memory_limit if memory_limit is not None else parse_memory_limit(DEFAULT_MEMORY_LIMIT),
+            self._alarms_changed,
+        )
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
         """Recover the store and start listening; ``port`` is then the real port."""
         self.recovered = self.broker.open()
+        self.monitor.start()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: Connection(self), self.host, self.port, backlog=512)
         self.port = self._server.sockets[0].getsockname()[1]
@@ -52,7 +73,13 @@ class Server:
         for connection in list(self.connections):
             if connection.transport is not None:
                 connection.transport.close()
-        self.broker.close()
+        self.monitor.stop()
+        await self.broker.close()
+
+    def _alarms_changed(self, alarms: frozenset[str]) -> None:
+        self.blocked_reason = blocked_reason(alarms) if alarms else None
+        for connection in list(self.connections):
+            connection.alarms_changed()
 
     def tracing(self) -> bool:
         """Whether anything is bound to the firehose exchange."""

@@ -1,9 +1,10 @@
 """Persistence: an append-only log of durable topology and persistent messages, fsync'd in batches.
 
 Each record is ``length, crc32, type`` then its payload. A confirm for a persistent message waits
-until the fsync that covers its record (see :meth:`Store.when_synced`). On start the log is replayed
-(a torn tail from a crash is dropped) and rewritten with only what is live (compaction); the log
-is compacted again whenever it grows well past what is live.
+until the fsync that covers its record (see :meth:`Store.when_synced`); a failed write is never
+confirmed. On start the log is replayed (a torn tail from a crash is dropped, a damaged record
+mid-log is skipped and reported) and rewritten with only what is live (compaction); the log is
+compacted again whenever it grows well past what is live, or when the disk runs short.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import shutil
 import struct
 import time
 import zlib
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from broker_sim.embedded.codec import decode_table, encode_table, read_shortstr, shortstr
+from broker_sim.embedded.faults import Faults, WriteFault
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +37,13 @@ _ID = struct.Struct(">Q")
 _LEN = struct.Struct(">I")
 
 EXCHANGE, EXCHANGE_DELETE, QUEUE, QUEUE_DELETE, BIND, UNBIND, MESSAGE, REMOVE = range(1, 9)
+_KINDS = frozenset(range(1, 9))
 COMPACT_SLACK = 64 * 1024 * 1024
 """Compact when the log holds this much more than what is live (and more than twice the live size)."""
+RECLAIM_MIN = 64 * 1024
+"""Short of disk, compact once that gives back at least this much (and half the log)."""
+RETRY_FIRST, RETRY_MAX = 0.05, 2.0
+"""Pauses (s) between retries of a failed write: the first, and the longest."""
 
 
 class StoreLocked(RuntimeError):
@@ -63,6 +71,10 @@ class Recovered:
     queues: dict[str, dict[str, Any]] = field(default_factory=dict)
     bindings: dict[tuple[str, str, str, bytes], dict[str, Any]] = field(default_factory=dict)
     messages: dict[int, StoredMessage] = field(default_factory=dict)
+    damage: list[tuple[int, int]] = field(default_factory=list)
+    """Damaged records skipped mid-log: (byte offset, bytes skipped)."""
+    torn_tail: int = 0
+    """Bytes of a torn tail dropped (a crash during a write)."""
 
 
 def _record(kind: int, payload: bytes) -> bytes:
@@ -80,7 +92,12 @@ def binding_key(entry: dict[str, Any]) -> tuple[str, str, str, bytes]:
 
 
 def read_log(path: Path) -> tuple[Recovered, int]:
-    """Replay a log; returns the state and the highest message id seen."""
+    """Replay a log; returns the state and the highest message id seen.
+
+    A torn tail (a crash during a write: nothing valid follows) is dropped. A damaged record with
+    valid records after it is skipped and reported in :attr:`Recovered.damage`: the records after
+    it are replayed, never silently dropped with it.
+    """
     state = Recovered()
     top = 0
     try:
@@ -88,13 +105,28 @@ def read_log(path: Path) -> tuple[Recovered, int]:
     except FileNotFoundError:
         return state, 0
     offset = 0
-    while offset + _RECORD.size <= len(data):
+    end = len(data)
+    while offset + _RECORD.size <= end:
         size, crc, kind = _RECORD.unpack_from(data, offset)
         start = offset + _RECORD.size
         payload = data[start : start + size]
-        if len(payload) < size or zlib.crc32(payload, kind) != crc:
-            log.warning("store: dropping a torn record at byte %d of %s", offset, path)
-            break
+        if len(payload) < size or kind not in _KINDS or zlib.crc32(payload, kind) != crc:
+            following = _next_record(data, offset + 1, start + size)
+            if following is None:
+                log.warning(
+                    "store: dropping a torn tail of %d bytes at byte %d of %s", end - offset, offset, path
+                )
+                state.torn_tail = end - offset
+                break
+            state.damage.append((offset, following - offset))
+            log.error(
+                "store: skipping a damaged record at byte %d of %s (%d bytes); replaying what follows",
+                offset,
+                path,
+                following - offset,
+            )
+            offset = following
+            continue
         offset = start + size
         if kind == MESSAGE:
             stored = _decode_message(payload)
@@ -107,6 +139,27 @@ def read_log(path: Path) -> tuple[Recovered, int]:
             entry = decode_table(_LEN.pack(len(payload)) + payload)
             _apply(state, kind, entry)
     return state, top
+
+
+def _valid_at(data: bytes, offset: int) -> bool:
+    if offset + _RECORD.size > len(data):
+        return False
+    size, crc, kind = _RECORD.unpack_from(data, offset)
+    start = offset + _RECORD.size
+    return (
+        kind in _KINDS and start + size <= len(data) and zlib.crc32(data[start : start + size], kind) == crc
+    )
+
+
+def _next_record(data: bytes, scan_from: int, hint: int) -> int | None:
+    """Where the next valid record after a damaged one starts: where its length says (only the
+    payload was damaged), else the first offset holding a whole record with a good checksum."""
+    if hint > scan_from and _valid_at(data, hint):
+        return hint
+    for offset in range(scan_from, len(data) - _RECORD.size + 1):
+        if _valid_at(data, offset):
+            return offset
+    return None
 
 
 def _apply(state: Recovered, kind: int, entry: dict[str, Any]) -> None:
@@ -158,18 +211,39 @@ def _decode_message(payload: bytes) -> StoredMessage:
 
 
 class Store:
-    """The append-only log of one data dir. Writes are buffered; one task writes and fsyncs them."""
+    """The append-only log of one data dir. Writes are buffered; one task writes and fsyncs them.
 
-    def __init__(self, directory: Path) -> None:
+    A record leaves the buffer only after the write *and* the fsync that cover it succeeded, so a
+    confirm can never go out for a record that is not on disk. When a write or fsync fails (ENOSPC,
+    EIO), the file is truncated back to the last good offset (no torn record is left mid-log), the
+    publishes waiting on that write are nacked (:attr:`failed_mark`), the records stay in the buffer
+    and the write is retried with a growing pause; :attr:`on_health` hears about both the failure
+    and the recovery (the disk alarm uses it).
+    """
+
+    def __init__(self, directory: Path, faults: Faults | None = None) -> None:
         self.directory = directory
         self.path = directory / LOG_NAME
+        self.faults = faults or Faults()
+        self.compact_slack = COMPACT_SLACK if self.faults.compact_slack is None else self.faults.compact_slack
+        self.low_on_disk = False
+        """Set by the disk alarm: compact as soon as what is live fits in the free space."""
+        self.on_health: Callable[[OSError | None], None] = lambda error: None
+        """Told about a failed write (the error) and about every successful one (None)."""
+        self.error: OSError | None = None
+        """The error of the last write, while writes fail."""
+        self.damage: list[tuple[int, int]] = []
         self._lock_fd = -1
         self._fd = -1
         self._buffer = bytearray()
         self._appended = 0
         self._synced = 0
+        self._failed_mark = 0
         self._waiters: deque[tuple[int, Callable[[], None]]] = deque()
-        self._flushing = False
+        self._task: asyncio.Task[None] | None = None
+        self._retry: asyncio.TimerHandle | None = None
+        self._retry_delay = RETRY_FIRST
+        self._truncate_to: int | None = None
         self._next_id = 1
         self._live: dict[int, bytes] = {}  # store id -> its record, for compaction
         self._live_bytes = 0
@@ -179,7 +253,9 @@ class Store:
     def open(self, topology: Callable[[], Iterable[bytes]]) -> Recovered:
         """Lock the data dir, replay the log, and start a compacted one. ``topology`` gives the live
         topology records whenever the log is compacted."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # The log holds message bodies: only the broker's user may read the folder.
+        os.chmod(self.directory, 0o700)
         self._lock_fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -190,6 +266,12 @@ class Store:
                 "this one a data folder of its own with BROKER_SIM_DATA_DIR or --data-dir)"
             ) from None
         state, top = read_log(self.path)
+        self.damage = state.damage
+        if state.damage:
+            # Compaction is about to rewrite the log: keep the damaged one for a post-mortem.
+            kept = self.path.with_name(f"{LOG_NAME}.damaged-{int(time.time())}")
+            shutil.copyfile(self.path, kept)
+            os.chmod(kept, 0o600)
         self._next_id = top + 1
         self._topology = topology
         for stored in state.messages.values():
@@ -211,15 +293,34 @@ class Store:
 
     def start(self) -> None:
         """Write the compacted log (after the broker rebuilt its topology from the recovered state)."""
-        self._rewrite()
+        records = self._snapshot()
+        self._buffer.clear()
+        temporary = self.path.with_suffix(".tmp")
+        _write_file(temporary, records)
+        os.replace(temporary, self.path)
+        _sync_dir(self.directory)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        self._file_bytes = sum(len(r) for r in records)
 
-    def close(self) -> None:
-        """Write what is buffered, fsync, release the data dir."""
+    async def close(self) -> None:
+        """Let a running write finish, write what is buffered, fsync, release the data dir."""
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await self._task
         if self._fd >= 0:
-            if self._buffer:
-                os.write(self._fd, self._buffer)
+            try:
+                if self._truncate_to is not None:
+                    os.ftruncate(self._fd, self._truncate_to)
+                _write_and_sync(self._fd, bytes(self._buffer), None)
                 self._buffer.clear()
-            os.fsync(self._fd)
+            except OSError as exc:
+                # Nothing of it was confirmed: publishers were nacked or never heard back.
+                log.error(
+                    "store: %d bytes of records could not be written at shutdown: %s", len(self._buffer), exc
+                )
             os.close(self._fd)
             self._fd = -1
         if self._lock_fd >= 0:
@@ -274,8 +375,25 @@ class Store:
         """The mark of the last fsync'd append."""
         return self._synced
 
+    @property
+    def failed_mark(self) -> int:
+        """Publishes waiting on a mark up to this one, and not yet synced, were in a failed write:
+        they are nacked (their records stay buffered and are retried)."""
+        return self._failed_mark
+
+    @property
+    def file_bytes(self) -> int:
+        """The size of the log on disk."""
+        return self._file_bytes
+
+    @property
+    def live_bytes(self) -> int:
+        """The size of the persistent messages that are live (what a compaction writes, with topology)."""
+        return self._live_bytes
+
     def when_synced(self, mark: int, callback: Callable[[], None]) -> None:
-        """Call ``callback`` once everything up to ``mark`` is fsync'd."""
+        """Call ``callback`` once everything up to ``mark`` is fsync'd, or once a write covering
+        it failed (then ``mark <= failed_mark``)."""
         if mark <= self._synced:
             callback()
             return
@@ -288,73 +406,125 @@ class Store:
         self._kick()
 
     def _kick(self) -> None:
-        if not self._flushing and self._fd >= 0:
-            self._flushing = True
-            asyncio.get_running_loop().create_task(self._flush())
+        if self._task is None and self._retry is None and self._fd >= 0:
+            self._task = asyncio.get_running_loop().create_task(self._flush())
+            self._task.add_done_callback(self._flushed)
+
+    def _flushed(self, task: asyncio.Task[None]) -> None:
+        self._task = None
+        if not task.cancelled() and task.exception() is not None:
+            log.error("store: the write task failed", exc_info=task.exception())
 
     async def _flush(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            # Let every connection's frames of this loop turn land in the buffer first: one fsync for all.
-            await asyncio.sleep(0)
-            while self._buffer or (self._waiters and self._waiters[0][0] > self._synced):
-                mark = self._appended
-                if self._file_bytes > 2 * self._live_bytes + COMPACT_SLACK:
+        # Let every connection's frames of this loop turn land in the buffer first: one fsync for all.
+        await asyncio.sleep(0)
+        while self._fd >= 0 and (self._buffer or (self._waiters and self._waiters[0][0] > self._synced)):
+            mark = self._appended
+            try:
+                if self._truncate_to is not None:
+                    os.ftruncate(self._fd, self._truncate_to)
+                    self._truncate_to = None
+                if self._should_compact():
                     await self._compact()
                 else:
-                    data = bytes(self._buffer)
-                    self._buffer.clear()
-                    await loop.run_in_executor(None, _write_and_sync, self._fd, data)
-                    self._file_bytes += len(data)
-                self._synced = mark
-                while self._waiters and self._waiters[0][0] <= mark:
-                    self._waiters.popleft()[1]()
-        except Exception:
-            log.exception("store: writing the log failed")
-            raise
-        finally:
-            self._flushing = False
+                    await self._write_buffer()
+            except OSError as error:
+                self._write_failed(error, mark)
+                return
+            if self.error is not None:
+                log.info("store: writing works again")
+                self.error = None
+                self._retry_delay = RETRY_FIRST
+            self._synced = mark
+            while self._waiters and self._waiters[0][0] <= mark:
+                self._waiters.popleft()[1]()
+            self.on_health(None)
+
+    async def _write_buffer(self) -> None:
+        data = bytes(self._buffer)
+        fault = self.faults.next_write()
+        await asyncio.get_running_loop().run_in_executor(None, _write_and_sync, self._fd, data, fault)
+        # Only now does it leave the buffer: records appended during the write stay after it.
+        del self._buffer[: len(data)]
+        self._file_bytes += len(data)
+
+    def _write_failed(self, error: OSError, mark: int) -> None:
+        if self.error is None or self.error.errno != error.errno:
+            log.error("store: writing the log failed (%s); nacking the publishes it held, retrying", error)
+        self.error = error
+        # A write may have gone in part: cut the file back before anything else is appended.
+        self._truncate_to = self._file_bytes
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, self._file_bytes)
+            self._truncate_to = None
+        self._failed_mark = mark
+        waiters = [callback for _, callback in self._waiters]
+        self._waiters.clear()
+        for callback in waiters:
+            callback()
+        self.on_health(error)
+        self._retry = asyncio.get_running_loop().call_later(self._retry_delay, self._retry_now)
+        self._retry_delay = min(self._retry_delay * 2, RETRY_MAX)
+
+    def _retry_now(self) -> None:
+        self._retry = None
+        if self._buffer or self._waiters:
+            self._kick()
+
+    def _should_compact(self) -> bool:
+        if self._file_bytes > 2 * self._live_bytes + self.compact_slack:
+            return True
+        if not self.low_on_disk or self._file_bytes < 2 * self._live_bytes + RECLAIM_MIN:
+            return False
+        # Short of disk: compact as soon as the snapshot fits in the free space, to give room back.
+        return free_bytes(self.directory) > self._live_bytes + RECLAIM_MIN
 
     def _snapshot(self) -> list[bytes]:
         return [*self._topology(), *self._live.values()]
 
-    def _rewrite(self) -> None:
-        records = self._snapshot()
-        self._buffer.clear()
-        temporary = self.path.with_suffix(".tmp")
-        _write_file(temporary, records)
-        os.replace(temporary, self.path)
-        _sync_dir(self.directory)
-        if self._fd >= 0:
-            os.close(self._fd)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
-        self._file_bytes = sum(len(r) for r in records)
-
     async def _compact(self) -> None:
         started = time.monotonic()
         records = self._snapshot()
-        self._buffer.clear()  # the snapshot already holds everything buffered
+        covered = len(self._buffer)  # the snapshot holds everything buffered so far
         temporary = self.path.with_suffix(".tmp")
-        await asyncio.get_running_loop().run_in_executor(None, _write_file, temporary, records)
-        os.replace(temporary, self.path)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, _write_file, temporary, records)
+            os.replace(temporary, self.path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
         _sync_dir(self.directory)
-        # Records appended while the snapshot was written are still in the buffer: they follow.
+        del self._buffer[:covered]  # records appended while the snapshot was written follow it
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         os.close(self._fd)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        self._fd = fd
         self._file_bytes = sum(len(r) for r in records)
         log.info("store: compacted to %d bytes in %.2f s", self._file_bytes, time.monotonic() - started)
 
 
-def _write_and_sync(fd: int, data: bytes) -> None:
+def free_bytes(directory: Path) -> int:
+    """Bytes free for an unprivileged writer on the filesystem of ``directory``."""
+    stat = os.statvfs(directory)
+    return stat.f_bavail * stat.f_frsize
+
+
+def _write_and_sync(fd: int, data: bytes, fault: WriteFault | None) -> None:
     view = memoryview(data)
+    if fault is not None and fault.stage == "write":
+        os.write(fd, view[: len(view) // 2])
+        raise fault.error()
     while view:
         written = os.write(fd, view)
         view = view[written:]
+    if fault is not None:
+        raise fault.error()
     os.fsync(fd)
 
 
 def _write_file(path: Path, records: list[bytes]) -> None:
-    with open(path, "wb") as out:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "wb") as out:
         for record in records:
             out.write(record)
         out.flush()
