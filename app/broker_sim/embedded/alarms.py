@@ -9,7 +9,8 @@ go out and a blocked peer is never timed out. When the alarm clears the connecti
 Disk: checked after every write of the store (cheap: one ``statvfs``) and every second; a write that
 fails with ENOSPC raises it at once. The limit is also the store's reserve: while it is on, the
 store compacts as soon as what is live fits in the free space, so consumers draining the queues give
-room back and the alarm clears by itself. Memory: the broker process's resident set, every second.
+room back and the alarm clears by itself. Memory: the broker process's resident set, every second
+and after every 4 MiB clients sent.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 
 DISK, MEMORY = "disk", "memory"
 CHECK_INTERVAL = 1.0
+CHECK_EVERY_BYTES = 4 * 1024 * 1024
+"""Memory is also checked whenever clients sent this much since the last check: a fast publisher
+would otherwise overshoot the limit by a second's worth of messages."""
 DEFAULT_DISK_FREE_LIMIT = "50MB"
 DEFAULT_MEMORY_LIMIT = "0.4"
 _FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
@@ -117,6 +121,7 @@ class ResourceMonitor:
         self.alarms: frozenset[str] = frozenset()
         self._on_change = on_change
         self._timer: asyncio.TimerHandle | None = None
+        self._received = 0
         if store is not None:
             store.on_health = self._store_wrote
 
@@ -135,6 +140,12 @@ class ResourceMonitor:
         self._check_disk()
         self._check_memory()
         self._timer = asyncio.get_running_loop().call_later(CHECK_INTERVAL, self.check)
+
+    def received(self, count: int) -> None:
+        """Clients sent ``count`` bytes (called once per read: keep it cheap)."""
+        self._received += count
+        if self._received > CHECK_EVERY_BYTES:
+            self._check_memory()
 
     def _store_wrote(self, error: OSError | None) -> None:
         self._check_disk()
@@ -163,6 +174,7 @@ class ResourceMonitor:
             self._set(DISK, low)
 
     def _check_memory(self) -> None:
+        self._received = 0
         used = resident_bytes()
         if used is None:
             return

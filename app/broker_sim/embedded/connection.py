@@ -147,6 +147,7 @@ class Connection(asyncio.Protocol):
         if self.state == CLOSED:
             return
         self._received_at = self._loop.time()
+        self.server.monitor.received(len(data))
         buffer = self._buffer
         buffer += data
         try:

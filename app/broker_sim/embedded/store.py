@@ -458,10 +458,8 @@ class Store:
             os.ftruncate(self._fd, self._file_bytes)
             self._truncate_to = None
         self._failed_mark = mark
-        waiters = [callback for _, callback in self._waiters]
-        self._waiters.clear()
-        for callback in waiters:
-            callback()
+        while self._waiters and self._waiters[0][0] <= mark:
+            self._waiters.popleft()[1]()
         self.on_health(error)
         self._retry = asyncio.get_running_loop().call_later(self._retry_delay, self._retry_now)
         self._retry_delay = min(self._retry_delay * 2, RETRY_MAX)

@@ -1,0 +1,106 @@
+"""Helpers of the fault suite: publish with confirms on the raw client, drain and count with aio-pika."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import aio_pika
+
+from broker_sim.embedded.launch import EmbeddedBroker
+from tests.embedded_faults.publisher import RawPublisher
+
+DEADLINE = 30.0
+
+
+async def publisher(broker: EmbeddedBroker, queue: str, durable: bool = True) -> RawPublisher:
+    """A raw publisher on ``broker`` with ``queue`` declared."""
+    client = await RawPublisher.connect(broker.host, broker.port, broker.user, broker.password)
+    await client.declare(queue, durable)
+    return client
+
+
+def body(seq: int, size: int = 64) -> bytes:
+    """A body that names its publish sequence number, padded to ``size``."""
+    return f"{seq:08d}".encode().ljust(size, b".")
+
+
+def seq_of(data: bytes) -> int:
+    """The publish sequence number a :func:`body` carries."""
+    return int(data[:8])
+
+
+async def bodies_in(url: str, queue: str) -> list[int]:
+    """The sequence numbers of every message in ``queue`` (taken with Basic.Get and acked)."""
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel()
+        source = await channel.get_queue(queue)
+        seqs = []
+        while (message := await source.get(fail=False, no_ack=True)) is not None:
+            seqs.append(seq_of(message.body))
+        return seqs
+    finally:
+        await connection.close()
+
+
+class Drainer:
+    """A consumer that acks everything from a queue, on a connection of its own (a connection that
+    publishes nothing is never blocked by an alarm)."""
+
+    def __init__(self, url: str, queue: str) -> None:
+        self.url, self.queue = url, queue
+        self.seqs: list[int] = []
+        self._changed = asyncio.Event()
+        self._connection: aio_pika.abc.AbstractConnection | None = None
+
+    async def start(self) -> Drainer:
+        """Connect and consume."""
+        self._connection = await aio_pika.connect(self.url)
+        channel = await self._connection.channel()
+        await channel.set_qos(prefetch_count=50)
+        await (await channel.get_queue(self.queue)).consume(self._on_message)
+        return self
+
+    async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        self.seqs.append(seq_of(message.body))
+        await message.ack()
+        self._changed.set()
+
+    async def wait_for(self, count: int, timeout: float = DEADLINE) -> None:
+        """Wait until ``count`` messages were consumed."""
+
+        async def until() -> None:
+            while len(self.seqs) < count:
+                self._changed.clear()
+                await self._changed.wait()
+
+        try:
+            await asyncio.wait_for(until(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"consumed {len(self.seqs)} of {count} in {timeout:g} s") from None
+
+    async def stop(self) -> None:
+        """Close the connection (what was delivered and not acked goes back to the queue)."""
+        if self._connection is not None:
+            await self._connection.close()
+
+
+def log_lines(broker: EmbeddedBroker, pattern: str) -> list[str]:
+    """Lines of the broker's log matching a regular expression."""
+    text = (broker.data_dir / "broker.log").read_text()
+    return [line for line in text.splitlines() if re.search(pattern, line)]
+
+
+def records(log: Path) -> list[tuple[int, int, int]]:
+    """(offset, size with header, kind) of every record of a store log."""
+    from broker_sim.embedded.store import _RECORD
+
+    data = log.read_bytes()
+    found, offset = [], 0
+    while offset + _RECORD.size <= len(data):
+        size, _, kind = _RECORD.unpack_from(data, offset)
+        found.append((offset, _RECORD.size + size, kind))
+        offset += _RECORD.size + size
+    return found
