@@ -9,6 +9,7 @@ from pathlib import Path
 import aio_pika
 
 from broker_sim.embedded.launch import EmbeddedBroker
+from broker_sim.embedded.store import RECORD
 from tests.embedded_faults.publisher import RawPublisher
 
 DEADLINE = 30.0
@@ -95,12 +96,10 @@ def log_lines(broker: EmbeddedBroker, pattern: str) -> list[str]:
 
 def records(log: Path) -> list[tuple[int, int, int]]:
     """(offset, size with header, kind) of every record of a store log."""
-    from broker_sim.embedded.store import _RECORD
-
     data = log.read_bytes()
     found, offset = [], 0
-    while offset + _RECORD.size <= len(data):
-        size, _, kind = _RECORD.unpack_from(data, offset)
-        found.append((offset, _RECORD.size + size, kind))
-        offset += _RECORD.size + size
+    while offset + RECORD.size <= len(data):
+        size, _, kind = RECORD.unpack_from(data, offset)
+        found.append((offset, RECORD.size + size, kind))
+        offset += RECORD.size + size
     return found

@@ -7,7 +7,7 @@ import aio_pika
 import aiormq.exceptions
 import pytest
 
-from broker_sim.embedded.store import MESSAGE, REMOVE, _decode_message
+from broker_sim.embedded.store import MESSAGE, REMOVE, decode_message
 from tests.conformance.clients import channel
 from tests.embedded_faults.conftest import BrokerFactory
 from tests.embedded_faults.support import log_lines, records
@@ -40,7 +40,7 @@ async def test_dead_lettering_writes_the_new_copy_first(
     for offset, size, kind in records(path):
         payload = data[offset + 9 : offset + size]
         if kind == MESSAGE:
-            stored = _decode_message(payload)
+            stored = decode_message(payload)
             copies[(stored.queue, stored.body)] = offset
         elif kind == REMOVE:
             removes.append(offset)

@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from broker_sim.embedded.store import MESSAGE, _decode_message
+from broker_sim.embedded.store import MESSAGE, decode_message
 from tests.embedded_faults.conftest import BrokerFactory
 from tests.embedded_faults.support import (
     DEADLINE,
@@ -80,7 +80,7 @@ async def test_a_damaged_record_mid_log_is_reported_and_what_follows_kept(
     data = bytearray(path.read_bytes())
     messages = [r for r in records(path) if r[2] == MESSAGE]
     offset, size, _ = messages[len(messages) // 2]
-    damaged = seq_of(_decode_message(bytes(data[offset + 9 : offset + size])).body)
+    damaged = seq_of(decode_message(bytes(data[offset + 9 : offset + size])).body)
     if where == "payload":
         data[offset + size - 3] ^= 0xFF
     else:

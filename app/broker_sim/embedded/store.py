@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 LOG_NAME = "store.log"
 LOCK_NAME = "lock"
-_RECORD = struct.Struct(">IIB")
+RECORD = struct.Struct(">IIB")
+"""A record's header: payload length, crc32 of the payload (seeded with the kind), kind."""
 _MESSAGE = struct.Struct(">Qd")
 _ID = struct.Struct(">Q")
 _LEN = struct.Struct(">I")
@@ -78,7 +79,7 @@ class Recovered:
 
 
 def _record(kind: int, payload: bytes) -> bytes:
-    return _RECORD.pack(len(payload), zlib.crc32(payload, kind), kind) + payload
+    return RECORD.pack(len(payload), zlib.crc32(payload, kind), kind) + payload
 
 
 def binding_key(entry: dict[str, Any]) -> tuple[str, str, str, bytes]:
@@ -106,9 +107,9 @@ def read_log(path: Path) -> tuple[Recovered, int]:
         return state, 0
     offset = 0
     end = len(data)
-    while offset + _RECORD.size <= end:
-        size, crc, kind = _RECORD.unpack_from(data, offset)
-        start = offset + _RECORD.size
+    while offset + RECORD.size <= end:
+        size, crc, kind = RECORD.unpack_from(data, offset)
+        start = offset + RECORD.size
         payload = data[start : start + size]
         if len(payload) < size or kind not in _KINDS or zlib.crc32(payload, kind) != crc:
             following = _next_record(data, offset + 1, start + size)
@@ -129,7 +130,7 @@ def read_log(path: Path) -> tuple[Recovered, int]:
             continue
         offset = start + size
         if kind == MESSAGE:
-            stored = _decode_message(payload)
+            stored = decode_message(payload)
             state.messages[stored.store_id] = stored
             top = max(top, stored.store_id)
         elif kind == REMOVE:
@@ -142,10 +143,10 @@ def read_log(path: Path) -> tuple[Recovered, int]:
 
 
 def _valid_at(data: bytes, offset: int) -> bool:
-    if offset + _RECORD.size > len(data):
+    if offset + RECORD.size > len(data):
         return False
-    size, crc, kind = _RECORD.unpack_from(data, offset)
-    start = offset + _RECORD.size
+    size, crc, kind = RECORD.unpack_from(data, offset)
+    start = offset + RECORD.size
     return (
         kind in _KINDS and start + size <= len(data) and zlib.crc32(data[start : start + size], kind) == crc
     )
@@ -156,7 +157,7 @@ def _next_record(data: bytes, scan_from: int, hint: int) -> int | None:
     payload was damaged), else the first offset holding a whole record with a good checksum."""
     if hint > scan_from and _valid_at(data, hint):
         return hint
-    for offset in range(scan_from, len(data) - _RECORD.size + 1):
+    for offset in range(scan_from, len(data) - RECORD.size + 1):
         if _valid_at(data, offset):
             return offset
     return None
@@ -197,7 +198,8 @@ def _encode_message(
     )
 
 
-def _decode_message(payload: bytes) -> StoredMessage:
+def decode_message(payload: bytes) -> StoredMessage:
+    """A MESSAGE record's payload, decoded."""
     store_id, expires_wall = _MESSAGE.unpack_from(payload, 0)
     queue, offset = read_shortstr(payload, _MESSAGE.size)
     exchange, offset = read_shortstr(payload, offset)
