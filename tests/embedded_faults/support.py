@@ -33,14 +33,23 @@ def seq_of(data: bytes) -> int:
 
 
 async def bodies_in(url: str, queue: str) -> list[int]:
-    """The sequence numbers of every message in ``queue`` (taken with Basic.Get and acked)."""
+    """The sequence numbers of every message in ``queue`` (consumed without acks: they are gone after)."""
     connection = await aio_pika.connect(url)
     try:
         channel = await connection.channel()
-        source = await channel.get_queue(queue)
-        seqs = []
-        while (message := await source.get(fail=False, no_ack=True)) is not None:
-            seqs.append(seq_of(message.body))
+        source = await channel.declare_queue(queue, passive=True)
+        count = source.declaration_result.message_count or 0
+        seqs: list[int] = []
+        if count:
+            complete = asyncio.Event()
+
+            async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+                seqs.append(seq_of(message.body))
+                if len(seqs) == count:
+                    complete.set()
+
+            await source.consume(on_message, no_ack=True)
+            await asyncio.wait_for(complete.wait(), DEADLINE)
         return seqs
     finally:
         await connection.close()

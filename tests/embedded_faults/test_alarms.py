@@ -74,12 +74,12 @@ async def test_a_full_disk_blocks_publishers_until_consumers_drain(
         try:
             await client.wait("unblocked", 2 * DEADLINE)
             resumed_after = time.monotonic() - drained_at
-            await client.wait("settled", DEADLINE)  # what it sent while blocked is confirmed now
-            for _ in range(10):
-                client.publish("fill", body(client.sent + 1, 32 * 1024))
-            await client.wait("settled", DEADLINE)
         finally:
             await drainer.stop()
+        await client.wait("settled", DEADLINE)  # what it sent while blocked is confirmed now
+        for _ in range(50):
+            client.publish("fill", body(client.sent + 1, 32 * 1024))
+        await client.wait("settled", DEADLINE)
         assert not client.outcomes.nacked
         print(
             f"\ndisk: blocked after {held} confirmed 32 KiB messages with {free_at_block:,} bytes free; "

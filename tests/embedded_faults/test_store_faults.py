@@ -109,6 +109,7 @@ async def test_kill_9_in_the_middle_of_a_burst_loses_nothing_confirmed(start_bro
     present = await bodies_in(broker.url, "q")
     assert confirmed <= set(present)
     assert len(present) == len(set(present))
+    print(f"\nkill -9 mid-burst: {client.sent} sent, {len(confirmed)} confirmed, {len(present)} recovered")
 
 
 async def test_compaction_while_publishers_run_loses_nothing_confirmed(start_broker: BrokerFactory) -> None:
