@@ -32,6 +32,8 @@ from broker_sim.embedded.errors import (
 )
 from broker_sim.embedded.exchange import Exchange
 from broker_sim.embedded.queue import Consumer, Message, Queue, QueuedMessage
+from broker_sim.embedded.reply_to import REPLY_TO, rewrite_reply_to
+from broker_sim.embedded.routing import sender_selected
 from broker_sim.embedded.trace import TRACE_EXCHANGE, deliver_trace, publish_trace
 
 if TYPE_CHECKING:
@@ -55,6 +57,8 @@ class Channel:
         self._acked_upto = 0  # highest publish seq confirmed to the client
         self._waiting: deque[tuple[int, int]] = deque()  # (seq, store mark) waiting for an fsync
         self._sync_asked = 0
+        self._nacked: set[int] = set()  # publishes refused by a queue (x-overflow reject-publish)
+        self.reply_queue: Queue | None = None  # this channel's direct reply-to queue, while consuming
         self.consumers: dict[str, Consumer] = {}
         self.unacked: dict[int, tuple[QueuedMessage, Queue, Consumer | None]] = {}
         self._next_tag = 1
@@ -125,10 +129,13 @@ class Channel:
         exchange, routing_key, mandatory = self._pending
         props = self._props
         self._pending, self._props = None, b""
+        cc, props = sender_selected(props)
+        props = rewrite_reply_to(props, self.reply_queue)
         try:
             message = Message.published(exchange.name, routing_key, props, body)
         except CodecError as exc:
             raise AMQPError(PRECONDITION_FAILED, str(exc), (60, 40)) from exc
+        message.cc = cc
         broker = self.broker
         queues = broker.route(exchange, message)
         if self.connection.tracing():
@@ -142,10 +149,15 @@ class Channel:
                     self.connection.user,
                 )
             )
-        persisted = False
+        persisted = refused = False
         if queues:
             now = self.connection.clock()
             for queue in queues:
+                if queue.arguments and queue.refuses_publish():
+                    refused = True
+                    if queue.overflow == "reject-publish-dlx":
+                        broker.dead_letter(queue, QueuedMessage(message), "maxlen")
+                    continue
                 persisted = broker.enqueue(queue, message, now) or persisted
         elif mandatory:
             self.connection.send_many(
@@ -163,6 +175,8 @@ class Channel:
         if self.confirm:
             self._publish_seq += 1
             seq = self._publish_seq
+            if refused:
+                self._nacked.add(seq)  # RabbitMQ nacks even when other queues took the message
             if persisted and broker.store is not None:
                 self._waiting.append((seq, broker.store.appended))
             elif self._waiting:
@@ -180,6 +194,15 @@ class Channel:
             if mark > self._sync_asked:
                 self._sync_asked = mark
                 store.when_synced(mark, self._on_synced)
+        if self._nacked and not self.closing:
+            for seq in sorted(n for n in self._nacked if n <= self._ready_upto):
+                if seq - 1 > self._acked_upto:
+                    self.connection.send(
+                        codec.ack_frame(self.number, seq - 1, seq - 1 - self._acked_upto > 1)
+                    )
+                self.connection.send(codec.nack_frame(self.number, seq, False))
+                self._acked_upto = seq
+                self._nacked.discard(seq)
         if self._ready_upto > self._acked_upto and not self.closing:
             multiple = self._ready_upto - self._acked_upto > 1
             self.connection.send(codec.ack_frame(self.number, self._ready_upto, multiple))
@@ -348,8 +371,25 @@ class Channel:
         if not m.nowait:
             self._reply(40, 21)
 
+    def exchange_bind(self, m: commands.Exchange.Bind) -> None:
+        """Exchange.Bind: an exchange-to-exchange binding."""
+        self.broker.bind_exchange(m.destination, m.source, m.routing_key, dict(m.arguments or {}))
+        if not m.nowait:
+            self._reply(40, 31)
+
+    def exchange_unbind(self, m: commands.Exchange.Unbind) -> None:
+        """Exchange.Unbind."""
+        self.broker.unbind_exchange(m.destination, m.source, m.routing_key, dict(m.arguments or {}))
+        if not m.nowait:
+            self._reply(40, 51)
+
     def queue_declare(self, m: commands.Queue.Declare) -> None:
         """Queue.Declare (server-named when the name is empty)."""
+        if m.queue == REPLY_TO:
+            # RabbitMQ answers for the pseudo-queue without creating anything.
+            if not m.nowait:
+                self._reply(50, 11, shortstr(REPLY_TO), long(0), long(1))
+            return
         queue = self.broker.declare_queue(
             m.queue,
             self.connection,
@@ -405,7 +445,11 @@ class Channel:
 
     def basic_consume(self, m: commands.Basic.Consume) -> None:
         """Basic.Consume: ConsumeOk first, then deliveries."""
-        queue = self.broker.queue(self._queue_name(m.queue), self.connection)
+        queue = (
+            self._open_reply_queue(m)
+            if m.queue == REPLY_TO
+            else self.broker.queue(self._queue_name(m.queue), self.connection)
+        )
         tag = m.consumer_tag or "amq.ctag-" + base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
         if tag in self.consumers:
             raise AMQPError(NOT_ALLOWED, f"attempt to reuse consumer tag '{tag}'", (60, 20))
@@ -423,6 +467,14 @@ class Channel:
         queue.ever_consumed = True
         queue.dispatch()
 
+    def _open_reply_queue(self, m: commands.Basic.Consume) -> Queue:
+        if not m.no_ack:
+            raise AMQPError(PRECONDITION_FAILED, "reply consumer cannot acknowledge", (60, 20))
+        if self.reply_queue is not None:
+            raise AMQPError(PRECONDITION_FAILED, "reply consumer already set", (60, 20))
+        self.reply_queue = self.broker.replies.open(self.broker.vhost)
+        return self.reply_queue
+
     def basic_cancel(self, m: commands.Basic.Cancel) -> None:
         """Basic.Cancel: unacked messages stay unacked on the channel."""
         tag = m.consumer_tag or ""
@@ -434,6 +486,10 @@ class Channel:
 
     def _drop_consumer(self, consumer: Consumer) -> None:
         queue = consumer.queue
+        if queue is self.reply_queue:
+            self.broker.replies.close(queue)
+            self.reply_queue = None
+            return
         if consumer in queue.consumers:
             queue.consumers.remove(consumer)
             self.broker.consumer_gone(queue)
@@ -525,6 +581,8 @@ def codec_error_code() -> int:
 _HANDLERS: dict[type, Any] = {
     commands.Exchange.Declare: Channel.exchange_declare,
     commands.Exchange.Delete: Channel.exchange_delete,
+    commands.Exchange.Bind: Channel.exchange_bind,
+    commands.Exchange.Unbind: Channel.exchange_unbind,
     commands.Queue.Declare: Channel.queue_declare,
     commands.Queue.Bind: Channel.queue_bind,
     commands.Queue.Unbind: Channel.queue_unbind,

@@ -65,14 +65,14 @@ SERVER_PROPERTIES: dict[str, Any] = {
     "cluster_name": "broker-sim",
     "capabilities": {
         "publisher_confirms": True,
-        "exchange_exchange_bindings": False,
+        "exchange_exchange_bindings": True,
         "basic.nack": True,
         "consumer_cancel_notify": True,
         "connection.blocked": True,
         "consumer_priorities": False,
         "authentication_failure_close": True,
         "per_consumer_qos": True,
-        "direct_reply_to": False,
+        "direct_reply_to": True,
     },
 }
 
@@ -322,6 +322,9 @@ class Connection(asyncio.Protocol):
                 raise AMQPError(NOT_ALLOWED, f"vhost {method.virtual_host} not found", (10, 40))
             self.state = OPEN
             self.send(method_frame(0, 10, 41, shortstr("")))
+        elif self.state == OPEN and isinstance(method, commands.Connection.UpdateSecret):
+            # RabbitMQ 3.10's internal backend accepts any new secret; so does this broker.
+            self.send(method_frame(0, 10, 71))
         else:
             raise AMQPError(COMMAND_INVALID, f"unexpected {method.name} on channel 0", method_ids(method))
 

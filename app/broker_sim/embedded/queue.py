@@ -21,6 +21,7 @@ class Message:
     body: bytes
     persistent: bool = False
     expiration_ms: int | None = None
+    cc: tuple[str, ...] = ()  # extra routing keys from the CC / BCC headers
     _properties: dict[str, Any] | None = None
     _headers: dict[str, Any] | None = None
     _wire: bytes | None = None
@@ -145,6 +146,20 @@ class Queue:
         """``x-max-length``, when set."""
         value = self.arguments.get("x-max-length")
         return int(value) if isinstance(value, int) else None
+
+    @property
+    def overflow(self) -> str:
+        """``x-overflow``: ``drop-head`` (the default), ``reject-publish`` or ``reject-publish-dlx``."""
+        value = self.arguments.get("x-overflow")
+        return value if isinstance(value, str) else "drop-head"
+
+    def refuses_publish(self) -> bool:
+        """Whether a publish must be refused now: full, and ``x-overflow`` says reject.
+
+        Only ready messages count toward ``x-max-length``, as on RabbitMQ.
+        """
+        limit = self.max_length
+        return limit is not None and len(self.messages) >= limit and self.overflow != "drop-head"
 
     @property
     def exclusive(self) -> bool:
