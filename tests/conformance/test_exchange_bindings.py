@@ -6,6 +6,7 @@ import aio_pika
 import pika
 import pytest
 
+from broker_sim.embedded.launch import EmbeddedBroker
 from tests.conformance.clients import channel, connection, consume, drain
 from tests.conformance.conftest import BrokerUnderTest
 
@@ -192,3 +193,32 @@ async def test_alternate_exchange_argument_must_be_a_string(broker: BrokerUnderT
         with pytest.raises(aio_pika.exceptions.ChannelPreconditionFailed) as caught:
             await ch.declare_exchange(name, arguments={"alternate-exchange": 1})
         assert "for arg 'alternate-exchange' in exchange" in str(caught.value)
+
+
+@pytest.mark.parametrize("crash", [False, True], ids=["clean-restart", "kill-9"])
+async def test_durable_exchange_bindings_survive_a_restart(
+    private_broker: EmbeddedBroker, crash: bool
+) -> None:
+    """A durable e1 → e2 binding (and e1's alternate exchange) route after a restart; an unbound one stays gone."""
+    async with channel(private_broker.url) as ch:
+        ae = await ch.declare_exchange("ae", aio_pika.ExchangeType.FANOUT, durable=True)
+        e1 = await ch.declare_exchange(
+            "e1", aio_pika.ExchangeType.DIRECT, durable=True, arguments={"alternate-exchange": "ae"}
+        )
+        e2 = await ch.declare_exchange("e2", aio_pika.ExchangeType.FANOUT, durable=True)
+        queue = await ch.declare_queue("q", durable=True)
+        strays = await ch.declare_queue("strays", durable=True)
+        await queue.bind(e2)
+        await strays.bind(ae)
+        await e2.bind(e1, routing_key="kept")
+        await e2.bind(e1, routing_key="dropped")
+        await e2.unbind(e1, routing_key="dropped")
+        # A confirmed persistent publish is fsync'd after the topology records: a kill -9 keeps them.
+        await ch.default_exchange.publish(aio_pika.Message(b"sync", delivery_mode=2), routing_key="q")
+    await private_broker.restart(crash=crash)
+    async with channel(private_broker.url) as ch:
+        e1 = await ch.get_exchange("e1")
+        for key in ("kept", "dropped"):
+            await e1.publish(aio_pika.Message(key.encode()), routing_key=key)
+        assert await drain(await ch.get_queue("q")) == [b"sync", b"kept"]
+        assert await drain(await ch.get_queue("strays")) == [b"dropped"]
