@@ -199,7 +199,8 @@ async def test_alternate_exchange_argument_must_be_a_string(broker: BrokerUnderT
 async def test_durable_exchange_bindings_survive_a_restart(
     private_broker: EmbeddedBroker, crash: bool
 ) -> None:
-    """A durable e1 → e2 binding (and e1's alternate exchange) route after a restart; an unbound one stays gone."""
+    """A durable e1 → e2 binding (and e1's alternate exchange) route after a restart; an unbound one
+    stays gone."""
     async with channel(private_broker.url) as ch:
         ae = await ch.declare_exchange("ae", aio_pika.ExchangeType.FANOUT, durable=True)
         e1 = await ch.declare_exchange(
