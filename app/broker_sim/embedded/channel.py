@@ -35,6 +35,7 @@ from broker_sim.embedded.queue import Consumer, Message, Queue, QueuedMessage
 from broker_sim.embedded.reply_to import REPLY_TO, rewrite_reply_to
 from broker_sim.embedded.routing import sender_selected
 from broker_sim.embedded.trace import TRACE_EXCHANGE, deliver_trace, publish_trace
+from broker_sim.embedded.tx import Transaction, tx_commit, tx_rollback, tx_select
 
 if TYPE_CHECKING:
     from broker_sim.embedded.connection import Connection
@@ -59,6 +60,7 @@ class Channel:
         self._sync_asked = 0
         self._nacked: set[int] = set()  # publishes refused by a queue (x-overflow reject-publish)
         self.reply_queue: Queue | None = None  # this channel's direct reply-to queue, while consuming
+        self.tx: Transaction | None = None  # after Tx.Select: publishes and acks held until commit
         self.consumers: dict[str, Consumer] = {}
         self.unacked: dict[int, tuple[QueuedMessage, Queue, Consumer | None]] = {}
         self._next_tag = 1
@@ -136,6 +138,26 @@ class Channel:
         except CodecError as exc:
             raise AMQPError(PRECONDITION_FAILED, str(exc), (60, 40)) from exc
         message.cc = cc
+        if self.tx is not None:
+            self.tx.publishes.append((exchange, message, mandatory))
+            return
+        persisted, refused = self.route_publish(exchange, message, mandatory)
+        if self.confirm:
+            self._publish_seq += 1
+            seq = self._publish_seq
+            if refused:
+                self._nacked.add(seq)  # RabbitMQ nacks even when other queues took the message
+            if persisted and self.broker.store is not None:
+                self._waiting.append((seq, self.broker.store.appended))
+            elif self._waiting:
+                self._waiting.append((seq, 0))
+            else:
+                self._ready_upto = seq
+            self.connection.confirms_due(self)
+
+    def route_publish(self, exchange: Exchange, message: Message, mandatory: bool) -> tuple[bool, bool]:
+        """Route a published message into its queues (or return it); (written to the store, refused by a
+        full ``reject-publish`` queue)."""
         broker = self.broker
         queues = broker.route(exchange, message)
         if self.connection.tracing():
@@ -166,24 +188,13 @@ class Channel:
                     312,
                     "NO_ROUTE",
                     exchange.name,
-                    routing_key,
-                    props,
-                    body,
+                    message.routing_key,
+                    message.props,
+                    message.body,
                     self.connection.frame_max,
                 )
             )
-        if self.confirm:
-            self._publish_seq += 1
-            seq = self._publish_seq
-            if refused:
-                self._nacked.add(seq)  # RabbitMQ nacks even when other queues took the message
-            if persisted and broker.store is not None:
-                self._waiting.append((seq, broker.store.appended))
-            elif self._waiting:
-                self._waiting.append((seq, 0))
-            else:
-                self._ready_upto = seq
-            self.connection.confirms_due(self)
+        return persisted, refused
 
     def send_confirms(self) -> None:
         """Confirm what is ready in one Basic.Ack (multiple when it covers several); ask the store to
@@ -301,14 +312,29 @@ class Channel:
             delivery_tag, multiple = codec.decode_ack(payload)
         except CodecError as exc:
             raise AMQPError(codec_error_code(), str(exc)) from exc
+        if self.tx is not None:
+            self.tx.hold(self, delivery_tag, multiple, "ack")
+            return
         settled = self._settle(delivery_tag, multiple)
+        self.finish_acks(settled)
+
+    def finish_acks(self, settled: list[tuple[QueuedMessage, Queue, Consumer | None]]) -> None:
+        """Acked messages leave the broker; their consumers may take more."""
         store = self.broker.store
         if store is not None:
             store.remove([entry.store_id for entry, _, _ in settled if entry.store_id])
         self._redispatch(settled)
 
     def _reject(self, delivery_tag: int, multiple: bool, requeue: bool) -> None:
-        settled = self._settle(delivery_tag, multiple)
+        if self.tx is not None:
+            self.tx.hold(self, delivery_tag, multiple, "requeue" if requeue else "reject")
+            return
+        self.finish_rejects(self._settle(delivery_tag, multiple), requeue)
+
+    def finish_rejects(
+        self, settled: list[tuple[QueuedMessage, Queue, Consumer | None]], requeue: bool
+    ) -> None:
+        """Rejected messages go back to their queues or are dead-lettered."""
         if requeue:
             self._requeue(settled)
         else:
@@ -542,6 +568,8 @@ class Channel:
 
     def confirm_select(self, m: commands.Confirm.Select) -> None:
         """Confirm.Select: publisher confirms from now on."""
+        if self.tx is not None:
+            raise AMQPError(PRECONDITION_FAILED, "cannot switch from tx to confirm mode", (85, 10))
         self.confirm = True
         if not m.nowait:
             self._reply(85, 11)
@@ -558,6 +586,8 @@ class Channel:
         """The channel closes: cancel its consumers, requeue its unacked messages as redelivered."""
         self.closing = True
         self._pending, self._props, self._parts = None, b"", []
+        if self.tx is not None:
+            self.tx.rollback(self)  # uncommitted acks: the messages are unacked again, so requeued below
         for consumer in list(self.consumers.values()):
             self._drop_consumer(consumer)
         self.consumers.clear()
@@ -598,4 +628,7 @@ _HANDLERS: dict[type, Any] = {
     commands.Basic.RecoverAsync: Channel.basic_recover,
     commands.Confirm.Select: Channel.confirm_select,
     commands.Channel.Flow: Channel.channel_flow,
+    commands.Tx.Select: tx_select,
+    commands.Tx.Commit: tx_commit,
+    commands.Tx.Rollback: tx_rollback,
 }

@@ -257,10 +257,6 @@ class Connection(asyncio.Protocol):
                     pass
                 elif isinstance(method, commands.Channel.Open):
                     raise AMQPError(CHANNEL_ERROR, "second 'channel.open' seen", (20, 10))
-                elif isinstance(method, (commands.Tx.Select, commands.Tx.Commit, commands.Tx.Rollback)):
-                    raise AMQPError(
-                        540, "transactions are not implemented by broker-sim embedded", method_ids(method)
-                    )
                 else:
                     try:
                         channel.on_method(method)
