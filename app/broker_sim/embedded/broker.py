@@ -146,6 +146,7 @@ class Broker:
         self.store.remove(dropped)
         for queue in self.queues.values():
             queue.expire()
+            queue.touch()
         return recovered
 
     def close(self) -> None:
@@ -257,6 +258,7 @@ class Broker:
             arguments,
             on_dead=self.dead_letter,
             on_drop=self.drop,
+            on_unused=self.remove_queue,
         )
 
     def queue(self, name: str, owner: object) -> Queue:

@@ -33,7 +33,7 @@ from broker_sim.embedded.errors import (
 from broker_sim.embedded.exchange import Exchange
 from broker_sim.embedded.queue import Consumer, Message, Queue, QueuedMessage
 from broker_sim.embedded.reply_to import REPLY_TO, rewrite_reply_to
-from broker_sim.embedded.routing import sender_selected
+from broker_sim.embedded.routing import amqp_type_name, sender_selected
 from broker_sim.embedded.trace import TRACE_EXCHANGE, deliver_trace, publish_trace
 from broker_sim.embedded.tx import Transaction, tx_commit, tx_rollback, tx_select
 
@@ -175,7 +175,7 @@ class Channel:
         if queues:
             now = self.connection.clock()
             for queue in queues:
-                if queue.arguments and queue.refuses_publish():
+                if queue.arguments and queue.refuses_publish(message):
                     refused = True
                     if queue.overflow == "reject-publish-dlx":
                         broker.dead_letter(queue, QueuedMessage(message), "maxlen")
@@ -426,6 +426,7 @@ class Channel:
             arguments=dict(m.arguments or {}),
         )
         self._last_queue = queue.name
+        queue.touch()  # even a passive declare counts as use on RabbitMQ
         if not m.nowait:
             self._reply(50, 11, shortstr(queue.name), long(len(queue.messages)), long(len(queue.consumers)))
 
@@ -486,11 +487,16 @@ class Channel:
                 (60, 20),
             )
         consumer = Consumer(tag, self, queue, m.no_ack, self._prefetch, m.exclusive, tag_wire=shortstr(tag))
+        priority = (m.arguments or {}).get("x-priority")
+        if priority is not None:
+            consumer.priority = consumer_priority(priority, queue.name, self.broker.vhost)
+            queue.consumer_priorities = True
         if not m.nowait:
             self._reply(60, 21, shortstr(tag))
         self.consumers[tag] = consumer
         queue.consumers.append(consumer)
         queue.ever_consumed = True
+        queue.touch()
         queue.dispatch()
 
     def _open_reply_queue(self, m: commands.Basic.Consume) -> Queue:
@@ -519,10 +525,14 @@ class Channel:
         if consumer in queue.consumers:
             queue.consumers.remove(consumer)
             self.broker.consumer_gone(queue)
+            queue.touch()
+            if queue.messages and queue.consumers:
+                queue.dispatch()  # a single active consumer's successor takes over now
 
     def basic_get(self, m: commands.Basic.Get) -> None:
         """Basic.Get: GetOk with the head message, or GetEmpty."""
         queue = self.broker.queue(self._queue_name(m.queue), self.connection)
+        queue.touch()
         entry = queue.take()
         if entry is None:
             self._reply(60, 72, shortstr(""))
@@ -601,6 +611,18 @@ class Channel:
         return method_frame(
             self.number, 20, 40, short(error.code), reply_text(error.text), short(class_id), short(method_id)
         )
+
+
+def consumer_priority(value: object, queue: str, vhost: str) -> int:
+    """``x-priority`` of Basic.Consume: an integer, else 406 as on RabbitMQ."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise AMQPError(
+            PRECONDITION_FAILED,
+            f"invalid arg 'x-priority' for queue '{queue}' in vhost '{vhost}': "
+            f"{{unacceptable_type,{amqp_type_name(value)}}}",
+            (60, 20),
+        )
+    return value
 
 
 def codec_error_code() -> int:
