@@ -31,6 +31,7 @@ from broker_sim.embedded.errors import (
 )
 from broker_sim.embedded.exchange import EXCHANGE_TYPES, Binding, Exchange
 from broker_sim.embedded.queue import Message, Queue, QueuedMessage
+from broker_sim.embedded.quorum import check_queue_type, quorum_delete_refused
 from broker_sim.embedded.reply_to import DirectReplyTo
 from broker_sim.embedded.routing import (
     amqp_type_name,
@@ -307,6 +308,14 @@ class Broker:
                     )
             return existing
         self._check_queue_args(name, arguments)
+        check_queue_type(
+            name,
+            self.vhost,
+            durable=durable,
+            exclusive=exclusive,
+            auto_delete=auto_delete,
+            arguments=arguments,
+        )
         queue = self._new_queue(name, durable, owner if exclusive else None, auto_delete, arguments)
         self.queues[name] = queue
         if durable and not exclusive and self.store is not None:
@@ -348,6 +357,8 @@ class Broker:
             return 0
         if queue.exclusive_owner is not None and queue.exclusive_owner is not owner:
             raise _locked(name, self.vhost)
+        if queue.quorum and (if_empty or if_unused):
+            raise quorum_delete_refused(name, self.vhost, "if-empty" if if_empty else "if-unused")
         if if_unused and queue.consumers:
             raise AMQPError(PRECONDITION_FAILED, f"queue '{name}' in vhost '{self.vhost}' in use")
         if if_empty and queue.messages:

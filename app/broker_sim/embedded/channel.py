@@ -32,6 +32,7 @@ from broker_sim.embedded.errors import (
 )
 from broker_sim.embedded.exchange import Exchange
 from broker_sim.embedded.queue import Consumer, Message, Queue, QueuedMessage
+from broker_sim.embedded.quorum import delivery_limit, global_qos_refused, with_delivery_count
 from broker_sim.embedded.reply_to import REPLY_TO, rewrite_reply_to
 from broker_sim.embedded.routing import amqp_type_name, sender_selected
 from broker_sim.embedded.trace import TRACE_EXCHANGE, deliver_trace, publish_trace
@@ -247,7 +248,11 @@ class Channel:
                 tag,
                 entry.redelivered,
                 message.wire_address(),
-                message.props,
+                # RabbitMQ adds x-delivery-count to a consumer's delivery once it is above 0 (a Basic.Get
+                # always carries it).
+                with_delivery_count(message.props, entry.delivery_count)
+                if queue.quorum and entry.delivery_count
+                else message.props,
                 message.body,
                 self.connection.frame_max,
             )
@@ -343,6 +348,7 @@ class Channel:
             self._redispatch(settled)
 
     def _requeue(self, settled: list[tuple[QueuedMessage, Queue, Consumer | None]]) -> None:
+        settled = self._count_returns(settled)
         by_queue: dict[Queue, list[QueuedMessage]] = {}
         for entry, queue, _ in settled:
             if queue.deleted:
@@ -351,6 +357,25 @@ class Channel:
                 by_queue.setdefault(queue, []).append(entry)
         for queue, entries in by_queue.items():
             queue.requeue(entries)
+
+    def _count_returns(
+        self, settled: list[tuple[QueuedMessage, Queue, Consumer | None]]
+    ) -> list[tuple[QueuedMessage, Queue, Consumer | None]]:
+        # A quorum queue counts every return (nack, reject, recover, channel closed); past
+        # x-delivery-limit the message is dead-lettered instead of requeued.
+        if not any(queue.quorum for _, queue, _ in settled):
+            return settled
+        returned = []
+        for item in settled:
+            entry, queue, _ = item
+            if queue.quorum and not queue.deleted:
+                entry.delivery_count += 1
+                limit = delivery_limit(queue.arguments)
+                if limit is not None and entry.delivery_count > limit and queue.on_dead is not None:
+                    queue.on_dead(queue, entry, "delivery_limit")
+                    continue
+            returned.append(item)
+        return returned
 
     def _redispatch(self, settled: list[tuple[QueuedMessage, Queue, Consumer | None]]) -> None:
         for queue in {id(q): q for _, q, _ in settled}.values():
@@ -480,6 +505,8 @@ class Channel:
         tag = m.consumer_tag or "amq.ctag-" + base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
         if tag in self.consumers:
             raise AMQPError(NOT_ALLOWED, f"attempt to reuse consumer tag '{tag}'", (60, 20))
+        if queue.quorum and self._prefetch_global:
+            raise global_qos_refused(queue.name, self.broker.vhost)
         if queue.consumers and (m.exclusive or any(c.exclusive for c in queue.consumers)):
             raise AMQPError(
                 ACCESS_REFUSED,
@@ -548,7 +575,7 @@ class Channel:
                 message.exchange,
                 message.routing_key,
                 len(queue.messages),
-                message.props,
+                with_delivery_count(message.props, entry.delivery_count) if queue.quorum else message.props,
                 message.body,
                 self.connection.frame_max,
             )

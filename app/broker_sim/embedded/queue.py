@@ -76,6 +76,7 @@ class QueuedMessage:
     store_id: int = 0
     redelivered: bool = False
     expires_at: float | None = None
+    delivery_count: int = 0  # returns by nack / reject with requeue (quorum queues' x-delivery-count)
 
 
 class Deliverer(Protocol):
@@ -137,12 +138,14 @@ class Queue:
     on_unused: Callable[[Queue], object] | None = None  # x-expires ran out: delete the queue
     _next: int = 0
     consumer_priorities: bool = False  # set once a consumer with x-priority arrives
+    quorum: bool = False  # x-queue-type=quorum: x-delivery-count, x-delivery-limit
     _dispatching: bool = False
     _timer: asyncio.TimerHandle | None = None
     _timer_at: float = 0.0
     _unused_timer: asyncio.TimerHandle | None = None
 
     def __post_init__(self) -> None:
+        self.quorum = self.arguments.get("x-queue-type") == "quorum"
         max_priority = self.arguments.get("x-max-priority")
         if isinstance(max_priority, int) or isinstance(self.arguments.get("x-max-length-bytes"), int):
             self.messages = PriorityMessages(max_priority if isinstance(max_priority, int) else 0)
