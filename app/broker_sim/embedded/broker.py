@@ -187,13 +187,13 @@ class Broker:
         arguments: dict[str, Any],
     ) -> Exchange:
         """Exchange.Declare with RabbitMQ's checks (403 for ``amq.*``, 404 passive, 406 inequivalent)."""
+        if name == "":  # even a passive declare, as on RabbitMQ
+            raise AMQPError(ACCESS_REFUSED, "operation not permitted on the default exchange")
         existing = self.exchanges.get(name)
         if passive:
             if existing is None:
                 raise not_found("exchange", name, self.vhost)
             return existing
-        if name == "":
-            raise AMQPError(ACCESS_REFUSED, "operation not permitted on the default exchange")
         if kind not in EXCHANGE_TYPES:
             raise AMQPError(COMMAND_INVALID, f"unknown exchange type '{kind}'")
         check_alternate_argument(name, self.vhost, arguments)

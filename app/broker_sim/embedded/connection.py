@@ -274,9 +274,13 @@ class Connection(asyncio.Protocol):
         channel.teardown()
 
     def _open_channel(self, number: int) -> None:
-        if number > self.channel_max:
+        # RabbitMQ 3.10 limits how many channels are open, not their numbers (channel 65535 opens).
+        if len(self.channels) >= self.channel_max:
             raise AMQPError(
-                NOT_ALLOWED, f"channel number {number} exceeds channel_max {self.channel_max}", (20, 10)
+                NOT_ALLOWED,
+                f"number of channels opened ({len(self.channels)}) has reached the negotiated channel_max "
+                f"({self.channel_max})",
+                (20, 10),
             )
         self.channels[number] = Channel(self, number)
         self.send(method_frame(number, 20, 11, longstr(b"")))
