@@ -19,7 +19,13 @@ import threading
 from pathlib import Path
 from urllib.parse import quote
 
-from broker_sim.embedded.main import DEFAULT_USER, PASSWORD_ENV, READY_PREFIX, WATCH_STDIN_ENV
+from broker_sim.embedded.main import (
+    DEFAULT_USER,
+    MANAGEMENT_PREFIX,
+    PASSWORD_ENV,
+    READY_PREFIX,
+    WATCH_STDIN_ENV,
+)
 
 START_TIMEOUT = 30.0
 
@@ -45,8 +51,12 @@ class EmbeddedBroker:
         password: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        management: bool = False,
     ) -> None:
         self.data_dir = data_dir
+        # With ``management``, the child serves the read-only management API; its port (0 until the
+        # first start) is kept across restarts like the AMQP port.
+        self.management_port: int | None = 0 if management else None
         self.user = user
         self.password = password or secrets.token_urlsafe(12)
         self.host = host
@@ -109,6 +119,8 @@ class EmbeddedBroker:
             "--user",
             self.user,
         ]
+        if self.management_port is not None:
+            command += ["--management-port", str(self.management_port)]
         env = {**os.environ, PASSWORD_ENV: self.password, WATCH_STDIN_ENV: "1"}
         log = open(self.data_dir / "broker.log", "a")  # noqa: SIM115 - the child owns it from here
         try:
@@ -129,6 +141,8 @@ class EmbeddedBroker:
         try:
             assert process.stdout is not None
             for line in process.stdout:
+                if line.startswith(MANAGEMENT_PREFIX):
+                    self.management_port = int(line.rsplit(":", 1)[1].split("/", 1)[0])
                 if line.startswith(READY_PREFIX):
                     self.port = int(line.rsplit(":", 1)[1].strip().rstrip("/"))
                     break

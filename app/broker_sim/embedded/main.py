@@ -21,6 +21,7 @@ WATCH_STDIN_ENV = "BROKER_SIM_BROKER_WATCH_STDIN"
 """Set by the launcher: the broker exits when its parent's end of stdin closes (the parent died)."""
 DEFAULT_USER = "broker-sim"
 READY_PREFIX = "broker-sim embedded broker listening on "
+MANAGEMENT_PREFIX = "management API (read-only, loopback): "
 
 
 def default_data_dir() -> Path:
@@ -42,6 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--user", default=DEFAULT_USER, help=f"the user clients log in as (default {DEFAULT_USER})"
+    )
+    parser.add_argument(
+        "--management-port",
+        type=int,
+        default=None,
+        help="serve the read-only management API (HTTP, loopback only) on this port; 0 picks one "
+        "(default: off)",
     )
     parser.add_argument(
         "--password",
@@ -76,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
     data_dir: Path = args.data_dir or default_data_dir()
     password, source = _password(args.password, data_dir)
     try:
-        return asyncio.run(_serve(args.host, args.port, data_dir, args.user, password, source))
+        return asyncio.run(
+            _serve(args.host, args.port, data_dir, args.user, password, source, args.management_port)
+        )
     except StoreLocked as exc:
         print(f"broker-sim broker: {exc}", file=sys.stderr)
         return 1
@@ -88,8 +98,12 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
-async def _serve(host: str, port: int, data_dir: Path, user: str, password: str, source: str) -> int:
-    server = Server({user: password}, host=host, port=port, data_dir=data_dir)
+async def _serve(
+    host: str, port: int, data_dir: Path, user: str, password: str, source: str, management_port: int | None
+) -> int:
+    server = Server(
+        {user: password}, host=host, port=port, data_dir=data_dir, management_port=management_port
+    )
     await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -98,6 +112,9 @@ async def _serve(host: str, port: int, data_dir: Path, user: str, password: str,
     if os.environ.get(WATCH_STDIN_ENV):
         _watch_stdin(loop, stop)
     shown_host = f"[{host}]" if ":" in host else host
+    if server.management is not None:
+        # Printed before the ready line: a launcher reading the ready line has the port by then.
+        print(f"{MANAGEMENT_PREFIX}http://127.0.0.1:{server.management.port}/api/", flush=True)
     print(f"{READY_PREFIX}amqp://{user}:****@{shown_host}:{server.port}/", flush=True)
     print(f"password: {source}", flush=True)
     print(f"data dir: {data_dir} ({server.recovered} persistent messages recovered)", flush=True)
