@@ -67,6 +67,7 @@ EQUIVALENT_QUEUE_ARGS = (
     "x-queue-type",
     "x-single-active-consumer",
 )
+DEFAULT_CONSUMER_TIMEOUT_MS = 1_800_000  # 30 minutes, RabbitMQ 3.10's default
 OVERFLOW_MODES = ("drop-head", "reject-publish", "reject-publish-dlx")
 INTEGER_QUEUE_ARGS = ("x-message-ttl", "x-expires", "x-max-length", "x-max-length-bytes", "x-max-priority")
 
@@ -95,6 +96,8 @@ class Broker:
         self.queues: dict[str, Queue] = {}
         self.store = Store(data_dir) if data_dir is not None else None
         self.replies = DirectReplyTo()
+        # RabbitMQ 3.10's consumer_timeout: a delivery unacked longer closes its channel (406).
+        self.consumer_timeout_ms = DEFAULT_CONSUMER_TIMEOUT_MS
 
     # --- lifecycle ------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ exchanges and queues."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 from collections import deque
@@ -62,6 +63,10 @@ class Channel:
         self._nacked: set[int] = set()  # publishes refused by a queue (x-overflow reject-publish)
         self.reply_queue: Queue | None = None  # this channel's direct reply-to queue, while consuming
         self.tx: Transaction | None = None  # after Tx.Select: publishes and acks held until commit
+        # (delivery tag, when) of deliveries awaiting an ack, oldest first, for consumer_timeout; entries
+        # already acked are skipped lazily, so the ack path does not pay for it.
+        self._delivered_at: deque[tuple[int, float]] = deque()
+        self._timeout_timer: asyncio.TimerHandle | None = None
         self.consumers: dict[str, Consumer] = {}
         self.unacked: dict[int, tuple[QueuedMessage, Queue, Consumer | None]] = {}
         self._next_tag = 1
@@ -263,6 +268,7 @@ class Channel:
             self.unacked[tag] = (entry, queue, consumer)
             consumer.unacked += 1
             self._global_unacked += 1
+            self._watch_ack(tag)
         if self.connection.tracing():
             self._trace_delivery(message, queue, entry.redelivered)
 
@@ -279,6 +285,39 @@ class Channel:
                     self.connection.user,
                 )
             )
+
+    def _watch_ack(self, tag: int) -> None:
+        self._delivered_at.append((tag, self.connection.clock()))
+        if self._timeout_timer is None:
+            self._arm_timeout()
+
+    def _arm_timeout(self) -> None:
+        # Checked at a quarter of the timeout (at most each minute, as RabbitMQ's channel tick).
+        interval = min(self.broker.consumer_timeout_ms / 4000, 60.0)
+        self._timeout_timer = asyncio.get_running_loop().call_later(interval, self._check_timeout)
+
+    def _check_timeout(self) -> None:
+        self._timeout_timer = None
+        if self.closing:
+            return
+        pending = self._delivered_at
+        while pending and pending[0][0] not in self.unacked:
+            pending.popleft()
+        if not pending:
+            return
+        timeout = self.broker.consumer_timeout_ms
+        if (self.connection.clock() - pending[0][1]) * 1000 > timeout:
+            self.connection.channel_failed(
+                self,
+                AMQPError(
+                    PRECONDITION_FAILED,
+                    f"delivery acknowledgement on channel {self.number} timed out. Timeout value used: "
+                    f"{timeout} ms. This timeout value can be configured, see consumers doc guide to "
+                    "learn more",
+                ),
+            )
+            return
+        self._arm_timeout()
 
     def cancel_from_broker(self, consumer: Consumer) -> None:
         """The queue was deleted: Basic.Cancel to the client (it advertised consumer_cancel_notify)."""
@@ -584,6 +623,7 @@ class Channel:
             self.broker.drop(entry)
         else:
             self.unacked[tag] = (entry, queue, None)
+            self._watch_ack(tag)
         if self.connection.tracing():
             self._trace_delivery(message, queue, entry.redelivered)
 

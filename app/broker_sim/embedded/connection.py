@@ -267,6 +267,10 @@ class Connection(asyncio.Protocol):
         except AMQPError as error:
             self._channel_error(channel, error)
 
+    def channel_failed(self, channel: Channel, error: AMQPError) -> None:
+        """The broker closes a channel on its own (consumer_timeout): Channel.Close, requeue, send now."""
+        self._channel_error(channel, error)
+
     def _channel_error(self, channel: Channel, error: AMQPError) -> None:
         if error.closes_connection:
             raise error

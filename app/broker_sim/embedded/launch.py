@@ -52,11 +52,13 @@ class EmbeddedBroker:
         host: str = "127.0.0.1",
         port: int = 0,
         management: bool = False,
+        consumer_timeout_ms: int | None = None,
     ) -> None:
         self.data_dir = data_dir
         # With ``management``, the child serves the read-only management API; its port (0 until the
         # first start) is kept across restarts like the AMQP port.
         self.management_port: int | None = 0 if management else None
+        self.consumer_timeout_ms = consumer_timeout_ms
         self.user = user
         self.password = password or secrets.token_urlsafe(12)
         self.host = host
@@ -121,6 +123,8 @@ class EmbeddedBroker:
         ]
         if self.management_port is not None:
             command += ["--management-port", str(self.management_port)]
+        if self.consumer_timeout_ms is not None:
+            command += ["--consumer-timeout", str(self.consumer_timeout_ms)]
         env = {**os.environ, PASSWORD_ENV: self.password, WATCH_STDIN_ENV: "1"}
         log = open(self.data_dir / "broker.log", "a")  # noqa: SIM115 - the child owns it from here
         try:

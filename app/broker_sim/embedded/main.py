@@ -45,6 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--user", default=DEFAULT_USER, help=f"the user clients log in as (default {DEFAULT_USER})"
     )
     parser.add_argument(
+        "--consumer-timeout",
+        type=int,
+        default=None,
+        metavar="MS",
+        help="close a channel holding a delivery unacked longer than this "
+        "(default 1800000, as RabbitMQ 3.10)",
+    )
+    parser.add_argument(
         "--management-port",
         type=int,
         default=None,
@@ -85,7 +93,16 @@ def run(args: argparse.Namespace) -> int:
     password, source = _password(args.password, data_dir)
     try:
         return asyncio.run(
-            _serve(args.host, args.port, data_dir, args.user, password, source, args.management_port)
+            _serve(
+                args.host,
+                args.port,
+                data_dir,
+                args.user,
+                password,
+                source,
+                args.management_port,
+                args.consumer_timeout,
+            )
         )
     except StoreLocked as exc:
         print(f"broker-sim broker: {exc}", file=sys.stderr)
@@ -99,10 +116,22 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(
-    host: str, port: int, data_dir: Path, user: str, password: str, source: str, management_port: int | None
+    host: str,
+    port: int,
+    data_dir: Path,
+    user: str,
+    password: str,
+    source: str,
+    management_port: int | None,
+    consumer_timeout_ms: int | None,
 ) -> int:
     server = Server(
-        {user: password}, host=host, port=port, data_dir=data_dir, management_port=management_port
+        {user: password},
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        management_port=management_port,
+        consumer_timeout_ms=consumer_timeout_ms,
     )
     await server.start()
     stop = asyncio.Event()

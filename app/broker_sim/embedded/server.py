@@ -27,10 +27,13 @@ class Server:
         data_dir: Path | None = None,
         vhost: str = "/",
         management_port: int | None = None,
+        consumer_timeout_ms: int | None = None,
     ) -> None:
         if not users:
             raise ValueError("the embedded broker needs at least one user: it never runs open")
         self.broker = Broker(users, vhost, data_dir)
+        if consumer_timeout_ms is not None:
+            self.broker.consumer_timeout_ms = consumer_timeout_ms
         self.host = host
         self.port = port
         self.connections: set[Connection] = set()
