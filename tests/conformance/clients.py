@@ -7,7 +7,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractConnection,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    Arguments,
+)
 
 DEADLINE = 10.0
 
@@ -56,10 +62,10 @@ class Inbox:
         return self.messages
 
 
-async def consume(queue: AbstractQueue, no_ack: bool = False) -> Inbox:
-    """Start consuming into an :class:`Inbox`."""
+async def consume(queue: AbstractQueue, no_ack: bool = False, arguments: Arguments = None) -> Inbox:
+    """Start consuming into an :class:`Inbox` (``arguments``: Basic.Consume's, e.g. ``x-priority``)."""
     inbox = Inbox()
-    await queue.consume(inbox.on_message, no_ack=no_ack)
+    await queue.consume(inbox.on_message, no_ack=no_ack, arguments=arguments)
     return inbox
 
 

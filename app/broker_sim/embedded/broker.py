@@ -32,6 +32,14 @@ from broker_sim.embedded.errors import (
 from broker_sim.embedded.exchange import EXCHANGE_TYPES, Binding, Exchange
 from broker_sim.embedded.faults import Faults
 from broker_sim.embedded.queue import Message, Queue, QueuedMessage
+from broker_sim.embedded.quorum import check_queue_type, quorum_delete_refused
+from broker_sim.embedded.reply_to import DirectReplyTo
+from broker_sim.embedded.routing import (
+    amqp_type_name,
+    check_alternate_argument,
+    needs_graph,
+    route_graph,
+)
 from broker_sim.embedded.store import Store
 from broker_sim.embedded.trace import TRACE_EXCHANGE
 
@@ -60,6 +68,8 @@ EQUIVALENT_QUEUE_ARGS = (
     "x-queue-type",
     "x-single-active-consumer",
 )
+DEFAULT_CONSUMER_TIMEOUT_MS = 1_800_000  # 30 minutes, RabbitMQ 3.10's default
+OVERFLOW_MODES = ("drop-head", "reject-publish", "reject-publish-dlx")
 INTEGER_QUEUE_ARGS = ("x-message-ttl", "x-expires", "x-max-length", "x-max-length-bytes", "x-max-priority")
 
 
@@ -92,6 +102,9 @@ class Broker:
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
         self.store = Store(data_dir, faults) if data_dir is not None else None
+        self.replies = DirectReplyTo()
+        # RabbitMQ 3.10's consumer_timeout: a delivery unacked longer closes its channel (406).
+        self.consumer_timeout_ms = DEFAULT_CONSUMER_TIMEOUT_MS
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -118,6 +131,12 @@ class Broker:
             )
         for entry in state.bindings.values():
             exchange = self.exchanges.get(entry["exchange"])
+            if entry.get("destination_type") == "exchange":
+                if exchange is not None and entry["queue"] in self.exchanges:
+                    exchange.bind_exchange(
+                        Binding(entry["queue"], entry["routing_key"], _frozen(entry.get("arguments") or {}))
+                    )
+                continue
             if exchange is not None and entry["queue"] in self.queues:
                 exchange.bind(
                     Binding(entry["queue"], entry["routing_key"], _frozen(entry.get("arguments") or {}))
@@ -138,6 +157,7 @@ class Broker:
         self.store.remove(dropped)
         for queue in self.queues.values():
             queue.expire()
+            queue.touch()
         return recovered
 
     async def close(self) -> None:
@@ -158,6 +178,11 @@ class Broker:
                 bound = self.queues.get(binding.queue)
                 if exchange.durable and bound is not None and bound.durable and not bound.exclusive:
                     yield Store.topology_record(records.BIND, _binding_entry(exchange.name, binding))
+            for binding in exchange.forward.bindings if exchange.forward is not None else ():
+                if self._durable_exchange_binding(exchange.name, binding.queue):
+                    yield Store.topology_record(
+                        records.BIND, _binding_entry(exchange.name, binding, to_exchange=True)
+                    )
 
     # --- exchanges ------------------------------------------------------------------------------
 
@@ -173,15 +198,16 @@ class Broker:
         arguments: dict[str, Any],
     ) -> Exchange:
         """Exchange.Declare with RabbitMQ's checks (403 for ``amq.*``, 404 passive, 406 inequivalent)."""
+        if name == "":  # even a passive declare, as on RabbitMQ
+            raise AMQPError(ACCESS_REFUSED, "operation not permitted on the default exchange")
         existing = self.exchanges.get(name)
         if passive:
             if existing is None:
                 raise not_found("exchange", name, self.vhost)
             return existing
-        if name == "":
-            raise AMQPError(ACCESS_REFUSED, "operation not permitted on the default exchange")
         if kind not in EXCHANGE_TYPES:
             raise AMQPError(COMMAND_INVALID, f"unknown exchange type '{kind}'")
+        check_alternate_argument(name, self.vhost, arguments)
         if existing is None:
             if name.startswith("amq."):
                 raise AMQPError(ACCESS_REFUSED, f"exchange name '{name}' contains reserved prefix 'amq.*'")
@@ -212,11 +238,12 @@ class Broker:
         exchange = self.exchanges.get(name)
         if exchange is None:
             return
-        if if_unused and exchange.bindings:
+        if if_unused and exchange.in_use():
             raise AMQPError(PRECONDITION_FAILED, f"exchange '{name}' in vhost '{self.vhost}' in use")
         del self.exchanges[name]
         if exchange.durable and self.store is not None:
             self.store.log_topology(records.EXCHANGE_DELETE, {"name": name})
+        self._exchange_gone(name)
 
     def exchange_for_publish(self, name: str) -> Exchange:
         """The exchange a Basic.Publish names, or the channel error RabbitMQ gives."""
@@ -243,6 +270,7 @@ class Broker:
             arguments,
             on_dead=self.dead_letter,
             on_drop=self.drop,
+            on_unused=self.remove_queue,
         )
 
     def queue(self, name: str, owner: object) -> Queue:
@@ -291,6 +319,14 @@ class Broker:
                     )
             return existing
         self._check_queue_args(name, arguments)
+        check_queue_type(
+            name,
+            self.vhost,
+            durable=durable,
+            exclusive=exclusive,
+            auto_delete=auto_delete,
+            arguments=arguments,
+        )
         queue = self._new_queue(name, durable, owner if exclusive else None, auto_delete, arguments)
         self.queues[name] = queue
         if durable and not exclusive and self.store is not None:
@@ -311,6 +347,14 @@ class Broker:
                 raise AMQPError(
                     PRECONDITION_FAILED, f"invalid arg '{arg}' {where}: {{value_negative,{value}}}"
                 )
+        overflow = arguments.get("x-overflow")
+        if overflow is not None and not isinstance(overflow, str):
+            raise AMQPError(
+                PRECONDITION_FAILED,
+                f"invalid arg 'x-overflow' {where}: {{unacceptable_type,{amqp_type_name(overflow)}}}",
+            )
+        if overflow is not None and overflow not in OVERFLOW_MODES:
+            raise AMQPError(PRECONDITION_FAILED, f"invalid arg 'x-overflow' {where}: invalid_overflow")
         if "x-dead-letter-routing-key" in arguments and "x-dead-letter-exchange" not in arguments:
             raise AMQPError(
                 PRECONDITION_FAILED,
@@ -324,6 +368,8 @@ class Broker:
             return 0
         if queue.exclusive_owner is not None and queue.exclusive_owner is not owner:
             raise _locked(name, self.vhost)
+        if queue.quorum and (if_empty or if_unused):
+            raise quorum_delete_refused(name, self.vhost, "if-empty" if if_empty else "if-unused")
         if if_unused and queue.consumers:
             raise AMQPError(PRECONDITION_FAILED, f"queue '{name}' in vhost '{self.vhost}' in use")
         if if_empty and queue.messages:
@@ -398,20 +444,79 @@ class Broker:
             self._maybe_auto_delete(exchange)
 
     def _maybe_auto_delete(self, exchange: Exchange) -> None:
-        if exchange.auto_delete and not exchange.bindings and self.exchanges.get(exchange.name) is exchange:
+        if exchange.auto_delete and not exchange.in_use() and self.exchanges.get(exchange.name) is exchange:
             del self.exchanges[exchange.name]
             if exchange.durable and self.store is not None:
                 self.store.log_topology(records.EXCHANGE_DELETE, {"name": exchange.name})
+            self._exchange_gone(exchange.name)
+
+    # --- exchange-to-exchange bindings ------------------------------------------------------------
+
+    def _exchange_ends(self, destination: str, source: str) -> tuple[Exchange, Exchange]:
+        """Source and destination of Exchange.Bind (403 for the default exchange, 404 when missing)."""
+        if destination == "" or source == "":
+            raise AMQPError(ACCESS_REFUSED, "operation not permitted on the default exchange")
+        found = self.exchanges.get(source)
+        if found is None:
+            raise not_found("exchange", source, self.vhost)
+        target = self.exchanges.get(destination)
+        if target is None:
+            raise not_found("exchange", destination, self.vhost)
+        return found, target
+
+    def bind_exchange(
+        self, destination: str, source: str, routing_key: str, arguments: dict[str, Any]
+    ) -> None:
+        """Exchange.Bind: messages ``source`` routes with this key go on to ``destination``."""
+        found, _ = self._exchange_ends(destination, source)
+        binding = Binding(destination, routing_key, _frozen(arguments))
+        if found.bind_exchange(binding) and self._durable_exchange_binding(source, destination):
+            assert self.store is not None
+            self.store.log_topology(records.BIND, _binding_entry(source, binding, to_exchange=True))
+
+    def unbind_exchange(
+        self, destination: str, source: str, routing_key: str, arguments: dict[str, Any]
+    ) -> None:
+        """Exchange.Unbind; as on RabbitMQ, a binding or exchange that is not there is fine."""
+        if "" in (destination, source):
+            raise AMQPError(ACCESS_REFUSED, "operation not permitted on the default exchange")
+        found = self.exchanges.get(source)
+        if found is None:
+            return
+        binding = Binding(destination, routing_key, _frozen(arguments))
+        if found.unbind_exchange(binding):
+            if self._durable_exchange_binding(source, destination):
+                assert self.store is not None
+                self.store.log_topology(records.UNBIND, _binding_entry(source, binding, to_exchange=True))
+            self._maybe_auto_delete(found)
+
+    def _durable_exchange_binding(self, source: str, destination: str) -> bool:
+        ends = (self.exchanges.get(source), self.exchanges.get(destination))
+        return self.store is not None and all(e is not None and e.durable for e in ends)
+
+    def _exchange_gone(self, name: str) -> None:
+        # Bindings to a deleted exchange go with it (their store records with the exchange's).
+        for exchange in list(self.exchanges.values()):
+            if exchange.unbind_destination_exchange(name):
+                self._maybe_auto_delete(exchange)
 
     # --- messages -------------------------------------------------------------------------------
 
     def route(self, exchange: Exchange, message: Message) -> list[Queue]:
         """The queues a message goes to (the default exchange routes by queue name)."""
-        if exchange.name == "":
-            queue = self.queues.get(message.routing_key)
-            return [] if queue is None else [queue]
-        headers = message.headers() if exchange.type == "headers" else None
         queues = self.queues
+        if exchange.name == "":
+            if message.cc:
+                found = [queues.get(n) or self.replies.queue(n) for n in (message.routing_key, *message.cc)]
+                return list({id(q): q for q in found if q is not None}.values())
+            queue = queues.get(message.routing_key) or self.replies.queue(message.routing_key)
+            return [] if queue is None else [queue]
+        if message.cc or needs_graph(exchange):
+            keys = (message.routing_key, *message.cc)
+            # Any exchange down the chain may be a headers exchange.
+            routed = route_graph(self.exchanges, exchange, keys, message.headers())
+            return [queues[name] for name in routed if name in queues]
+        headers = message.headers() if exchange.type == "headers" else None
         return [queues[name] for name in exchange.route(message.routing_key, headers) if name in queues]
 
     def enqueue(self, queue: Queue, message: Message, now: float) -> bool:
@@ -539,13 +644,16 @@ def _queue_entry(queue: Queue) -> dict[str, Any]:
     return {"name": queue.name, "auto_delete": queue.auto_delete, "arguments": queue.arguments}
 
 
-def _binding_entry(exchange: str, binding: Binding) -> dict[str, Any]:
-    return {
+def _binding_entry(exchange: str, binding: Binding, *, to_exchange: bool = False) -> dict[str, Any]:
+    entry = {
         "exchange": exchange,
         "queue": binding.queue,
         "routing_key": binding.routing_key,
         "arguments": _thawed(binding.arguments),
     }
+    if to_exchange:
+        entry["destination_type"] = "exchange"
+    return entry
 
 
 __all__ = ["Broker", "decode_table"]

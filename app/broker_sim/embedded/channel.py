@@ -3,6 +3,7 @@ exchanges and queues."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 from collections import deque
@@ -32,7 +33,11 @@ from broker_sim.embedded.errors import (
 )
 from broker_sim.embedded.exchange import Exchange
 from broker_sim.embedded.queue import Consumer, Message, Queue, QueuedMessage
+from broker_sim.embedded.quorum import delivery_limit, global_qos_refused, with_delivery_count
+from broker_sim.embedded.reply_to import REPLY_TO, rewrite_reply_to
+from broker_sim.embedded.routing import amqp_type_name, sender_selected
 from broker_sim.embedded.trace import TRACE_EXCHANGE, deliver_trace, publish_trace
+from broker_sim.embedded.tx import Transaction, tx_commit, tx_rollback, tx_select
 
 if TYPE_CHECKING:
     from broker_sim.embedded.connection import Connection
@@ -55,6 +60,13 @@ class Channel:
         self._acked_upto = 0  # highest publish seq confirmed to the client
         self._waiting: deque[tuple[int, int]] = deque()  # (seq, store mark) waiting for an fsync
         self._sync_asked = 0
+        self._nacked: set[int] = set()  # publishes refused by a queue (x-overflow reject-publish)
+        self.reply_queue: Queue | None = None  # this channel's direct reply-to queue, while consuming
+        self.tx: Transaction | None = None  # after Tx.Select: publishes and acks held until commit
+        # (delivery tag, when) of deliveries awaiting an ack, oldest first, for consumer_timeout; entries
+        # already acked are skipped lazily, so the ack path does not pay for it.
+        self._delivered_at: deque[tuple[int, float]] = deque()
+        self._timeout_timer: asyncio.TimerHandle | None = None
         self.consumers: dict[str, Consumer] = {}
         self.unacked: dict[int, tuple[QueuedMessage, Queue, Consumer | None]] = {}
         self._next_tag = 1
@@ -125,10 +137,33 @@ class Channel:
         exchange, routing_key, mandatory = self._pending
         props = self._props
         self._pending, self._props = None, b""
+        cc, props = sender_selected(props)
+        props = rewrite_reply_to(props, self.reply_queue)
         try:
             message = Message.published(exchange.name, routing_key, props, body)
         except CodecError as exc:
             raise AMQPError(PRECONDITION_FAILED, str(exc), (60, 40)) from exc
+        message.cc = cc
+        if self.tx is not None:
+            self.tx.publishes.append((exchange, message, mandatory))
+            return
+        persisted, refused = self.route_publish(exchange, message, mandatory)
+        if self.confirm:
+            self._publish_seq += 1
+            seq = self._publish_seq
+            if refused:
+                self._nacked.add(seq)  # RabbitMQ nacks even when other queues took the message
+            if persisted and self.broker.store is not None:
+                self._waiting.append((seq, self.broker.store.appended))
+            elif self._waiting:
+                self._waiting.append((seq, 0))
+            else:
+                self._ready_upto = seq
+            self.connection.confirms_due(self)
+
+    def route_publish(self, exchange: Exchange, message: Message, mandatory: bool) -> tuple[bool, bool]:
+        """Route a published message into its queues (or return it); (written to the store, refused by a
+        full ``reject-publish`` queue)."""
         broker = self.broker
         queues = broker.route(exchange, message)
         if self.connection.tracing():
@@ -142,10 +177,15 @@ class Channel:
                     self.connection.user,
                 )
             )
-        persisted = False
+        persisted = refused = False
         if queues:
             now = self.connection.clock()
             for queue in queues:
+                if queue.arguments and queue.refuses_publish(message):
+                    refused = True
+                    if queue.overflow == "reject-publish-dlx":
+                        broker.dead_letter(queue, QueuedMessage(message), "maxlen")
+                    continue
                 persisted = broker.enqueue(queue, message, now) or persisted
         elif mandatory:
             self.connection.send_many(
@@ -154,22 +194,13 @@ class Channel:
                     312,
                     "NO_ROUTE",
                     exchange.name,
-                    routing_key,
-                    props,
-                    body,
+                    message.routing_key,
+                    message.props,
+                    message.body,
                     self.connection.frame_max,
                 )
             )
-        if self.confirm:
-            self._publish_seq += 1
-            seq = self._publish_seq
-            if persisted and broker.store is not None:
-                self._waiting.append((seq, broker.store.appended))
-            elif self._waiting:
-                self._waiting.append((seq, 0))
-            else:
-                self._ready_upto = seq
-            self.connection.confirms_due(self)
+        return persisted, refused
 
     def send_confirms(self) -> None:
         """Confirm what is ready in one Basic.Ack (multiple when it covers several); ask the store to
@@ -180,6 +211,15 @@ class Channel:
             if mark > self._sync_asked:
                 self._sync_asked = mark
                 store.when_synced(mark, self._on_synced)
+        if self._nacked and not self.closing:
+            for seq in sorted(n for n in self._nacked if n <= self._ready_upto):
+                if seq - 1 > self._acked_upto:
+                    self.connection.send(
+                        codec.ack_frame(self.number, seq - 1, seq - 1 - self._acked_upto > 1)
+                    )
+                self.connection.send(codec.nack_frame(self.number, seq, False))
+                self._acked_upto = seq
+                self._nacked.discard(seq)
         if self._ready_upto > self._acked_upto and not self.closing:
             multiple = self._ready_upto - self._acked_upto > 1
             self.connection.send(codec.ack_frame(self.number, self._ready_upto, multiple))
@@ -232,7 +272,11 @@ class Channel:
                 tag,
                 entry.redelivered,
                 message.wire_address(),
-                message.props,
+                # RabbitMQ adds x-delivery-count to a consumer's delivery once it is above 0 (a Basic.Get
+                # always carries it).
+                with_delivery_count(message.props, entry.delivery_count)
+                if queue.quorum and entry.delivery_count
+                else message.props,
                 message.body,
                 self.connection.frame_max,
             )
@@ -243,6 +287,7 @@ class Channel:
             self.unacked[tag] = (entry, queue, consumer)
             consumer.unacked += 1
             self._global_unacked += 1
+            self._watch_ack(tag)
         if self.connection.tracing():
             self._trace_delivery(message, queue, entry.redelivered)
 
@@ -259,6 +304,39 @@ class Channel:
                     self.connection.user,
                 )
             )
+
+    def _watch_ack(self, tag: int) -> None:
+        self._delivered_at.append((tag, self.connection.clock()))
+        if self._timeout_timer is None:
+            self._arm_timeout()
+
+    def _arm_timeout(self) -> None:
+        # Checked at a quarter of the timeout (at most each minute, as RabbitMQ's channel tick).
+        interval = min(self.broker.consumer_timeout_ms / 4000, 60.0)
+        self._timeout_timer = asyncio.get_running_loop().call_later(interval, self._check_timeout)
+
+    def _check_timeout(self) -> None:
+        self._timeout_timer = None
+        if self.closing:
+            return
+        pending = self._delivered_at
+        while pending and pending[0][0] not in self.unacked:
+            pending.popleft()
+        if not pending:
+            return
+        timeout = self.broker.consumer_timeout_ms
+        if (self.connection.clock() - pending[0][1]) * 1000 > timeout:
+            self.connection.channel_failed(
+                self,
+                AMQPError(
+                    PRECONDITION_FAILED,
+                    f"delivery acknowledgement on channel {self.number} timed out. Timeout value used: "
+                    f"{timeout} ms. This timeout value can be configured, see consumers doc guide to "
+                    "learn more",
+                ),
+            )
+            return
+        self._arm_timeout()
 
     def cancel_from_broker(self, consumer: Consumer) -> None:
         """The queue was deleted: Basic.Cancel to the client (it advertised consumer_cancel_notify)."""
@@ -297,14 +375,29 @@ class Channel:
             delivery_tag, multiple = codec.decode_ack(payload)
         except CodecError as exc:
             raise AMQPError(codec_error_code(), str(exc)) from exc
+        if self.tx is not None:
+            self.tx.hold(self, delivery_tag, multiple, "ack")
+            return
         settled = self._settle(delivery_tag, multiple)
+        self.finish_acks(settled)
+
+    def finish_acks(self, settled: list[tuple[QueuedMessage, Queue, Consumer | None]]) -> None:
+        """Acked messages leave the broker; their consumers may take more."""
         store = self.broker.store
         if store is not None:
             store.remove([entry.store_id for entry, _, _ in settled if entry.store_id])
         self._redispatch(settled)
 
     def _reject(self, delivery_tag: int, multiple: bool, requeue: bool) -> None:
-        settled = self._settle(delivery_tag, multiple)
+        if self.tx is not None:
+            self.tx.hold(self, delivery_tag, multiple, "requeue" if requeue else "reject")
+            return
+        self.finish_rejects(self._settle(delivery_tag, multiple), requeue)
+
+    def finish_rejects(
+        self, settled: list[tuple[QueuedMessage, Queue, Consumer | None]], requeue: bool
+    ) -> None:
+        """Rejected messages go back to their queues or are dead-lettered."""
         if requeue:
             self._requeue(settled)
         else:
@@ -313,6 +406,7 @@ class Channel:
             self._redispatch(settled)
 
     def _requeue(self, settled: list[tuple[QueuedMessage, Queue, Consumer | None]]) -> None:
+        settled = self._count_returns(settled)
         by_queue: dict[Queue, list[QueuedMessage]] = {}
         for entry, queue, _ in settled:
             if queue.deleted:
@@ -321,6 +415,25 @@ class Channel:
                 by_queue.setdefault(queue, []).append(entry)
         for queue, entries in by_queue.items():
             queue.requeue(entries)
+
+    def _count_returns(
+        self, settled: list[tuple[QueuedMessage, Queue, Consumer | None]]
+    ) -> list[tuple[QueuedMessage, Queue, Consumer | None]]:
+        # A quorum queue counts every return (nack, reject, recover, channel closed); past
+        # x-delivery-limit the message is dead-lettered instead of requeued.
+        if not any(queue.quorum for _, queue, _ in settled):
+            return settled
+        returned = []
+        for item in settled:
+            entry, queue, _ = item
+            if queue.quorum and not queue.deleted:
+                entry.delivery_count += 1
+                limit = delivery_limit(queue.arguments)
+                if limit is not None and entry.delivery_count > limit and queue.on_dead is not None:
+                    queue.on_dead(queue, entry, "delivery_limit")
+                    continue
+            returned.append(item)
+        return returned
 
     def _redispatch(self, settled: list[tuple[QueuedMessage, Queue, Consumer | None]]) -> None:
         for queue in {id(q): q for _, q, _ in settled}.values():
@@ -367,16 +480,25 @@ class Channel:
         if not m.nowait:
             self._reply(40, 21)
 
+    def exchange_bind(self, m: commands.Exchange.Bind) -> None:
+        """Exchange.Bind: an exchange-to-exchange binding."""
+        self.broker.bind_exchange(m.destination, m.source, m.routing_key, dict(m.arguments or {}))
+        if not m.nowait:
+            self._reply(40, 31)
+
     def exchange_unbind(self, m: commands.Exchange.Unbind) -> None:
-        """Exchange.Unbind: nothing is ever bound exchange to exchange here, and an unbind of what is not
-        bound (missing exchanges included) is Unbind-Ok on RabbitMQ."""
-        if m.destination == "" or m.source == "":
-            raise AMQPError(ACCESS_REFUSED, "operation not permitted on the default exchange")
+        """Exchange.Unbind."""
+        self.broker.unbind_exchange(m.destination, m.source, m.routing_key, dict(m.arguments or {}))
         if not m.nowait:
             self._reply(40, 51)
 
     def queue_declare(self, m: commands.Queue.Declare) -> None:
         """Queue.Declare (server-named when the name is empty)."""
+        if m.queue == REPLY_TO:
+            # RabbitMQ answers for the pseudo-queue without creating anything.
+            if not m.nowait:
+                self._reply(50, 11, shortstr(REPLY_TO), long(0), long(1))
+            return
         queue = self.broker.declare_queue(
             m.queue,
             self.connection,
@@ -387,6 +509,7 @@ class Channel:
             arguments=dict(m.arguments or {}),
         )
         self._last_queue = queue.name
+        queue.touch()  # even a passive declare counts as use on RabbitMQ
         if not m.nowait:
             self._reply(50, 11, shortstr(queue.name), long(len(queue.messages)), long(len(queue.consumers)))
 
@@ -432,10 +555,16 @@ class Channel:
 
     def basic_consume(self, m: commands.Basic.Consume) -> None:
         """Basic.Consume: ConsumeOk first, then deliveries."""
-        queue = self.broker.queue(self._queue_name(m.queue), self.connection)
+        queue = (
+            self._open_reply_queue(m)
+            if m.queue == REPLY_TO
+            else self.broker.queue(self._queue_name(m.queue), self.connection)
+        )
         tag = m.consumer_tag or "amq.ctag-" + base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
         if tag in self.consumers:
             raise AMQPError(NOT_ALLOWED, f"attempt to reuse consumer tag '{tag}'", (60, 20))
+        if queue.quorum and self._prefetch_global:
+            raise global_qos_refused(queue.name, self.broker.vhost)
         if queue.consumers and (m.exclusive or any(c.exclusive for c in queue.consumers)):
             raise AMQPError(
                 ACCESS_REFUSED,
@@ -443,12 +572,25 @@ class Channel:
                 (60, 20),
             )
         consumer = Consumer(tag, self, queue, m.no_ack, self._prefetch, m.exclusive, tag_wire=shortstr(tag))
+        priority = (m.arguments or {}).get("x-priority")
+        if priority is not None:
+            consumer.priority = consumer_priority(priority, queue.name, self.broker.vhost)
+            queue.consumer_priorities = True
         if not m.nowait:
             self._reply(60, 21, shortstr(tag))
         self.consumers[tag] = consumer
         queue.consumers.append(consumer)
         queue.ever_consumed = True
+        queue.touch()
         queue.dispatch()
+
+    def _open_reply_queue(self, m: commands.Basic.Consume) -> Queue:
+        if not m.no_ack:
+            raise AMQPError(PRECONDITION_FAILED, "reply consumer cannot acknowledge", (60, 20))
+        if self.reply_queue is not None:
+            raise AMQPError(PRECONDITION_FAILED, "reply consumer already set", (60, 20))
+        self.reply_queue = self.broker.replies.open(self.broker.vhost)
+        return self.reply_queue
 
     def basic_cancel(self, m: commands.Basic.Cancel) -> None:
         """Basic.Cancel: unacked messages stay unacked on the channel."""
@@ -461,13 +603,21 @@ class Channel:
 
     def _drop_consumer(self, consumer: Consumer) -> None:
         queue = consumer.queue
+        if queue is self.reply_queue:
+            self.broker.replies.close(queue)
+            self.reply_queue = None
+            return
         if consumer in queue.consumers:
             queue.consumers.remove(consumer)
             self.broker.consumer_gone(queue)
+            queue.touch()
+            if queue.messages and queue.consumers:
+                queue.dispatch()  # a single active consumer's successor takes over now
 
     def basic_get(self, m: commands.Basic.Get) -> None:
         """Basic.Get: GetOk with the head message, or GetEmpty."""
         queue = self.broker.queue(self._queue_name(m.queue), self.connection)
+        queue.touch()
         entry = queue.take()
         if entry is None:
             self._reply(60, 72, shortstr(""))
@@ -483,7 +633,7 @@ class Channel:
                 message.exchange,
                 message.routing_key,
                 len(queue.messages),
-                message.props,
+                with_delivery_count(message.props, entry.delivery_count) if queue.quorum else message.props,
                 message.body,
                 self.connection.frame_max,
             )
@@ -492,6 +642,7 @@ class Channel:
             self.broker.drop(entry)
         else:
             self.unacked[tag] = (entry, queue, None)
+            self._watch_ack(tag)
         if self.connection.tracing():
             self._trace_delivery(message, queue, entry.redelivered)
 
@@ -513,6 +664,8 @@ class Channel:
 
     def confirm_select(self, m: commands.Confirm.Select) -> None:
         """Confirm.Select: publisher confirms from now on."""
+        if self.tx is not None:
+            raise AMQPError(PRECONDITION_FAILED, "cannot switch from tx to confirm mode", (85, 10))
         self.confirm = True
         if not m.nowait:
             self._reply(85, 11)
@@ -529,6 +682,8 @@ class Channel:
         """The channel closes: cancel its consumers, requeue its unacked messages as redelivered."""
         self.closing = True
         self._pending, self._props, self._parts = None, b"", []
+        if self.tx is not None:
+            self.tx.rollback(self)  # uncommitted acks: the messages are unacked again, so requeued below
         for consumer in list(self.consumers.values()):
             self._drop_consumer(consumer)
         self.consumers.clear()
@@ -544,6 +699,18 @@ class Channel:
         )
 
 
+def consumer_priority(value: object, queue: str, vhost: str) -> int:
+    """``x-priority`` of Basic.Consume: an integer, else 406 as on RabbitMQ."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise AMQPError(
+            PRECONDITION_FAILED,
+            f"invalid arg 'x-priority' for queue '{queue}' in vhost '{vhost}': "
+            f"{{unacceptable_type,{amqp_type_name(value)}}}",
+            (60, 20),
+        )
+    return value
+
+
 def codec_error_code() -> int:
     """Undecodable frames are a FRAME_ERROR on RabbitMQ."""
     return FRAME_ERROR
@@ -552,6 +719,7 @@ def codec_error_code() -> int:
 _HANDLERS: dict[type, Any] = {
     commands.Exchange.Declare: Channel.exchange_declare,
     commands.Exchange.Delete: Channel.exchange_delete,
+    commands.Exchange.Bind: Channel.exchange_bind,
     commands.Exchange.Unbind: Channel.exchange_unbind,
     commands.Queue.Declare: Channel.queue_declare,
     commands.Queue.Bind: Channel.queue_bind,
@@ -568,4 +736,7 @@ _HANDLERS: dict[type, Any] = {
     commands.Basic.RecoverAsync: Channel.basic_recover,
     commands.Confirm.Select: Channel.confirm_select,
     commands.Channel.Flow: Channel.channel_flow,
+    commands.Tx.Select: tx_select,
+    commands.Tx.Commit: tx_commit,
+    commands.Tx.Rollback: tx_rollback,
 }

@@ -70,14 +70,14 @@ SERVER_PROPERTIES: dict[str, Any] = {
     "cluster_name": "broker-sim",
     "capabilities": {
         "publisher_confirms": True,
-        "exchange_exchange_bindings": False,
+        "exchange_exchange_bindings": True,
         "basic.nack": True,
         "consumer_cancel_notify": True,
         "connection.blocked": True,
         "consumer_priorities": False,
         "authentication_failure_close": True,
         "per_consumer_qos": True,
-        "direct_reply_to": False,
+        "direct_reply_to": True,
     },
 }
 
@@ -270,10 +270,6 @@ class Connection(asyncio.Protocol):
                     pass
                 elif isinstance(method, commands.Channel.Open):
                     raise AMQPError(CHANNEL_ERROR, "second 'channel.open' seen", (20, 10))
-                elif isinstance(method, (commands.Tx.Select, commands.Tx.Commit, commands.Tx.Rollback)):
-                    raise AMQPError(
-                        540, "transactions are not implemented by broker-sim embedded", method_ids(method)
-                    )
                 else:
                     try:
                         channel.on_method(method)
@@ -284,6 +280,10 @@ class Connection(asyncio.Protocol):
         except AMQPError as error:
             self._channel_error(channel, error)
 
+    def channel_failed(self, channel: Channel, error: AMQPError) -> None:
+        """The broker closes a channel on its own (consumer_timeout): Channel.Close, requeue, send now."""
+        self._channel_error(channel, error)
+
     def _channel_error(self, channel: Channel, error: AMQPError) -> None:
         if error.closes_connection:
             raise error
@@ -291,9 +291,13 @@ class Connection(asyncio.Protocol):
         channel.teardown()
 
     def _open_channel(self, number: int) -> None:
-        if number > self.channel_max:
+        # RabbitMQ 3.10 limits how many channels are open, not their numbers (channel 65535 opens).
+        if len(self.channels) >= self.channel_max:
             raise AMQPError(
-                NOT_ALLOWED, f"channel number {number} exceeds channel_max {self.channel_max}", (20, 10)
+                NOT_ALLOWED,
+                f"number of channels opened ({len(self.channels)}) has reached the negotiated channel_max "
+                f"({self.channel_max})",
+                (20, 10),
             )
         self.channels[number] = Channel(self, number)
         self.send(method_frame(number, 20, 11, longstr(b"")))
@@ -333,6 +337,9 @@ class Connection(asyncio.Protocol):
                 raise AMQPError(NOT_ALLOWED, f"vhost {method.virtual_host} not found", (10, 40))
             self.state = OPEN
             self.send(method_frame(0, 10, 41, shortstr("")))
+        elif self.state == OPEN and isinstance(method, commands.Connection.UpdateSecret):
+            # RabbitMQ 3.10's internal backend accepts any new secret; so does this broker.
+            self.send(method_frame(0, 10, 71))
         else:
             raise AMQPError(COMMAND_INVALID, f"unexpected {method.name} on channel 0", method_ids(method))
 

@@ -29,6 +29,9 @@ class Exchange:
     internal: bool = False
     arguments: dict[str, Any] = field(default_factory=dict)
     bindings: dict[Binding, None] = field(default_factory=dict)
+    # Bindings to other exchanges, kept as a shadow exchange of the same type whose "queues" are the
+    # destination exchanges' names: one matcher (and its caches) serves both kinds of binding.
+    forward: Exchange | None = None
     _direct: dict[str, list[str]] = field(default_factory=dict)
     _cache: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -54,6 +57,35 @@ class Exchange:
         if gone:
             self._changed()
         return bool(gone)
+
+    def bind_exchange(self, binding: Binding) -> bool:
+        """Bind another exchange (``binding.queue`` names it); False when the binding was there."""
+        if self.forward is None:
+            self.forward = Exchange(self.name, self.type)
+        if binding in self.forward.bindings:
+            return False
+        self.forward.bind(binding)
+        return True
+
+    def unbind_exchange(self, binding: Binding) -> bool:
+        """Remove a binding to another exchange; False when it was not there."""
+        if self.forward is None or not self.forward.unbind(binding):
+            return False
+        if not self.forward.bindings:
+            self.forward = None
+        return True
+
+    def unbind_destination_exchange(self, name: str) -> bool:
+        """Remove every binding to one exchange (it was deleted); True when there was any."""
+        if self.forward is None or not self.forward.unbind_queue(name):
+            return False
+        if not self.forward.bindings:
+            self.forward = None
+        return True
+
+    def in_use(self) -> bool:
+        """Whether anything (queue or exchange) is bound to this exchange as its source."""
+        return bool(self.bindings) or self.forward is not None
 
     def _changed(self) -> None:
         self._cache.clear()

@@ -20,7 +20,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
-from broker_sim.embedded.main import DEFAULT_USER, PASSWORD_ENV, READY_PREFIX, WATCH_STDIN_ENV
+from broker_sim.embedded.main import (
+    DEFAULT_USER,
+    MANAGEMENT_PREFIX,
+    PASSWORD_ENV,
+    READY_PREFIX,
+    WATCH_STDIN_ENV,
+)
 
 START_TIMEOUT = 30.0
 
@@ -48,12 +54,18 @@ class EmbeddedBroker:
         port: int = 0,
         options: Sequence[str] = (),
         environment: Mapping[str, str] | None = None,
+        management: bool = False,
+        consumer_timeout_ms: int | None = None,
     ) -> None:
         self.options = list(options)
         """More ``broker-sim broker`` options (``--disk-free-limit 2MB``…)."""
         self.environment = dict(environment or {})
         """More environment for the child (the fault suite's ``BROKER_SIM_EMBEDDED_FAULTS``)."""
         self.data_dir = data_dir
+        # With ``management``, the child serves the read-only management API; its port (0 until the
+        # first start) is kept across restarts like the AMQP port.
+        self.management_port: int | None = 0 if management else None
+        self.consumer_timeout_ms = consumer_timeout_ms
         self.user = user
         self.password = password or secrets.token_urlsafe(12)
         self.host = host
@@ -117,6 +129,10 @@ class EmbeddedBroker:
             self.user,
             *self.options,
         ]
+        if self.management_port is not None:
+            command += ["--management-port", str(self.management_port)]
+        if self.consumer_timeout_ms is not None:
+            command += ["--consumer-timeout", str(self.consumer_timeout_ms)]
         env = {**os.environ, **self.environment, PASSWORD_ENV: self.password, WATCH_STDIN_ENV: "1"}
         # The log names queues and messages' ids: only the user may read it.
         fd = os.open(self.data_dir / "broker.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -139,6 +155,8 @@ class EmbeddedBroker:
         try:
             assert process.stdout is not None
             for line in process.stdout:
+                if line.startswith(MANAGEMENT_PREFIX):
+                    self.management_port = int(line.rsplit(":", 1)[1].split("/", 1)[0])
                 if line.startswith(READY_PREFIX):
                     self.port = int(line.rsplit(":", 1)[1].strip().rstrip("/"))
                     break

@@ -28,6 +28,7 @@ WATCH_STDIN_ENV = "BROKER_SIM_BROKER_WATCH_STDIN"
 """Set by the launcher: the broker exits when its parent's end of stdin closes (the parent died)."""
 DEFAULT_USER = "broker-sim"
 READY_PREFIX = "broker-sim embedded broker listening on "
+MANAGEMENT_PREFIX = "management API (read-only, loopback): "
 
 
 def default_data_dir() -> Path:
@@ -49,6 +50,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--user", default=DEFAULT_USER, help=f"the user clients log in as (default {DEFAULT_USER})"
+    )
+    parser.add_argument(
+        "--consumer-timeout",
+        type=int,
+        default=None,
+        metavar="MS",
+        help="close a channel holding a delivery unacked longer than this "
+        "(default 1800000, as RabbitMQ 3.10)",
+    )
+    parser.add_argument(
+        "--management-port",
+        type=int,
+        default=None,
+        help="serve the read-only management API (HTTP, loopback only) on this port; 0 picks one "
+        "(default: off)",
     )
     parser.add_argument(
         "--password",
@@ -126,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
         disk_free_limit=args.disk_free_limit,
         memory_limit=args.memory_limit,
         faults=faults,
+        management_port=args.management_port,
+        consumer_timeout_ms=args.consumer_timeout,
     )
     try:
         return asyncio.run(_serve(server, data_dir, args.user, source))
@@ -150,6 +168,9 @@ async def _serve(server: Server, data_dir: Path, user: str, source: str) -> int:
     if os.environ.get(WATCH_STDIN_ENV):
         _watch_stdin(loop, stop)
     shown_host = f"[{host}]" if ":" in host else host
+    if server.management is not None:
+        # Printed before the ready line: a launcher reading the ready line has the port by then.
+        print(f"{MANAGEMENT_PREFIX}http://127.0.0.1:{server.management.port}/api/", flush=True)
     print(f"{READY_PREFIX}amqp://{user}:****@{shown_host}:{server.port}/", flush=True)
     print(f"password: {source}", flush=True)
     print(f"data dir: {data_dir} ({server.recovered} persistent messages recovered)", flush=True)

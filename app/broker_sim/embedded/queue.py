@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from broker_sim.embedded.codec import CodecError, decode_properties, decode_table, shortstr
+from broker_sim.embedded.ready import PriorityMessages
 
 
 @dataclass(slots=True, eq=False)
@@ -22,6 +23,8 @@ class Message:
     body: bytes
     persistent: bool = False
     expiration_ms: int | None = None
+    priority: int = 0
+    cc: tuple[str, ...] = ()  # extra routing keys from the CC / BCC headers
     _properties: dict[str, Any] | None = None
     _headers: dict[str, Any] | None = None
     _wire: bytes | None = None
@@ -39,6 +42,7 @@ class Message:
         if len(props) > 2 or props[:2] != b"\x00\x00":
             decoded = message.properties()
             message.persistent = decoded.get("delivery_mode") == 2
+            message.priority = decoded.get("priority") or 0
             expiration = decoded.get("expiration")
             if expiration is not None:
                 message.expiration_ms = parse_expiration(expiration)
@@ -78,6 +82,7 @@ class QueuedMessage:
     redelivered: bool = False
     expires_at: float | None = None
     arrival: int = field(default_factory=_arrivals.__next__)
+    delivery_count: int = 0  # returns by nack / reject with requeue (quorum queues' x-delivery-count)
 
 
 class Deliverer(Protocol):
@@ -108,6 +113,7 @@ class Consumer:
     exclusive: bool = False
     unacked: int = 0
     tag_wire: bytes = b""
+    priority: int = 0  # x-priority: higher-priority consumers with room are served first
 
     def has_room(self) -> bool:
         """Whether this consumer may receive one more message now."""
@@ -133,16 +139,26 @@ class Queue:
     exclusive_owner: object | None = None
     auto_delete: bool = False
     arguments: dict[str, Any] = field(default_factory=dict)
-    messages: deque[QueuedMessage] = field(default_factory=deque)
+    messages: deque[QueuedMessage] | PriorityMessages = field(default_factory=deque)
     consumers: list[Consumer] = field(default_factory=list)
     ever_consumed: bool = False
     deleted: bool = False
     on_dead: DeadLetter | None = None
     on_drop: Callable[[QueuedMessage], None] | None = None
+    on_unused: Callable[[Queue], object] | None = None  # x-expires ran out: delete the queue
     _next: int = 0
+    consumer_priorities: bool = False  # set once a consumer with x-priority arrives
+    quorum: bool = False  # x-queue-type=quorum: x-delivery-count, x-delivery-limit
     _dispatching: bool = False
     _timer: asyncio.TimerHandle | None = None
     _timer_at: float = 0.0
+    _unused_timer: asyncio.TimerHandle | None = None
+
+    def __post_init__(self) -> None:
+        self.quorum = self.arguments.get("x-queue-type") == "quorum"
+        max_priority = self.arguments.get("x-max-priority")
+        if isinstance(max_priority, int) or isinstance(self.arguments.get("x-max-length-bytes"), int):
+            self.messages = PriorityMessages(max_priority if isinstance(max_priority, int) else 0)
 
     @property
     def ttl_ms(self) -> int | None:
@@ -155,6 +171,39 @@ class Queue:
         """``x-max-length``, when set."""
         value = self.arguments.get("x-max-length")
         return int(value) if isinstance(value, int) else None
+
+    @property
+    def max_length_bytes(self) -> int | None:
+        """``x-max-length-bytes``, when set."""
+        value = self.arguments.get("x-max-length-bytes")
+        return int(value) if isinstance(value, int) else None
+
+    def _over_limit(self, extra: int = 0, extra_bytes: int = 0) -> bool:
+        limit, limit_bytes = self.max_length, self.max_length_bytes
+        if limit is not None and len(self.messages) + extra > limit:
+            return True
+        messages = self.messages
+        return (
+            limit_bytes is not None
+            and isinstance(messages, PriorityMessages)
+            and messages.bytes + extra_bytes > limit_bytes
+        )
+
+    @property
+    def single_active(self) -> bool:
+        """``x-single-active-consumer``: one consumer at a time receives."""
+        return self.arguments.get("x-single-active-consumer") is True
+
+    @property
+    def overflow(self) -> str:
+        """``x-overflow``: ``drop-head`` (the default), ``reject-publish`` or ``reject-publish-dlx``."""
+        value = self.arguments.get("x-overflow")
+        return value if isinstance(value, str) else "drop-head"
+
+    def refuses_publish(self, message: Message) -> bool:
+        """Whether a publish must be refused: ``x-overflow`` says reject and the message would take the
+        queue over ``x-max-length`` or ``x-max-length-bytes`` (ready messages only, as on RabbitMQ)."""
+        return self.overflow != "drop-head" and self._over_limit(1, len(message.body))
 
     @property
     def exclusive(self) -> bool:
@@ -172,9 +221,8 @@ class Queue:
         """Enqueue at the tail, hand out what consumers can take, then enforce max-length and TTL."""
         self.messages.append(entry)
         self.dispatch()
-        limit = self.max_length
-        if limit is not None:
-            while len(self.messages) > limit:
+        if self.max_length is not None or self.max_length_bytes is not None:
+            while self.messages and self._over_limit():
                 self._dead(self.messages.popleft(), "maxlen")
         self.expire()
 
@@ -214,7 +262,12 @@ class Queue:
 
     def _pick(self) -> Consumer | None:
         consumers = self.consumers
+        if self.single_active:
+            # Only the earliest consumer still registered receives (x-single-active-consumer).
+            return consumers[0] if consumers[0].has_room() else None
         count = len(consumers)
+        if self.consumer_priorities:
+            return self._pick_by_priority(count)
         for step in range(count):
             index = (self._next + step) % count
             consumer = consumers[index]
@@ -222,6 +275,18 @@ class Queue:
                 self._next = (index + 1) % count
                 return consumer
         return None
+
+    def _pick_by_priority(self, count: int) -> Consumer | None:
+        # The highest-priority consumer with room; round robin among equals, starting after the last.
+        best_index, best = -1, None
+        for step in range(count):
+            index = (self._next + step) % count
+            consumer = self.consumers[index]
+            if (best is None or consumer.priority > best.priority) and consumer.has_room():
+                best_index, best = index, consumer
+        if best is not None:
+            self._next = (best_index + 1) % count
+        return best
 
     def take(self) -> QueuedMessage | None:
         """The head message for Basic.Get, skipping expired ones."""
@@ -267,3 +332,23 @@ class Queue:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._unused_timer is not None:
+            self._unused_timer.cancel()
+            self._unused_timer = None
+
+    def touch(self) -> None:
+        """The queue was used (declared, consumed from, read by Basic.Get, a consumer left): restart the
+        ``x-expires`` clock, which runs only while the queue has no consumers."""
+        expires = self.arguments.get("x-expires")
+        if not isinstance(expires, int) or self.deleted:
+            return
+        if self._unused_timer is not None:
+            self._unused_timer.cancel()
+            self._unused_timer = None
+        if not self.consumers:
+            self._unused_timer = asyncio.get_running_loop().call_later(expires / 1000, self._expired)
+
+    def _expired(self) -> None:
+        self._unused_timer = None
+        if not self.consumers and not self.deleted and self.on_unused is not None:
+            self.on_unused(self)

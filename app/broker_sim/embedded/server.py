@@ -17,6 +17,7 @@ from broker_sim.embedded.alarms import (
 from broker_sim.embedded.broker import Broker
 from broker_sim.embedded.connection import Connection
 from broker_sim.embedded.faults import Faults
+from broker_sim.embedded.management import ManagementAPI
 from broker_sim.embedded.queue import Message
 from broker_sim.embedded.trace import TRACE_EXCHANGE
 
@@ -37,10 +38,14 @@ class Server:
         disk_free_limit: int = parse_size(DEFAULT_DISK_FREE_LIMIT),
         memory_limit: int | None = None,
         faults: Faults | None = None,
+        management_port: int | None = None,
+        consumer_timeout_ms: int | None = None,
     ) -> None:
         if not users:
             raise ValueError("the embedded broker needs at least one user: it never runs open")
         self.broker = Broker(users, vhost, data_dir, faults)
+        if consumer_timeout_ms is not None:
+            self.broker.consumer_timeout_ms = consumer_timeout_ms
         self.host = host
         self.port = port
         self.connections: set[Connection] = set()
@@ -54,6 +59,8 @@ class Server:
             self._alarms_changed,
         )
         self._server: asyncio.Server | None = None
+        # The read-only management API (loopback only), when a port is given (0 picks one).
+        self.management = None if management_port is None else ManagementAPI(self, management_port)
 
     async def start(self) -> None:
         """Recover the store and start listening; ``port`` is then the real port."""
@@ -62,11 +69,15 @@ class Server:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: Connection(self), self.host, self.port, backlog=512)
         self.port = self._server.sockets[0].getsockname()[1]
+        if self.management is not None:
+            await self.management.start()
 
     async def stop(self) -> None:
         """Stop listening, close every connection with 320 CONNECTION_FORCED, flush the store."""
         if self._server is not None:
             self._server.close()
+        if self.management is not None:
+            await self.management.stop()
         for connection in list(self.connections):
             connection.force_close("shutdown")
         await asyncio.sleep(0)  # let the Close frames reach the sockets

@@ -70,7 +70,7 @@ class Recovered:
 
     exchanges: dict[str, dict[str, Any]] = field(default_factory=dict)
     queues: dict[str, dict[str, Any]] = field(default_factory=dict)
-    bindings: dict[tuple[str, str, str, bytes], dict[str, Any]] = field(default_factory=dict)
+    bindings: dict[tuple[str, str, str, bytes, str], dict[str, Any]] = field(default_factory=dict)
     messages: dict[int, StoredMessage] = field(default_factory=dict)
     damage: list[tuple[int, int]] = field(default_factory=list)
     """Damaged records skipped mid-log: (byte offset, bytes skipped)."""
@@ -82,13 +82,14 @@ def _record(kind: int, payload: bytes) -> bytes:
     return RECORD.pack(len(payload), zlib.crc32(payload, kind), kind) + payload
 
 
-def binding_key(entry: dict[str, Any]) -> tuple[str, str, str, bytes]:
-    """Identity of a binding record."""
+def binding_key(entry: dict[str, Any]) -> tuple[str, str, str, bytes, str]:
+    """Identity of a binding record (a queue and an exchange may share a name)."""
     return (
         entry["exchange"],
         entry["queue"],
         entry["routing_key"],
         encode_table(entry.get("arguments") or {}),
+        entry.get("destination_type", "queue"),
     )
 
 
