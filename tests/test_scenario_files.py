@@ -325,3 +325,32 @@ def test_the_annotated_example_in_the_docs_is_a_valid_scenario() -> None:
     scenario = parse_scenario(example, "docs/scenarios.md")
     assert [s.action for s in scenario.timeline] == ["burst", "kill", "restart-broker", "prefetch"]
     assert len(scenario.bindings) == 2
+
+
+def test_a_dotted_scenario_name_is_a_normal_handle() -> None:
+    scenario = parse_scenario(BASE.replace('name = "t"', 'name = "shop.orders"', 1))
+    assert scenario.name == "shop.orders"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "words"),
+    [
+        ('name = "t"', 'name = "../../etc"', "name", "climb out of a folder"),
+        ('name = "t"', 'name = "a/b"', "name", "file path"),
+        ('name = "t"', 'name = ".."', "name", "climb out of a folder"),
+        (
+            'name = "q"\n',
+            'name = "q"\n[[consumers]]\nname = "../w"\nqueue = "q"\n',
+            "consumers[0].name",
+            "'..'",
+        ),
+    ],
+)
+def test_names_that_would_reach_outside_a_folder_are_refused(
+    old: str, new: str, key: str, words: str
+) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(BASE.replace(old, new, 1))
+    assert caught.value.key == key
+    assert words in caught.value.reason
+    assert "\n" not in str(caught.value)

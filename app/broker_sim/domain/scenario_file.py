@@ -47,6 +47,25 @@ MAX_BURST = 100_000
 """Most messages in one burst step: half a minute of the engine's throughput here."""
 
 
+def unsafe_name(name: str) -> str | None:
+    """Why a name that becomes part of a file path is unsafe, or ``None`` when it is fine.
+
+    Scenario names name the folder of their consumers' logs and their recordings, and consumer
+    group names name log files: ``..``, a slash or a NUL would reach outside those folders.
+    Dots inside a name (``shop.orders``, a normal AMQP handle) are fine.
+    """
+    if not name:
+        return "needs a name"
+    if ".." in name or name == ".":
+        return f"{name!r} holds '..', which would climb out of a folder; use single dots ('shop.orders')"
+    if "/" in name or "\\" in name or "\0" in name:
+        return (
+            f"{name!r} holds '/', '\\' or NUL, and a name becomes part of a file path; "
+            "use letters, digits, '.', '-' or '_'"
+        )
+    return None
+
+
 class ScenarioError(ValueError):
     """A scenario file that cannot be used, with where and why."""
 
@@ -344,8 +363,11 @@ def _consumers(r: _Reader, key: str, data: Any, queues: set[str]) -> ConsumerGro
         seconds=seconds,
         operations=ops,
     )
+    name = r.get(t, key, "name", str, "")
+    if (why := unsafe_name(name)) is not None:
+        raise r.fail(f"{key}.name", why)
     return ConsumerGroupSpec(
-        name=r.get(t, key, "name", str, ""),
+        name=name,
         queue=queue,
         count=count,
         prefetch=prefetch,
@@ -482,6 +504,8 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         "expect",
     }
     r.table(doc, "", top, {"name", "title"})
+    if (why := unsafe_name(r.get(doc, "", "name", str, ""))) is not None:
+        raise r.fail("name", why)
     exchanges = [_exchange(r, k, v) for k, v in r.items(doc, "exchanges")]
     queues = [_queue(r, k, v) for k, v in r.items(doc, "queues")]
     _unique(r, "exchanges", [e.name for e in exchanges])
