@@ -103,7 +103,9 @@ class Consumer:
             self.current = message
             started = time.perf_counter()
             try:
-                result = await perform(spec.work, message.body, self._log_file, self.group.speed)
+                result = await perform(
+                    spec.work, message.body, self._log_file, self.group.spool_dir, self.group.speed
+                )
                 failed = ""
             except Exception as exc:  # a job the work cannot do is rejected, not fatal to the worker
                 result, failed = "", f"{type(exc).__name__}: {exc}"
@@ -241,6 +243,7 @@ class ConsumerGroup:
         topology: Topology,
         log_dir: Path,
         unacked: Counter[str],
+        spool_dir: Path,
     ) -> None:
         self.spec = spec
         self.prefetch = spec.prefetch
@@ -250,6 +253,8 @@ class ConsumerGroup:
         self.emit = emit
         self.topology = topology
         self._log_dir = log_dir
+        self.spool_dir = spool_dir
+        """The only folder image jobs may read files from."""
         self._unacked = unacked
         self._serial = 0
         self._lock = asyncio.Lock()

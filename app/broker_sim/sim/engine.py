@@ -42,6 +42,7 @@ from broker_sim.sim.link import GET_A_BROKER, connect_with_retry
 from broker_sim.sim.observe import DepthPoller, RouteTracer
 from broker_sim.sim.producer import WINDOW, Outgoing, Producer, publish
 from broker_sim.sim.topology import Topology
+from broker_sim.sim.work import spool_dir
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,9 @@ class Engine:
             p.name: Producer(p, self.run_id, scenario.seed, self.emit) for p in scenario.producers
         }
         self.groups = {
-            g.name: ConsumerGroup(g, self.emit, self.topology, log_dir, self.unacked)
+            g.name: ConsumerGroup(
+                g, self.emit, self.topology, log_dir, self.unacked, spool_dir(settings.data_dir)
+            )
             for g in scenario.consumers
         }
         self.state = LinkState.CONNECTING

@@ -192,7 +192,7 @@ class PatternTab(Vertical):
         first = self.scenario.producers[0]
         server = uploads.UploadServer(
             engine,
-            spool_dir=self.settings.data_dir / "uploads",
+            spool_dir=uploads.spool_dir(self.settings.data_dir),
             exchange=first.exchange,
             routing_key=first.routing_keys[0],
             port=port,
