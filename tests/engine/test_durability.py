@@ -5,6 +5,7 @@ Tests that restart a broker use private ones (never the shared RabbitMQ).
 
 from __future__ import annotations
 
+import io
 import time
 import uuid
 from pathlib import Path
@@ -14,7 +15,10 @@ import aio_pika
 from broker_sim.broker.handle import BrokerHandle, EmbeddedHandle, LocalNodeHandle
 from broker_sim.domain.events import Acked, BrokerRestarted, ConnectionChanged, LinkState, TracingChanged
 from broker_sim.domain.ledger import Ledger
+from broker_sim.domain.report import format_report
 from broker_sim.domain.scenario import ConsumerGroupSpec, ProducerSpec, QueueSpec, Scenario, WorkSpec
+from broker_sim.domain.scenario_file import parse_scenario
+from broker_sim.headless import run_scenario
 from broker_sim.settings import Settings
 from broker_sim.sim import Engine
 from broker_sim.sim.durability import DurabilityLab, connect_plain
@@ -142,3 +146,50 @@ async def test_ten_restarts_under_load_lose_no_confirmed_message(
     assert confirmed > 1000
     assert lost == 0
     assert any(a.message_id for a in w.of(Acked))
+
+
+CRASH_STORY = """
+name = "crash.story"
+title = "A crash in the timeline"
+duration = 15
+
+[[queues]]
+name = "jobs"
+durable = true
+
+[[producers]]
+name = "server"
+exchange = ""
+routing_keys = ["jobs"]
+rate = 100
+persistent = true
+
+[[consumers]]
+name = "w"
+queue = "jobs"
+prefetch = 20
+
+[[timeline]]
+at = 1.5
+action = "restart-broker"
+crash = true
+
+[[expect]]
+metric = "lost"
+equals = 0
+"""
+
+
+async def test_a_headless_run_proves_durability_across_a_kill_minus_9_in_its_timeline(
+    private_broker: BrokerHandle, tmp_path: Path
+) -> None:
+    scenario = parse_scenario(CRASH_STORY)
+    assert scenario.timeline[0].crash
+    err = io.StringIO()
+    settings = Settings(url=private_broker.url, data_dir=tmp_path)
+    report = await run_scenario(scenario, settings, broker=private_broker, err=err)
+    assert report is not None, err.getvalue()
+    assert "t=1.5s kill -9 the broker and start it again" in err.getvalue()
+    assert "[back]" in err.getvalue()  # the connection went away with the broker and came back
+    assert report.confirmed > 100
+    assert report.lost == 0 and report.passed, format_report(scenario.title, report)

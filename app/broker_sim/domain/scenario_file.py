@@ -424,6 +424,7 @@ def _step(r: _Reader, key: str, data: Any, names: dict[str, set[str]]) -> Step:
         body=r.get(t, key, "body", str, ""),
         headers=r.headers(t.get("headers", {}), f"{key}.headers"),
         persistent=r.get(t, key, "persistent", bool, False),
+        crash=r.get(t, key, "crash", bool, False),
     )
 
 

@@ -458,8 +458,10 @@ class Engine:
                 await self._drop_connection()
                 done = "dropped the connection"
             case "restart-broker":
-                seconds = await self.restart_broker()
-                done = f"restarted the broker in {seconds:.1f} s"
+                seconds = await self._restart_broker(crash=step.crash)
+                done = (
+                    f"{'crashed and restarted' if step.crash else 'restarted'} the broker in {seconds:.1f} s"
+                )
         return done, step
 
     async def scale(self, group: str, count: int) -> None:
@@ -549,10 +551,22 @@ class Engine:
     async def restart_broker(self, *, crash: bool = False) -> float:
         """Restart the broker where broker-sim knows how; returns the seconds it took.
 
-        The connection drops and comes back by itself (lost → reconnecting → back events).
+        ``crash``: kill -9 it instead (only a broker broker-sim started). The connection drops
+        and comes back by itself (lost → reconnecting → back events).
         """
+        step = self._step("restart-broker", crash=crash)
+        seconds = await self._restart_broker(crash=crash)
+        self.emit(StepApplied(step, "user"))
+        return seconds
+
+    async def _restart_broker(self, *, crash: bool) -> float:
         if not self.broker.can_restart:
             raise EngineError(f"broker-sim cannot restart this broker: {self.broker.restart_how}")
+        if crash and not self.broker.started_by_us:
+            raise EngineError(
+                f"only a broker broker-sim started can be killed (this one: {self.broker.kind}); "
+                "use a restart without crash, or --broker embedded / local"
+            )
         self.emit(BrokerRestarting(self.broker.kind, self.broker.restart_how, crash))
         started = time.monotonic()
         try:
