@@ -24,7 +24,17 @@ from broker_sim.domain.scenario import (
     Scenario,
     WorkSpec,
 )
-from broker_sim.domain.timeline import ACTIONS, METRICS, STEP_FIELDS, STEP_REQUIRED, Expectation, Step
+from broker_sim.domain.timeline import (
+    ACTIONS,
+    CONSUMER_METRICS,
+    METRICS,
+    QUEUE_METRICS,
+    RUN_METRICS,
+    STEP_FIELDS,
+    STEP_REQUIRED,
+    Expectation,
+    Step,
+)
 from broker_sim.domain.topic import validate_pattern
 
 T = TypeVar("T")
@@ -440,6 +450,7 @@ def _expectation(r: _Reader, key: str, data: Any, names: dict[str, set[str]]) ->
     if queue and queue not in names["queues"]:
         raise r.fail(f"{key}.queue", f"no queue named {queue!r} in this scenario")
     consumer = r.get(t, key, "consumer", str, "")
+    _expectation_scope(r, key, metric, queue, consumer, names["consumers"])
     return Expectation(
         metric=metric,  # type: ignore[arg-type]
         queue=queue,
@@ -448,6 +459,33 @@ def _expectation(r: _Reader, key: str, data: Any, names: dict[str, set[str]]) ->
         at_least=bounds.get("at_least"),
         at_most=bounds.get("at_most"),
     )
+
+
+def _expectation_scope(
+    r: _Reader, key: str, metric: str, queue: str, consumer: str, groups: set[str]
+) -> None:
+    """Refuse an expectation that has no meaning where it is asked (it would silently read 0)."""
+    if queue and consumer:
+        raise r.fail(key, "give a queue or a consumer, not both")
+    if queue:
+        scope, allowed = f"a queue ({queue!r})", QUEUE_METRICS
+    elif consumer:
+        group, _, serial = consumer.rpartition("-")
+        if group not in groups or not serial.isdigit() or serial.startswith("0"):
+            known = ", ".join(f"{g}-1" for g in sorted(groups)) or "none: the scenario has no consumers"
+            raise r.fail(
+                f"{key}.consumer",
+                f"no consumer named {consumer!r}: consumers are named GROUP-N from 1 (e.g. {known})",
+            )
+        scope, allowed = f"a consumer ({consumer!r})", CONSUMER_METRICS
+    else:
+        scope, allowed = "the whole run", RUN_METRICS
+    if metric not in allowed:
+        hint = " (add queue = …)" if metric == "routed" and not queue else ""
+        raise r.fail(
+            f"{key}.metric",
+            f"{metric!r} is not counted for {scope}{hint}; there: {', '.join(sorted(allowed))}",
+        )
 
 
 def _consumers_at_once(r: _Reader, consumers: list[ConsumerGroupSpec], steps: list[tuple[str, Step]]) -> None:

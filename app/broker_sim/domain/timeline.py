@@ -54,8 +54,16 @@ Metric = Literal[
     "redelivered",
     "lost",
     "duplicates",
+    "routing_unknown",
+    "publish_nacked",
 ]
 METRICS: tuple[str, ...] = get_args(Metric)
+QUEUE_METRICS = frozenset({"routed", "delivered", "acked", "redelivered", "lost", "duplicates"})
+"""Metrics a queue has (``queue = …``)."""
+CONSUMER_METRICS = frozenset({"delivered", "acked", "redelivered", "nacked"})
+"""Metrics a consumer has (``consumer = …``)."""
+RUN_METRICS = frozenset(METRICS) - {"routed"}
+"""Metrics of the whole run (neither queue nor consumer): routing is per queue."""
 
 
 @dataclass(frozen=True, slots=True)

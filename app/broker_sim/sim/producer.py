@@ -200,6 +200,7 @@ async def publish(
             out.persistent,
             preview(out.body),
             republished,
+            out.mandatory,
         )
     )
     message = aio_pika.Message(
@@ -214,7 +215,11 @@ async def publish(
     try:
         result = await exchange.publish(message, out.broker_routing_key, mandatory=out.mandatory)
     except aiormq.exceptions.DeliveryError as exc:
-        emit(PublishFailed(out.message_id, producer, f"the broker refused it ({exc.frame!r:.60})"))
+        emit(
+            PublishFailed(
+                out.message_id, producer, f"the broker refused it ({exc.frame!r:.60})", refused=True
+            )
+        )
         return "refused"
     except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
         emit(PublishFailed(out.message_id, producer, f"not confirmed: {type(exc).__name__} {exc}"[:160]))
