@@ -30,6 +30,9 @@ from broker_sim.sim.work import perform
 log = logging.getLogger(__name__)
 
 ChannelError = (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError)
+STOP_GRACE = 5.0
+"""Seconds a leaving consumer may spend finishing its job in hand; after that the job goes back
+to the queue (the channel closes with it unacked), so a stop or a replay never hangs on it."""
 
 
 class Consumer:
@@ -162,7 +165,7 @@ class Consumer:
             )
         self.current = None
 
-    async def kill(self) -> None:
+    async def kill(self, reason: str = "killed") -> None:
         """Die mid-message: close the channel with messages unacked, so the broker redelivers them.
 
         (Cancelling a task inside ``message.process()`` would reject the job without requeue and
@@ -172,7 +175,7 @@ class Consumer:
         self._abandon_all()
         await self._close_channel()
         await self._stop_worker()
-        self.group.emit(ConsumerDown(self.name, self.group.spec.name, self.group.spec.queue, "killed"))
+        self.group.emit(ConsumerDown(self.name, self.group.spec.name, self.group.spec.queue, reason))
 
     async def stop(self, reason: str = "scaled-down") -> None:
         """Leave gracefully: stop consuming, finish the job in hand, hand the rest back (requeued)."""
@@ -181,7 +184,11 @@ class Consumer:
                 await self._queue.cancel(self._tag)
         self._stopping = True
         if self.current is not None and self._worker is not None:
-            await asyncio.wait([self._worker])  # it finishes the job in hand, then returns
+            # it finishes the job in hand, then returns — within bounds
+            finished, _ = await asyncio.wait([self._worker], timeout=STOP_GRACE)
+            if not finished:
+                await self.kill(f"{reason}; its job took over {STOP_GRACE:g} s and went back to the queue")
+                return
         self._dead = True
         for message in _drain(self.inbox):
             if self.group.spec.ack == "auto":
