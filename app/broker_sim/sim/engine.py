@@ -16,7 +16,7 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 
 from broker_sim.broker.handle import BrokerHandle, RestartUnavailable
-from broker_sim.broker.tracing import TraceSwitch, may_trace
+from broker_sim.broker.tracing import TraceSwitch, may_trace, owns_tracing
 from broker_sim.domain.events import (
     BrokerRestarted,
     BrokerRestarting,
@@ -103,7 +103,11 @@ class Engine:
         self.traced = False
         self._remove_durable = remove_durable
         self._may_trace = may_trace(settings.url, settings.trace, started_by_us=self.broker.started_by_us)
-        self._switch = TraceSwitch(settings.url, node_ctl=self.broker.ctl)
+        self._switch = TraceSwitch(
+            settings.url,
+            node_ctl=self.broker.ctl,
+            owned=owns_tracing(settings.url, started_by_us=self.broker.started_by_us),
+        )
         self._conn: AbstractConnection | None = None
         self._declared_once = False
         self._observer: AbstractConnection | None = None
