@@ -148,6 +148,7 @@ class Engine:
     async def start(self) -> None:
         """Begin connecting and running in the background."""
         if self._runner is None:
+            self.broker.wakers.add(self._retry_now)
             self._runner = asyncio.create_task(self._run(), name=f"engine {self.scenario.name}")
             self._runner.add_done_callback(self._runner_ended)
 
@@ -177,6 +178,8 @@ class Engine:
     async def _run(self) -> None:
         reconnecting = False
         while not self._stop_requested.is_set():
+            if self.broker.url != self.settings.url:  # a container may come back on another port
+                self.settings = self.settings.with_(url=self.broker.url)
             conn = await connect_with_retry(
                 self.settings.url,
                 self.settings.url_source,
@@ -325,6 +328,7 @@ class Engine:
     async def stop(self) -> None:
         """Stop actors, remove what was declared (durable things stay), close, restore tracing."""
         self._stop_requested.set()
+        self.broker.wakers.discard(self._retry_now)
         if self._runner is not None and not self._attached.is_set():
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -578,9 +582,7 @@ class Engine:
         except (RestartUnavailable, OSError, RuntimeError) as exc:
             raise EngineError(f"the restart failed: {in_words(exc)}") from None
         seconds = time.monotonic() - started
-        if self.broker.url != self.settings.url:  # a container may come back on another port
-            self.settings = self.settings.with_(url=self.broker.url)
-        self._retry_now.set()
+        self.broker.wake_engines()
         self.emit(BrokerRestarted(self.broker.kind, seconds))
         return seconds
 
