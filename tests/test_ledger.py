@@ -12,13 +12,14 @@ from broker_sim.domain.events import (
     ConnectionChanged,
     LinkState,
     Published,
+    PublishFailed,
     QueueDepth,
     Returned,
     Routed,
     TracingChanged,
 )
 from broker_sim.domain.ledger import Ledger
-from broker_sim.domain.report import build_report
+from broker_sim.domain.report import Report, build_report
 from broker_sim.domain.scenario import QueueSpec, Scenario
 from broker_sim.domain.tally import Tally
 from broker_sim.domain.timeline import Expectation
@@ -168,3 +169,77 @@ def test_tracing_turned_off_settles_what_waited_for_a_trace() -> None:
     assert "m" in ledger.open
     ledger(TracingChanged(False, "off after a restart"))
     assert ledger.open == {} and not ledger.duplicates
+
+
+def _report(events: list[object], queues: tuple[str, ...] = ("q",), ready: int = 0) -> Report:
+    scenario = Scenario("s", "S", queues=tuple(QueueSpec(q) for q in queues))
+    tally, ledger = Tally(), Ledger()
+    for event in [*events, *(QueueDepth(q, ready=ready, unacked=0, consumers=1) for q in queues)]:
+        tally(event)  # type: ignore[arg-type]
+        ledger(event)  # type: ignore[arg-type]
+    return build_report(scenario, tally, ledger)
+
+
+TRACED = TracingChanged(True, "on")
+LOST = ConnectionChanged(LinkState.LOST, "amqp://x@h/", "gone")
+
+
+@pytest.mark.parametrize(("mandatory", "lost", "unknown"), [(True, 1, 0), (False, 0, 1)])
+def test_a_confirmed_message_whose_trace_never_came_and_never_acked_is_counted(
+    mandatory: bool, lost: int, unknown: int
+) -> None:
+    # Its trace died with the observer's connection in a restart; no queue ever acked it.
+    events = [TRACED, Published("m", "p", "x", "k", mandatory=mandatory), Confirmed("m", "p"), LOST]
+    report = _report(events)
+    # Mandatory and not returned: it reached a queue, none has it now: lost. Otherwise it may
+    # have been dropped unroutable: its routing is unknown. Never silently nothing.
+    assert (report.lost, report.routing_unknown) == (lost, unknown)
+
+
+def test_a_message_still_waiting_in_a_queue_is_neither_lost_nor_unknown() -> None:
+    events = [TRACED, Published("m", "p", "x", "k", mandatory=True), Confirmed("m", "p"), LOST]
+    report = _report(events, ready=1)
+    assert (report.lost, report.routing_unknown) == (0, 0)
+
+
+def test_a_fanout_message_acked_by_one_queue_before_its_trace_was_lost_is_routing_unknown() -> None:
+    events = [
+        TRACED,
+        Published("m", "p", "logs", ""),
+        Confirmed("m", "p"),
+        Acked("m", "screen", "c", 1.0),
+        LOST,
+    ]
+    report = _report(events, queues=("screen", "file"))
+    assert (report.lost, report.routing_unknown) == (0, 1)  # not settled as if "file" had it
+
+
+def test_a_message_published_before_a_loss_and_acked_after_is_routing_unknown() -> None:
+    ledger = Ledger()
+    for event in (TRACED, Published("m", "p", "x", "k"), Confirmed("m", "p"), LOST, TRACED):
+        ledger(event)
+    ledger(Acked("m", "q", "c", 1.0))  # its trace went with the old trace queue: it cannot come
+    assert ledger.open == {} and ledger.routing_unknown == 1 and not ledger.awaiting_trace
+
+
+def test_a_refused_publish_is_nacked_not_lost() -> None:
+    events = [
+        TRACED,
+        Published("m", "p", "x", "k", mandatory=True),
+        PublishFailed("m", "p", "the broker refused it", refused=True),
+        Published("u", "p", "x", "k", mandatory=True),
+        PublishFailed("u", "p", "not confirmed: the connection closed"),  # republished later
+    ]
+    report = _report(events)
+    assert (report.publish_nacked, report.lost, report.routing_unknown, report.delivered) == (1, 0, 0, 0)
+
+
+def test_the_open_ledger_is_bounded_and_counts_what_fell_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ledger_module, "OPEN_LIMIT", 3)
+    ledger = Ledger()
+    for i in range(5):  # never acked: a TTL dropped them, or nobody consumes the queue
+        ledger(Published(f"m{i}", "p", "x", "k"))
+        if i != 1:
+            ledger(Confirmed(f"m{i}", "p"))
+    assert list(ledger.open) == ["m2", "m3", "m4"]
+    assert ledger.untracked == 1  # m0 was confirmed; m1 never was

@@ -325,3 +325,88 @@ def test_the_annotated_example_in_the_docs_is_a_valid_scenario() -> None:
     scenario = parse_scenario(example, "docs/scenarios.md")
     assert [s.action for s in scenario.timeline] == ["burst", "kill", "restart-broker", "prefetch"]
     assert len(scenario.bindings) == 2
+
+
+def test_a_dotted_scenario_name_is_a_normal_handle() -> None:
+    scenario = parse_scenario(BASE.replace('name = "t"', 'name = "shop.orders"', 1))
+    assert scenario.name == "shop.orders"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "words"),
+    [
+        ('name = "t"', 'name = "../../etc"', "name", "climb out of a folder"),
+        ('name = "t"', 'name = "a/b"', "name", "file path"),
+        ('name = "t"', 'name = ".."', "name", "climb out of a folder"),
+        (
+            'name = "q"\n',
+            'name = "q"\n[[consumers]]\nname = "../w"\nqueue = "q"\n',
+            "consumers[0].name",
+            "'..'",
+        ),
+    ],
+)
+def test_names_that_would_reach_outside_a_folder_are_refused(
+    old: str, new: str, key: str, words: str
+) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(BASE.replace(old, new, 1))
+    assert caught.value.key == key
+    assert words in caught.value.reason
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("expect", "key", "words"),
+    [
+        (
+            'metric = "routed"\nat_least = 1',
+            "expect[0].metric",
+            "'routed' is not counted for the whole run (add queue",
+        ),
+        (
+            'metric = "published"\nqueue = "q"\nat_least = 1',
+            "expect[0].metric",
+            "not counted for a queue ('q')",
+        ),
+        ('metric = "lost"\nconsumer = "c-1"\nequals = 0', "expect[0].metric", "not counted for a consumer"),
+        (
+            'metric = "acked"\nconsumer = "worker-1"\nat_least = 1',
+            "expect[0].consumer",
+            "no consumer named 'worker-1'",
+        ),
+        (
+            'metric = "acked"\nconsumer = "c"\nat_least = 1',
+            "expect[0].consumer",
+            "named GROUP-N from 1 (e.g. c-1)",
+        ),
+        ('metric = "acked"\nconsumer = "c-0"\nat_least = 1', "expect[0].consumer", "no consumer named 'c-0'"),
+        ('metric = "acked"\nqueue = "q"\nconsumer = "c-1"\nat_least = 1', "expect[0]", "not both"),
+    ],
+)
+def test_expectations_with_no_meaning_where_they_are_asked_are_refused(
+    expect: str, key: str, words: str
+) -> None:
+    text = f'{BASE}\n[[consumers]]\nname = "c"\nqueue = "q"\n\n[[expect]]\n{expect}\n'
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(text)
+    assert caught.value.key == key
+    assert words in caught.value.reason
+
+
+def test_expectations_of_a_queue_a_consumer_and_the_run_load() -> None:
+    expects = [
+        'metric = "routed"\nqueue = "q"\nat_least = 1',
+        'metric = "acked"\nconsumer = "c-12"\nat_least = 1',
+        'metric = "routing_unknown"\nequals = 0',
+        'metric = "publish_nacked"\nequals = 0',
+    ]
+    text = f'{BASE}\n[[consumers]]\nname = "c"\nqueue = "q"\n' + "".join(
+        f"\n[[expect]]\n{e}\n" for e in expects
+    )
+    assert [e.metric for e in parse_scenario(text).expectations] == [
+        "routed",
+        "acked",
+        "routing_unknown",
+        "publish_nacked",
+    ]

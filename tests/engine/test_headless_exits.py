@@ -136,3 +136,16 @@ async def test_a_scenario_the_broker_refuses_gives_up_with_exit_3(
         channel = await connection.channel()
         await channel.queue_delete(taken)
         await connection.close()
+
+
+def test_run_refuses_a_scenario_name_that_climbs_out_of_a_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from broker_sim.cli import main
+
+    path = tmp_path / "bad.toml"
+    path.write_text(SHORT_SCENARIO.replace('name = "short"', 'name = "../../outside"', 1))
+    assert main(["--data-dir", str(tmp_path / "data"), "run", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "climb out of a folder" in err[0], err
+    assert not (tmp_path / "outside").exists()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from broker_sim.broker.rabbitmqctl import RabbitmqctlError, run_rabbitmqctl
@@ -29,6 +29,14 @@ class BrokerHandle:
     started_by_us: bool = False
     restart_how: str = "restart it yourself; broker-sim reconnects by itself"
     needs_confirmation: bool = False
+    wakers: set[asyncio.Event] = field(default_factory=set, repr=False, compare=False)
+    """Set by :meth:`wake_engines`: each engine on this broker waits on one between attempts."""
+
+    def wake_engines(self) -> None:
+        """Tell every engine on this broker that it is back from a restart: they reconnect now,
+        not after their backoff (whoever restarted it: a tab, the Durability tab, a timeline)."""
+        for event in self.wakers:
+            event.set()
 
     @property
     def can_restart(self) -> bool:

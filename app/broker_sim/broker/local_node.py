@@ -25,6 +25,8 @@ from broker_sim.domain.urls import build_url
 
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
 BOOT_TIMEOUT = 90.0
+LOOPBACK_DIST = "-kernel inet_dist_use_interface {127,0,0,1}"
+"""Erlang flags that keep a node's distribution listener on loopback."""
 
 
 class LocalNodeError(RabbitmqctlError):
@@ -83,6 +85,12 @@ class LocalNode:
             # Erlang writes a crash dump into the working directory by default: a node or
             # rabbitmqctl that fails would litter the user's folder (or the checkout).
             "ERL_CRASH_DUMP": str(base / "log" / "erl_crash.dump"),
+            # AMQP listens on loopback only (rabbitmq.conf); so must the rest. epmd (when this
+            # node is the one that starts it) and Erlang distribution — the node's and
+            # rabbitmqctl's — listen on every interface unless told otherwise.
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": LOOPBACK_DIST,
+            "RABBITMQ_CTL_ERL_ARGS": LOOPBACK_DIST,
         }
 
     def _write_config(self) -> None:

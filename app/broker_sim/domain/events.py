@@ -34,6 +34,8 @@ class Published:
     persistent: bool = False
     body_preview: str = ""
     republished: bool = False
+    mandatory: bool = False
+    """Sent mandatory: confirmed and not returned, it reached at least one queue."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,9 @@ class PublishFailed:
     message_id: str
     producer: str
     reason: str
+    refused: bool = False
+    """True for a Basic.Nack (a full queue with reject-publish, no quorum majority): the broker
+    said no. False when the outcome is unknown (the connection failed first)."""
 
 
 @dataclass(frozen=True, slots=True)

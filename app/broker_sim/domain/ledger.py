@@ -7,10 +7,18 @@ so an ack that comes again to the same queue (a redelivery after a lost ack, a r
 a broker restart) is a duplicate — while one message acked by several queues (fanout) is not —
 and memory stays flat however long the run.
 
+Every confirmed message ends in one of these: acked by every queue it was routed to (settled),
+still open (waiting in a queue, or lost: the report tells which from the queues' depths),
+``routing_unknown`` (acked somewhere, but the broker's trace that lists its queues never came,
+so whether another queue still owed an ack cannot be told), or ``untracked`` (it fell out of
+the bounded ledger). A publish the broker refused (Basic.Nack) is ``publish_nacked``.
+
 The broker's trace of a message may arrive after its first ack. With tracing on, a message
-waits for it before it settles (at most ``TRACE_WAIT`` of them, and not past a lost connection
-or tracing turned off); with tracing off there is no routing list to wait for, and a message
-settles on its first ack.
+waits for it before it settles (at most ``TRACE_WAIT`` of them). A trace cannot come for a
+message published before the trace queue was lost (it dies with its connection) or once
+tracing is off: such a message, once acked, counts as ``routing_unknown``. With tracing off
+there is no routing list to wait for, and a message settles on its first ack (the report says
+that routing was inferred).
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from broker_sim.domain.events import (
     FlowEvent,
     LinkState,
     Published,
+    PublishFailed,
     Returned,
     Routed,
     TracingChanged,
@@ -39,15 +48,22 @@ LATENCY_SAMPLES = 10_000
 """Most recent publish-to-ack latencies kept for percentiles."""
 TRACE_WAIT = 10_000
 """Acked messages kept waiting for their trace. A trace can be lost (the trace queue is capped
-and dies with its connection), so beyond this the oldest settle as if untraced."""
+and dies with its connection), so beyond this the oldest count as routing unknown."""
+OPEN_LIMIT = 200_000
+"""Messages followed at once. Messages never acked (dropped by a TTL, sitting in a queue nobody
+consumes, refused) would otherwise grow the ledger for ever: beyond this the oldest are let go
+and counted in ``untracked``."""
 
 
 @dataclass(slots=True)
 class _Open:
     published_at: float
+    mandatory: bool = False
     confirmed: bool = False
     routed: tuple[str, ...] | None = None
     acked: set[str] = field(default_factory=set)
+    trace_lost: bool = False
+    """Published before the trace queue was lost: its trace will never come."""
 
 
 @dataclass
@@ -63,18 +79,32 @@ class Ledger:
     """Acked messages whose trace has not come yet, oldest first (at most ``TRACE_WAIT``)."""
     duplicates: Counter[str] = field(default_factory=Counter)
     lost_on_delivery: Counter[str] = field(default_factory=Counter)
+    routing_unknown: int = 0
+    """Confirmed messages acked somewhere whose routing list never came."""
+    publish_nacked: int = 0
+    """Publishes the broker refused (Basic.Nack)."""
+    untracked: int = 0
+    """Confirmed messages let go unsettled because the ledger was full (``OPEN_LIMIT``)."""
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
 
     def __call__(self, event: FlowEvent) -> None:
         """Fold one event in."""
         match event:
-            case Published(message_id=mid):
-                self.open.setdefault(mid, _Open(self.clock()))
+            case Published(message_id=mid, mandatory=mandatory):
+                if mid not in self.open:
+                    self.open[mid] = _Open(self.clock(), mandatory)
+                    if len(self.open) > OPEN_LIMIT:
+                        self._let_go_oldest()
             case Confirmed(message_id=mid):
                 if (entry := self.open.get(mid)) is not None:
                     entry.confirmed = True
             case Returned(message_id=mid):
                 self.open.pop(mid, None)
+            case PublishFailed(message_id=mid, refused=True):
+                # An unknown outcome is published again (same entry); a refusal is final.
+                if self.open.pop(mid, None) is not None:
+                    self.publish_nacked += 1
+                    self.awaiting_trace.pop(mid, None)
             case Routed(message_id=mid, queues=queues, source="trace"):
                 if (entry := self.open.get(mid)) is not None:
                     entry.routed = tuple(queues)
@@ -84,10 +114,10 @@ class Ledger:
             case TracingChanged(traced=traced):
                 self.traced = traced
                 if not traced:
-                    self._give_up_on_traces()
+                    self._traces_lost()
             case ConnectionChanged(state=LinkState.LOST):
                 # the trace queue went with the connection: traces not read yet will not come
-                self._give_up_on_traces()
+                self._traces_lost()
             case Abandoned(message_id=mid, queue=queue, redelivered=False):
                 self.lost_on_delivery[queue] += 1
                 self._settle(mid)
@@ -116,23 +146,41 @@ class Ledger:
         if entry.routed is None:
             if not entry.acked:
                 return
-            if self.traced:  # the routing list is on its way: wait for it, within bounds
-                self.awaiting_trace[mid] = None
+            if self.traced:
+                if entry.trace_lost:  # acked here, but which other queues it reached is lost
+                    self._unknown(mid, entry)
+                    return
+                self.awaiting_trace[mid] = None  # the routing list is on its way: wait, within bounds
                 if len(self.awaiting_trace) > TRACE_WAIT:
-                    self._settle(next(iter(self.awaiting_trace)))
+                    oldest = next(iter(self.awaiting_trace))
+                    self._unknown(oldest, self.open[oldest])
                 return
             # untraced, the first ack is all that can be known
         elif not set(entry.routed) <= entry.acked:
             return
         self._settle(mid)
 
+    def _unknown(self, mid: str, entry: _Open) -> None:
+        if entry.confirmed:
+            self.routing_unknown += 1
+        self._settle(mid)
+
     def _settle(self, mid: str) -> None:
         self.open.pop(mid, None)
         self.awaiting_trace.pop(mid, None)
 
-    def _give_up_on_traces(self) -> None:
+    def _traces_lost(self) -> None:
         for mid in list(self.awaiting_trace):
-            self._settle(mid)
+            self._unknown(mid, self.open[mid])
+        for entry in self.open.values():
+            if entry.routed is None:
+                entry.trace_lost = True
+
+    def _let_go_oldest(self) -> None:
+        mid, entry = next(iter(self.open.items()))
+        if entry.confirmed:
+            self.untracked += 1
+        self._settle(mid)
 
     def unsettled(self, queue: str) -> int:
         """Confirmed messages routed to ``queue`` that it has not acked (yet)."""
@@ -142,9 +190,21 @@ class Ledger:
             if e.confirmed and e.routed is not None and queue in e.routed and queue not in e.acked
         )
 
-    def unaccounted(self) -> int:
-        """Confirmed messages not acked anywhere, whose routing is unknown (routing inferred)."""
-        return sum(1 for e in self.open.values() if e.confirmed and e.routed is None and not e.acked)
+    def unaccounted(self, *, mandatory: bool) -> int:
+        """Confirmed messages acked nowhere whose routing is unknown (no trace), sent mandatory or not.
+
+        A mandatory one reached a queue (else it was returned): if no queue holds it, it is lost.
+        A non-mandatory one may have been dropped unroutable: its routing is unknown.
+        """
+        return sum(
+            1
+            for e in self.open.values()
+            if e.confirmed and e.routed is None and not e.acked and e.mandatory == mandatory
+        )
+
+    def awaiting(self) -> int:
+        """Confirmed messages acked somewhere and still waiting for their trace."""
+        return sum(1 for mid in self.awaiting_trace if self.open[mid].confirmed)
 
     def latency_percentile(self, p: float) -> float | None:
         """The p-th percentile (0-100) of publish-to-ack latency in ms, or None with no samples."""

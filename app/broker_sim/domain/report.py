@@ -50,6 +50,12 @@ class Report:
     routing: str
     latency_p50_ms: float | None
     latency_p99_ms: float | None
+    routing_unknown: int = 0
+    """Confirmed messages whose queues cannot be told (no trace), so neither lost nor acked everywhere."""
+    publish_nacked: int = 0
+    """Publishes the broker refused (Basic.Nack): counted here, never as lost or delivered."""
+    untracked: int = 0
+    """Confirmed messages the ledger let go unsettled (its bound); 0 unless a run is huge."""
     queues: dict[str, QueueFigures] = field(default_factory=dict)
     consumers: dict[str, dict[str, int | str]] = field(default_factory=dict)
     verdicts: list[Verdict] = field(default_factory=list)
@@ -97,8 +103,13 @@ def build_report(scenario: Scenario, tally: Tally, ledger: Ledger) -> Report:
             lost=lost,
             duplicates=ledger.duplicates[name],
         )
-    ready_total = sum(q.ready_at_end or 0 for q in queues.values())
-    lost_untraced = max(0, ledger.unaccounted() - ready_total) if tally.routed_inferred else 0
+    # Messages still waiting in a queue beyond what is known to be routed there may be the ones
+    # whose routing is unknown: they are waiting, not lost.
+    spare = sum(max(0, (q.ready_at_end or 0) - ledger.unsettled(name)) for name, q in queues.items())
+    mandatory = ledger.unaccounted(mandatory=True)
+    lost_untraced = max(0, mandatory - spare)
+    spare = max(0, spare - mandatory)
+    unknown = max(0, ledger.unaccounted(mandatory=False) - spare)
     report = Report(
         scenario=scenario.name,
         published=tally.published,
@@ -116,6 +127,9 @@ def build_report(scenario: Scenario, tally: Tally, ledger: Ledger) -> Report:
         else "inferred"
         if tally.routed_inferred
         else "none seen",
+        routing_unknown=ledger.routing_unknown + ledger.awaiting() + unknown,
+        publish_nacked=ledger.publish_nacked,
+        untracked=ledger.untracked,
         latency_p50_ms=ledger.latency_percentile(50),
         latency_p99_ms=ledger.latency_percentile(99),
         queues=queues,
@@ -148,6 +162,16 @@ def format_report(title: str, report: Report) -> str:
         f"failed {report.publish_failed}",
         f"  delivered {report.delivered}, acked {report.acked}, nacked {report.nacked}, "
         f"redelivered {report.redelivered}, lost {report.lost}, duplicates {report.duplicates}",
+    ]
+    unusual = [
+        f"routing unknown {report.routing_unknown} (acked or dropped where no trace said which queues)"
+        if report.routing_unknown
+        else "",
+        f"refused by the broker {report.publish_nacked} (Basic.Nack)" if report.publish_nacked else "",
+        f"untracked {report.untracked} (past the ledger's bound)" if report.untracked else "",
+    ]
+    lines += [f"  {'; '.join(u for u in unusual if u)}"] if any(unusual) else []
+    lines += [
         f"  routing {report.routing}; latency publish→ack p50 {ms(report.latency_p50_ms)}, "
         f"p99 {ms(report.latency_p99_ms)}",
     ]

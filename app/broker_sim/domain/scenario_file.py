@@ -24,7 +24,17 @@ from broker_sim.domain.scenario import (
     Scenario,
     WorkSpec,
 )
-from broker_sim.domain.timeline import ACTIONS, METRICS, STEP_FIELDS, STEP_REQUIRED, Expectation, Step
+from broker_sim.domain.timeline import (
+    ACTIONS,
+    CONSUMER_METRICS,
+    METRICS,
+    QUEUE_METRICS,
+    RUN_METRICS,
+    STEP_FIELDS,
+    STEP_REQUIRED,
+    Expectation,
+    Step,
+)
 from broker_sim.domain.topic import validate_pattern
 
 T = TypeVar("T")
@@ -45,6 +55,25 @@ MAX_RATE = 10_000.0
 machines (3,500 msg/s), so a rate can be "as fast as it goes" without being a typo's 1e9."""
 MAX_BURST = 100_000
 """Most messages in one burst step: half a minute of the engine's throughput here."""
+
+
+def unsafe_name(name: str) -> str | None:
+    """Why a name that becomes part of a file path is unsafe, or ``None`` when it is fine.
+
+    Scenario names name the folder of their consumers' logs and their recordings, and consumer
+    group names name log files: ``..``, a slash or a NUL would reach outside those folders.
+    Dots inside a name (``shop.orders``, a normal AMQP handle) are fine.
+    """
+    if not name:
+        return "needs a name"
+    if ".." in name or name == ".":
+        return f"{name!r} holds '..', which would climb out of a folder; use single dots ('shop.orders')"
+    if "/" in name or "\\" in name or "\0" in name:
+        return (
+            f"{name!r} holds '/', '\\' or NUL, and a name becomes part of a file path; "
+            "use letters, digits, '.', '-' or '_'"
+        )
+    return None
 
 
 class ScenarioError(ValueError):
@@ -344,8 +373,11 @@ def _consumers(r: _Reader, key: str, data: Any, queues: set[str]) -> ConsumerGro
         seconds=seconds,
         operations=ops,
     )
+    name = r.get(t, key, "name", str, "")
+    if (why := unsafe_name(name)) is not None:
+        raise r.fail(f"{key}.name", why)
     return ConsumerGroupSpec(
-        name=r.get(t, key, "name", str, ""),
+        name=name,
         queue=queue,
         count=count,
         prefetch=prefetch,
@@ -402,6 +434,7 @@ def _step(r: _Reader, key: str, data: Any, names: dict[str, set[str]]) -> Step:
         body=r.get(t, key, "body", str, ""),
         headers=r.headers(t.get("headers", {}), f"{key}.headers"),
         persistent=r.get(t, key, "persistent", bool, False),
+        crash=r.get(t, key, "crash", bool, False),
     )
 
 
@@ -417,6 +450,7 @@ def _expectation(r: _Reader, key: str, data: Any, names: dict[str, set[str]]) ->
     if queue and queue not in names["queues"]:
         raise r.fail(f"{key}.queue", f"no queue named {queue!r} in this scenario")
     consumer = r.get(t, key, "consumer", str, "")
+    _expectation_scope(r, key, metric, queue, consumer, names["consumers"])
     return Expectation(
         metric=metric,  # type: ignore[arg-type]
         queue=queue,
@@ -425,6 +459,33 @@ def _expectation(r: _Reader, key: str, data: Any, names: dict[str, set[str]]) ->
         at_least=bounds.get("at_least"),
         at_most=bounds.get("at_most"),
     )
+
+
+def _expectation_scope(
+    r: _Reader, key: str, metric: str, queue: str, consumer: str, groups: set[str]
+) -> None:
+    """Refuse an expectation that has no meaning where it is asked (it would silently read 0)."""
+    if queue and consumer:
+        raise r.fail(key, "give a queue or a consumer, not both")
+    if queue:
+        scope, allowed = f"a queue ({queue!r})", QUEUE_METRICS
+    elif consumer:
+        group, _, serial = consumer.rpartition("-")
+        if group not in groups or not serial.isdigit() or serial.startswith("0"):
+            known = ", ".join(f"{g}-1" for g in sorted(groups)) or "none: the scenario has no consumers"
+            raise r.fail(
+                f"{key}.consumer",
+                f"no consumer named {consumer!r}: consumers are named GROUP-N from 1 (e.g. {known})",
+            )
+        scope, allowed = f"a consumer ({consumer!r})", CONSUMER_METRICS
+    else:
+        scope, allowed = "the whole run", RUN_METRICS
+    if metric not in allowed:
+        hint = " (add queue = …)" if metric == "routed" and not queue else ""
+        raise r.fail(
+            f"{key}.metric",
+            f"{metric!r} is not counted for {scope}{hint}; there: {', '.join(sorted(allowed))}",
+        )
 
 
 def _consumers_at_once(r: _Reader, consumers: list[ConsumerGroupSpec], steps: list[tuple[str, Step]]) -> None:
@@ -482,6 +543,8 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         "expect",
     }
     r.table(doc, "", top, {"name", "title"})
+    if (why := unsafe_name(r.get(doc, "", "name", str, ""))) is not None:
+        raise r.fail("name", why)
     exchanges = [_exchange(r, k, v) for k, v in r.items(doc, "exchanges")]
     queues = [_queue(r, k, v) for k, v in r.items(doc, "queues")]
     _unique(r, "exchanges", [e.name for e in exchanges])

@@ -25,7 +25,7 @@ STEP_FIELDS: dict[str, set[str]] = {  # the fields each action takes
     "scale": {"group", "count"},
     "kill": {"group", "consumer"},
     "prefetch": {"group", "prefetch"},
-    "restart-broker": set(),
+    "restart-broker": {"crash"},
     "drop-connection": set(),
     "burst": {"producer", "count"},
     "publish": {"exchange", "routing_key", "body", "headers", "persistent"},
@@ -54,8 +54,16 @@ Metric = Literal[
     "redelivered",
     "lost",
     "duplicates",
+    "routing_unknown",
+    "publish_nacked",
 ]
 METRICS: tuple[str, ...] = get_args(Metric)
+QUEUE_METRICS = frozenset({"routed", "delivered", "acked", "redelivered", "lost", "duplicates"})
+"""Metrics a queue has (``queue = …``)."""
+CONSUMER_METRICS = frozenset({"delivered", "acked", "redelivered", "nacked"})
+"""Metrics a consumer has (``consumer = …``)."""
+RUN_METRICS = frozenset(METRICS) - {"routed"}
+"""Metrics of the whole run (neither queue nor consumer): routing is per queue."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +88,8 @@ class Step:
     body: str = ""
     headers: dict[str, HeaderValue] = field(default_factory=dict)
     persistent: bool = False
+    crash: bool = False
+    """restart-broker only: kill -9 the broker instead of stopping it cleanly."""
 
     def describe(self) -> str:
         """The step in a few words, for progress lines and the TUI."""
@@ -98,7 +108,7 @@ class Step:
             case "rate":
                 return f"{self.producer} rate {self.rate:g}/s"
             case "restart-broker":
-                return "restart the broker"
+                return "kill -9 the broker and start it again" if self.crash else "restart the broker"
             case "drop-connection":
                 return "drop the client's connection"
             case _:

@@ -30,6 +30,9 @@ from broker_sim.sim.work import perform
 log = logging.getLogger(__name__)
 
 ChannelError = (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError)
+STOP_GRACE = 5.0
+"""Seconds a leaving consumer may spend finishing its job in hand; after that the job goes back
+to the queue (the channel closes with it unacked), so a stop or a replay never hangs on it."""
 
 
 class Consumer:
@@ -103,7 +106,9 @@ class Consumer:
             self.current = message
             started = time.perf_counter()
             try:
-                result = await perform(spec.work, message.body, self._log_file, self.group.speed)
+                result = await perform(
+                    spec.work, message.body, self._log_file, self.group.spool_dir, self.group.speed
+                )
                 failed = ""
             except Exception as exc:  # a job the work cannot do is rejected, not fatal to the worker
                 result, failed = "", f"{type(exc).__name__}: {exc}"
@@ -160,7 +165,7 @@ class Consumer:
             )
         self.current = None
 
-    async def kill(self) -> None:
+    async def kill(self, reason: str = "killed") -> None:
         """Die mid-message: close the channel with messages unacked, so the broker redelivers them.
 
         (Cancelling a task inside ``message.process()`` would reject the job without requeue and
@@ -170,7 +175,7 @@ class Consumer:
         self._abandon_all()
         await self._close_channel()
         await self._stop_worker()
-        self.group.emit(ConsumerDown(self.name, self.group.spec.name, self.group.spec.queue, "killed"))
+        self.group.emit(ConsumerDown(self.name, self.group.spec.name, self.group.spec.queue, reason))
 
     async def stop(self, reason: str = "scaled-down") -> None:
         """Leave gracefully: stop consuming, finish the job in hand, hand the rest back (requeued)."""
@@ -179,7 +184,11 @@ class Consumer:
                 await self._queue.cancel(self._tag)
         self._stopping = True
         if self.current is not None and self._worker is not None:
-            await asyncio.wait([self._worker])  # it finishes the job in hand, then returns
+            # it finishes the job in hand, then returns — within bounds
+            finished, _ = await asyncio.wait([self._worker], timeout=STOP_GRACE)
+            if not finished:
+                await self.kill(f"{reason}; its job took over {STOP_GRACE:g} s and went back to the queue")
+                return
         self._dead = True
         for message in _drain(self.inbox):
             if self.group.spec.ack == "auto":
@@ -241,6 +250,7 @@ class ConsumerGroup:
         topology: Topology,
         log_dir: Path,
         unacked: Counter[str],
+        spool_dir: Path,
     ) -> None:
         self.spec = spec
         self.prefetch = spec.prefetch
@@ -250,6 +260,8 @@ class ConsumerGroup:
         self.emit = emit
         self.topology = topology
         self._log_dir = log_dir
+        self.spool_dir = spool_dir
+        """The only folder image jobs may read files from."""
         self._unacked = unacked
         self._serial = 0
         self._lock = asyncio.Lock()

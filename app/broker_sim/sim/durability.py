@@ -259,6 +259,7 @@ class DurabilityLab:
         self.progress("restart", "restarting the broker" + (" (kill -9)" if crash else ""))
         started = time.monotonic()
         await self.broker.restart(crash=crash)
+        self.broker.wake_engines()  # the tabs' engines reconnect now, not after their backoff
         await (await self._connect(None)).close()
         seconds = time.monotonic() - started
         self.progress("count", "counting survivors on a plain connection (passive declares)")

@@ -16,7 +16,7 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 
 from broker_sim.broker.handle import BrokerHandle, RestartUnavailable
-from broker_sim.broker.tracing import TraceSwitch, may_trace
+from broker_sim.broker.tracing import TraceSwitch, may_trace, owns_tracing
 from broker_sim.domain.events import (
     BrokerRestarted,
     BrokerRestarting,
@@ -42,6 +42,7 @@ from broker_sim.sim.link import GET_A_BROKER, connect_with_retry
 from broker_sim.sim.observe import DepthPoller, RouteTracer
 from broker_sim.sim.producer import WINDOW, Outgoing, Producer, publish
 from broker_sim.sim.topology import Topology
+from broker_sim.sim.work import spool_dir
 
 log = logging.getLogger(__name__)
 
@@ -93,14 +94,20 @@ class Engine:
             p.name: Producer(p, self.run_id, scenario.seed, self.emit) for p in scenario.producers
         }
         self.groups = {
-            g.name: ConsumerGroup(g, self.emit, self.topology, log_dir, self.unacked)
+            g.name: ConsumerGroup(
+                g, self.emit, self.topology, log_dir, self.unacked, spool_dir(settings.data_dir)
+            )
             for g in scenario.consumers
         }
         self.state = LinkState.CONNECTING
         self.traced = False
         self._remove_durable = remove_durable
         self._may_trace = may_trace(settings.url, settings.trace, started_by_us=self.broker.started_by_us)
-        self._switch = TraceSwitch(settings.url, node_ctl=self.broker.ctl)
+        self._switch = TraceSwitch(
+            settings.url,
+            node_ctl=self.broker.ctl,
+            owned=owns_tracing(settings.url, started_by_us=self.broker.started_by_us),
+        )
         self._conn: AbstractConnection | None = None
         self._declared_once = False
         self._observer: AbstractConnection | None = None
@@ -141,6 +148,7 @@ class Engine:
     async def start(self) -> None:
         """Begin connecting and running in the background."""
         if self._runner is None:
+            self.broker.wakers.add(self._retry_now)
             self._runner = asyncio.create_task(self._run(), name=f"engine {self.scenario.name}")
             self._runner.add_done_callback(self._runner_ended)
 
@@ -170,6 +178,8 @@ class Engine:
     async def _run(self) -> None:
         reconnecting = False
         while not self._stop_requested.is_set():
+            if self.broker.url != self.settings.url:  # a container may come back on another port
+                self.settings = self.settings.with_(url=self.broker.url)
             conn = await connect_with_retry(
                 self.settings.url,
                 self.settings.url_source,
@@ -318,6 +328,7 @@ class Engine:
     async def stop(self) -> None:
         """Stop actors, remove what was declared (durable things stay), close, restore tracing."""
         self._stop_requested.set()
+        self.broker.wakers.discard(self._retry_now)
         if self._runner is not None and not self._attached.is_set():
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -455,8 +466,10 @@ class Engine:
                 await self._drop_connection()
                 done = "dropped the connection"
             case "restart-broker":
-                seconds = await self.restart_broker()
-                done = f"restarted the broker in {seconds:.1f} s"
+                seconds = await self._restart_broker(crash=step.crash)
+                done = (
+                    f"{'crashed and restarted' if step.crash else 'restarted'} the broker in {seconds:.1f} s"
+                )
         return done, step
 
     async def scale(self, group: str, count: int) -> None:
@@ -546,10 +559,22 @@ class Engine:
     async def restart_broker(self, *, crash: bool = False) -> float:
         """Restart the broker where broker-sim knows how; returns the seconds it took.
 
-        The connection drops and comes back by itself (lost → reconnecting → back events).
+        ``crash``: kill -9 it instead (only a broker broker-sim started). The connection drops
+        and comes back by itself (lost → reconnecting → back events).
         """
+        step = self._step("restart-broker", crash=crash)
+        seconds = await self._restart_broker(crash=crash)
+        self.emit(StepApplied(step, "user"))
+        return seconds
+
+    async def _restart_broker(self, *, crash: bool) -> float:
         if not self.broker.can_restart:
             raise EngineError(f"broker-sim cannot restart this broker: {self.broker.restart_how}")
+        if crash and not self.broker.started_by_us:
+            raise EngineError(
+                f"only a broker broker-sim started can be killed (this one: {self.broker.kind}); "
+                "use a restart without crash, or --broker embedded / local"
+            )
         self.emit(BrokerRestarting(self.broker.kind, self.broker.restart_how, crash))
         started = time.monotonic()
         try:
@@ -557,9 +582,7 @@ class Engine:
         except (RestartUnavailable, OSError, RuntimeError) as exc:
             raise EngineError(f"the restart failed: {in_words(exc)}") from None
         seconds = time.monotonic() - started
-        if self.broker.url != self.settings.url:  # a container may come back on another port
-            self.settings = self.settings.with_(url=self.broker.url)
-        self._retry_now.set()
+        self.broker.wake_engines()
         self.emit(BrokerRestarted(self.broker.kind, seconds))
         return seconds
 

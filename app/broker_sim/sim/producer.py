@@ -166,13 +166,16 @@ class Producer:
     ) -> None:
         for m in batch:
             self.in_flight[m.message_id] = m
-        outcomes = await asyncio.gather(
-            *(publish(exchange, m, self.spec.name, self._emit, republished=republished) for m in batch)
-        )
-        for m, outcome in zip(batch, outcomes, strict=True):
-            del self.in_flight[m.message_id]
-            if outcome == "unknown":
-                self.retry.append(m)
+        await asyncio.gather(*(self._publish(exchange, m, republished) for m in batch))
+
+    async def _publish(self, exchange: AbstractExchange, m: Outgoing, republished: bool) -> None:
+        # Each message leaves ``in_flight`` as soon as the broker answered it: when the batch is
+        # cancelled half-way (the connection went, the engine stops), only the ones still
+        # unanswered are published again — never one already confirmed.
+        outcome = await publish(exchange, m, self.spec.name, self._emit, republished=republished)
+        self.in_flight.pop(m.message_id, None)
+        if outcome == "unknown":
+            self.retry.append(m)
 
 
 Outcome = Literal["confirmed", "returned", "refused", "unknown"]
@@ -200,6 +203,7 @@ async def publish(
             out.persistent,
             preview(out.body),
             republished,
+            out.mandatory,
         )
     )
     message = aio_pika.Message(
@@ -214,7 +218,11 @@ async def publish(
     try:
         result = await exchange.publish(message, out.broker_routing_key, mandatory=out.mandatory)
     except aiormq.exceptions.DeliveryError as exc:
-        emit(PublishFailed(out.message_id, producer, f"the broker refused it ({exc.frame!r:.60})"))
+        emit(
+            PublishFailed(
+                out.message_id, producer, f"the broker refused it ({exc.frame!r:.60})", refused=True
+            )
+        )
         return "refused"
     except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
         emit(PublishFailed(out.message_id, producer, f"not confirmed: {type(exc).__name__} {exc}"[:160]))

@@ -1,8 +1,11 @@
 """The work queue's main server, for real: ``POST /jobs`` takes an image and queues a job for it.
 
-It listens on loopback only. An upload is checked with Pillow before anything is published: a
-file that is not an image, or is too large, gets a clear 4xx and nothing reaches the broker.
-The job body carries a reference to the spooled file (``file:PATH``), never the pixels.
+It listens on loopback only and refuses posts a web page sends from another origin (a page
+in the user's browser could otherwise post to it). An upload is checked with Pillow before
+anything is published: a file that is not an image, or is too large, gets a clear 4xx and
+nothing reaches the broker. The job body carries a reference to the spooled file
+(``file:PATH``), never the pixels. The spool is bounded by refusing uploads when it is full
+(507); only files of jobs that are finished are removed to make room, never a queued job's.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import io
 import json
 import uuid
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,11 +32,18 @@ from broker_sim.domain.events import (
     Returned,
 )
 from broker_sim.sim.engine import Engine, EngineError
+from broker_sim.sim.work import spool_dir as spool_dir  # the TUI names the spool through here
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 40_000_000
-JOBS_KEPT = 200
-"""Uploads whose state (and spooled file) are kept; older ones are forgotten and deleted."""
+SPOOL_FILES = 200
+"""Most files in the spool: an upload beyond it is refused (507) unless a finished job's file can go."""
+SPOOL_BYTES = 500 * 1024 * 1024
+"""Most bytes in the spool, on the same terms."""
+FINISHED = frozenset({"done", "failed"})
+"""Job states after which a job's file is no longer needed by a worker."""
 
 
 @dataclass
@@ -94,7 +105,7 @@ class UploadServer:
 
     async def start(self) -> int:
         """Listen on 127.0.0.1; returns the port (useful with port 0)."""
-        app = web.Application(client_max_size=MAX_UPLOAD_BYTES)
+        app = web.Application(client_max_size=MAX_UPLOAD_BYTES, middlewares=[self._same_origin])
         app.add_routes([web.post("/jobs", self._post), web.get("/jobs/{job}", self._get)])
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -113,6 +124,17 @@ class UploadServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    @web.middleware
+    async def _same_origin(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        # A browser names the page that sends a request in Origin; curl and scripts send none.
+        origin = request.headers.get("Origin")
+        if origin is not None and origin not in _own_origins(self.port):
+            return _error(
+                403,
+                f"posts from another web page ({origin}) are refused; use curl or this page's own address",
+            )
+        return await handler(request)
 
     async def _read_upload(self, request: web.Request) -> tuple[bytes, str]:
         if request.content_type.startswith("multipart/"):
@@ -136,6 +158,8 @@ class UploadServer:
             return _error(413, f"the upload is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB")
         except BadUpload as exc:
             return _error(exc.status, str(exc))
+        if (full := await asyncio.to_thread(self._make_room, len(data))) is not None:
+            return _error(507, full)
         path = self.spool_dir / f"{uuid.uuid4().hex}.{kind.lower()}"
         await asyncio.to_thread(_write, path, data)
         body = json.dumps({"image": f"file:{path}", "request": "POST /jobs", "upload": name})
@@ -145,11 +169,6 @@ class UploadServer:
             await asyncio.to_thread(path.unlink, missing_ok=True)
             return _error(503, str(exc))
         self.jobs[job_id] = Job(job_id, str(path))
-        # Keep the latest uploads' files (a recorded session that replays them needs them), and
-        # only those: the spool stays bounded.
-        while len(self.jobs) > JOBS_KEPT:
-            _, old = self.jobs.popitem(last=False)
-            await asyncio.to_thread(Path(old.file).unlink, missing_ok=True)
         return web.json_response(
             {"job": job_id, "state": "published", "status": f"/jobs/{job_id}"}, status=202
         )
@@ -158,7 +177,8 @@ class UploadServer:
         job = self.jobs.get(request.match_info["job"])
         if job is None:
             return _error(
-                404, f"no such job (ids come from POST /jobs; only the latest {JOBS_KEPT} are kept)"
+                404,
+                "no such job (ids come from POST /jobs; finished jobs are forgotten when the spool is full)",
             )
         return web.json_response({k: v for k, v in job.__dict__.items() if k != "file"})
 
@@ -182,6 +202,37 @@ class UploadServer:
                 job.state, job.result = ("queued", "") if requeue else ("failed", reason)
             case _:
                 pass
+
+    def _make_room(self, size: int) -> str | None:
+        """Make the spool fit one more file of ``size`` bytes; why it cannot, or ``None``.
+
+        Files of finished jobs go first, oldest first (a recorded session that replays them may
+        want them, so they stay while there is room). A file whose job may still be queued —
+        this run's unfinished jobs, and files an earlier run left — is never removed.
+        """
+        files = [p for p in self.spool_dir.glob("*") if p.is_file()] if self.spool_dir.is_dir() else []
+        count, used = len(files), sum(p.stat().st_size for p in files)
+        for job in list(self.jobs.values()):
+            if count < SPOOL_FILES and used + size <= SPOOL_BYTES:
+                break
+            if job.state in FINISHED:  # forgotten with its file: the jobs kept stay as bounded
+                gone = Path(job.file)
+                if gone.is_file():
+                    count, used = count - 1, used - gone.stat().st_size
+                    gone.unlink()
+                del self.jobs[job.job]
+        if count < SPOOL_FILES and used + size <= SPOOL_BYTES:
+            return None
+        return (
+            f"the upload spool is full ({count} files, {used // (1024 * 1024)} MB; limits {SPOOL_FILES} "
+            f"and {SPOOL_BYTES // (1024 * 1024)} MB) with jobs still queued; "
+            "try again when the workers have caught up"
+        )
+
+
+def _own_origins(port: int) -> set[str]:
+    """The origins of this server's own address (a page it served could post back)."""
+    return {f"http://{host}:{port}" for host in ("127.0.0.1", "localhost", "[::1]")}
 
 
 def _write(path: Path, data: bytes) -> None:

@@ -33,6 +33,7 @@ from broker_sim.tui.broker_choice import (
 )
 from broker_sim.tui.durability_tab import DurabilityTab, crash_allowed
 from broker_sim.tui.header import BrokerHeader
+from broker_sim.tui.ids import widget_id
 from broker_sim.tui.pattern_tab import PatternTab, ViewChanged
 from broker_sim.tui.publish_form import Draft, PublishForm
 from broker_sim.tui.restart import ConfirmRestart, ManualRestart
@@ -166,7 +167,7 @@ class BrokerSimApp(App[None]):
         yield self.header
         with self.patterns:
             for i, tab in enumerate(self.tabs, 1):
-                with TabPane(f"{i} {tab.scenario.title}", id=f"pane-{tab.scenario.name}"):
+                with TabPane(f"{i} {tab.scenario.title}", id=widget_id("pane-", tab.scenario.name)):
                     yield tab
             with TabPane(f"{len(self.tabs) + 1} Durability", id=DURABILITY_PANE):
                 yield self.durability
@@ -175,7 +176,7 @@ class BrokerSimApp(App[None]):
     @property
     def pane_ids(self) -> list[str]:
         """Every tab's pane, in order (the patterns, then Durability)."""
-        return [f"pane-{t.scenario.name}" for t in self.tabs] + [DURABILITY_PANE]
+        return [widget_id("pane-", t.scenario.name) for t in self.tabs] + [DURABILITY_PANE]
 
     def on_mount(self) -> None:
         """Show the first tab, find or start the broker (in a worker), keep the header current."""
@@ -238,7 +239,7 @@ class BrokerSimApp(App[None]):
     def active_tab(self) -> PatternTab | None:
         """The tab on screen."""
         active = self.patterns.active
-        return next((t for t in self.tabs if f"pane-{t.scenario.name}" == active), None)
+        return next((t for t in self.tabs if widget_id("pane-", t.scenario.name) == active), None)
 
     @on(TabbedContent.TabActivated)
     def _tab_shown(self, event: TabbedContent.TabActivated) -> None:

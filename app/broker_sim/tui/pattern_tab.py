@@ -31,6 +31,7 @@ from broker_sim.domain.scenario import Scenario
 from broker_sim.settings import Settings
 from broker_sim.tui.bridge import EventBridge, FlowBatch
 from broker_sim.tui.canvas import FlowCanvas
+from broker_sim.tui.ids import widget_id
 from broker_sim.tui.outage import Outage
 from broker_sim.tui.publish_form import PublishRequest
 from broker_sim.tui.replay import Story, StoryBar, step_speed
@@ -72,7 +73,7 @@ class PatternTab(Vertical):
     COMPONENT_CLASSES = {f"log--{kind}" for kind in LOG_KINDS}
 
     def __init__(self, scenario: Scenario, settings: Settings, *, live: bool = True) -> None:
-        super().__init__(id=f"tab-{scenario.name}")
+        super().__init__(id=widget_id("tab-", scenario.name))
         self.scenario = scenario
         self.settings = settings
         self.live = live
@@ -191,7 +192,7 @@ class PatternTab(Vertical):
         first = self.scenario.producers[0]
         server = uploads.UploadServer(
             engine,
-            spool_dir=self.settings.data_dir / "uploads",
+            spool_dir=uploads.spool_dir(self.settings.data_dir),
             exchange=first.exchange,
             routing_key=first.routing_keys[0],
             port=port,
