@@ -7,19 +7,16 @@ Two ways in: the management API's vhost ``tracing`` flag (where the management p
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote
 
 from broker_sim.broker.handle import node_answers_rabbitmqctl
+from broker_sim.broker.management import MANAGEMENT_PORT, api_request
 from broker_sim.broker.rabbitmqctl import run_rabbitmqctl
 from broker_sim.domain.urls import parse_url
 
-MANAGEMENT_PORT = 15672
 OWN_VHOST_PREFIX = "broker-sim"
 
 
@@ -86,27 +83,9 @@ class TraceSwitch:
     # -- management API ------------------------------------------------------------------------
 
     def _api_request(self, method: str, body: dict[str, object] | None = None) -> dict[str, object]:
-        parts = urlsplit(self.url)
-        address = parse_url(self.url)
-        if not address.is_loopback:
-            # The API is plain HTTP with the AMQP password: never send that across a network.
-            raise ValueError("used only for a broker on this machine (its password would cross the network)")
-        token = base64.b64encode(
-            f"{unquote(parts.username or 'guest')}:{unquote(parts.password or 'guest')}".encode()
-        ).decode()
-        api = f"http://{parts.hostname}:{self.management_port}/api/vhosts/{quote(address.vhost, safe='')}"
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(api, data=data, method=method)
-        request.add_header("Authorization", f"Basic {token}")
-        request.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(request, timeout=2) as response:
-                text = response.read()
-        except urllib.error.HTTPError as exc:
-            raise OSError(f"HTTP {exc.code}") from None
-        except urllib.error.URLError as exc:
-            raise OSError(f"not reachable ({exc.reason})") from None
-        return json.loads(text) if text else {}
+        path = f"vhosts/{quote(parse_url(self.url).vhost, safe='')}"
+        answer = api_request(self.url, path, method, body, port=self.management_port)
+        return answer if isinstance(answer, dict) else {}
 
     def _api_get(self) -> bool:
         return bool(self._api_request("GET").get("tracing"))
