@@ -7,6 +7,7 @@ or given a vhost by the test and removed after.
 from __future__ import annotations
 
 import asyncio
+import io
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from broker_sim.broker.vhost import VhostAdmin, VhostError
 from broker_sim.domain.events import Routed, TracingChanged
 from broker_sim.domain.scenario_file import parse_scenario
 from broker_sim.domain.urls import with_vhost
+from broker_sim.headless import run_headless
 from broker_sim.settings import Settings
 from tests.own_vhost import UsersRabbitMQ, users_rabbitmq
 from tests.support import SHORT_SCENARIO, rabbitmqctl, running
@@ -83,3 +85,24 @@ async def test_an_engine_moves_into_the_new_vhost_and_routing_becomes_traced(
         acked = w.tally.acked
         await w.until(lambda: w.tally.acked > acked, "messages still flow after the move")
     assert (await asyncio.to_thread(r.vhosts))[r.own] is False  # and turned it off again on stop
+
+
+async def test_the_headless_runner_says_why_inferred_and_how_to_get_traced(
+    users_rabbitmq: UsersRabbitMQ, tmp_path: Path
+) -> None:
+    r = users_rabbitmq
+    path = tmp_path / "short.toml"
+    path.write_text(SHORT_SCENARIO)
+    settings = Settings(url=r.user_url, url_source="test", data_dir=tmp_path, own_vhost=r.own)
+    err = io.StringIO()
+    assert await run_headless(path, settings, out=io.StringIO(), err=err) == 0
+    lines = err.getvalue().splitlines()
+    advice = next(i for i, line in enumerate(lines) if line.startswith("broker-sim leaves tracing off"))
+    assert lines[advice - 1].startswith("routing inferred:")
+    assert lines[advice] == (
+        f"broker-sim leaves tracing off in vhost {r.plain!r}, not its own. For the broker's own routing, "
+        f"run in vhost {r.own!r}: the TUI's V key makes it if {r.user!r} is an administrator; else an "
+        f"administrator can make one: rabbitmqctl add_vhost {r.own}; rabbitmqctl set_permissions -p {r.own} "
+        f"{r.user} '.*' '.*' '.*' (or docker compose up -d), then broker-sim --vhost {r.own}"
+    )
+    assert r.own not in await asyncio.to_thread(r.vhosts)  # a headless run never creates anything

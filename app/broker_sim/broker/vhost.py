@@ -16,6 +16,7 @@ from typing import Protocol
 from urllib.parse import quote
 
 from broker_sim.broker.management import MANAGEMENT_PORT, NotFound, api_request
+from broker_sim.domain.own_vhost import how_to_get_one
 from broker_sim.domain.urls import parse_url
 
 EVERYTHING = ".*"
@@ -48,14 +49,6 @@ class VhostAccess:
     def may_switch(self) -> bool:
         """broker-sim can get the user into the vhost: it is usable, or the user may create it."""
         return self.usable or self.administrator
-
-
-def how_to_get_one(vhost: str, user: str) -> str:
-    """One line for a user who may not create vhosts: what an administrator runs, or compose."""
-    return (
-        f"an administrator can make one: rabbitmqctl add_vhost {vhost}; rabbitmqctl set_permissions "
-        f"-p {vhost} {user} '.*' '.*' '.*' (or docker compose up -d), then broker-sim --vhost {vhost}"
-    )
 
 
 class _Way(Protocol):

@@ -23,6 +23,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Label, Static
 
+from broker_sim.domain.own_vhost import how_to_get_one, why_inferred
 from broker_sim.domain.urls import names_vhost, parse_url, with_vhost
 from broker_sim.remembered_vhost import memory_path, remember_vhost
 from broker_sim.settings import Settings
@@ -117,8 +118,6 @@ class OwnVhostOffer(Static):
         """idle → checking → offered / cannot / not-ours → making → moving (→ moved)."""
         self.reason = ""
         """Why routing is inferred, in a few words (the engine's own words when no offer applies)."""
-        self.advice = ""
-        """How a user who may not create vhosts gets one (one line)."""
 
     def on_mount(self) -> None:
         """Hidden until routing shows as inferred."""
@@ -145,14 +144,14 @@ class OwnVhostOffer(Static):
     def _words(self) -> str:
         url = self.broker.url if self.broker else self.settings.url
         vhost, own = parse_url(url).vhost, self.settings.own_vhost
-        why = f"routing inferred: broker-sim leaves tracing off in vhost {vhost!r}, not its own"
+        why = f"routing inferred: {why_inferred(vhost)}"
         match self.phase:
             case "offered" if self.access is not None and self.access.usable:
                 return f"{why} — V: switch to vhost {own!r} (yours already)"
             case "offered":
                 return f"{why} — V: run in a vhost of its own, {own!r} (asks first)"
             case "cannot":
-                return f"{why}; {self.advice}"
+                return f"{why}; {how_to_get_one(own, parse_url(url).user)}"
             case "making":
                 return f"creating vhost {own!r}…"
             case "moving":
@@ -171,7 +170,6 @@ class OwnVhostOffer(Static):
             self.phase, self.reason = "not-ours", detail
             self._show()
             return
-        self.advice = vhost_module.how_to_get_one(self.settings.own_vhost, parse_url(broker.url).user)
         admin = vhost_module.VhostAdmin(broker.url, ctl=broker.ctl)
         try:
             self.access = await asyncio.to_thread(admin.check, self.settings.own_vhost)
