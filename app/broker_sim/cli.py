@@ -24,6 +24,13 @@ def _add_broker_options(parser: argparse.ArgumentParser, default: object) -> Non
         "then .env, then amqp://guest:guest@localhost:5672/)",
     )
     parser.add_argument(
+        "--vhost",
+        metavar="NAME",
+        default=default,
+        help="the vhost to run in when the URL names none (default: $BROKER_SIM_VHOST, then .env, "
+        "then the one you chose before for this broker, then /)",
+    )
+    parser.add_argument(
         "--broker",
         choices=BROKER_KINDS,
         default=default if default is not None else "auto",
@@ -141,6 +148,7 @@ def build_settings(args: argparse.Namespace) -> Settings:
         api_port=getattr(args, "api_port", None),
         broker=args.broker,
         data_dir=args.app_data_dir,
+        vhost=args.vhost,
     )
     parse_url(settings.url)  # refuse a malformed URL before anything starts
     return settings

@@ -17,6 +17,7 @@ from typing import TextIO
 
 from broker_sim.broker.handle import BrokerHandle
 from broker_sim.broker.resolve import resolve_broker
+from broker_sim.broker.tracing import may_trace
 from broker_sim.domain.events import (
     ConnectionChanged,
     EngineProblem,
@@ -27,10 +28,12 @@ from broker_sim.domain.events import (
     TracingChanged,
 )
 from broker_sim.domain.ledger import Ledger
+from broker_sim.domain.own_vhost import headless_advice
 from broker_sim.domain.report import Report, build_report, format_report
 from broker_sim.domain.scenario import Scenario
 from broker_sim.domain.scenario_file import ScenarioError, load_scenario
 from broker_sim.domain.tally import Tally
+from broker_sim.domain.urls import parse_url
 from broker_sim.settings import Settings
 from broker_sim.sim import Engine
 from broker_sim.sim.link import GET_A_BROKER
@@ -82,8 +85,10 @@ class _Console:
 class _Narrator:
     """Tells the flow of a run in words: link state changes, tracing, problems, timeline steps."""
 
-    def __init__(self, console: _Console) -> None:
+    def __init__(self, console: _Console, advice: str = "") -> None:
         self.console = console
+        self._advice = advice
+        """Said once, the first time routing is inferred: why, and how to get it traced."""
         self._link = ""
         self._problem = ""
         self._ran = False
@@ -109,6 +114,9 @@ class _Narrator:
             )
         elif isinstance(event, TracingChanged):
             self.console.line(f"routing {'traced' if event.traced else 'inferred'}: {event.detail}")
+            if not event.traced and self._advice:
+                self.console.line(self._advice)
+                self._advice = ""
         elif isinstance(event, EngineProblem):
             if event.text != self._problem:  # a set-up that fails the same way on each retry
                 self._problem = event.text
@@ -214,7 +222,7 @@ async def run_scenario(
     console = _Console(err)
     engine = Engine(scenario, settings, broker=broker)
     tally, ledger, watch = Tally(), Ledger(), _LinkWatch()
-    for subscriber in (tally, ledger, _Narrator(console)):
+    for subscriber in (tally, ledger, _Narrator(console, _own_vhost_advice(engine))):
         engine.bus.subscribe(subscriber)
     unwatch = engine.bus.subscribe(watch)  # only while the scenario gets going
     length = duration or scenario.duration or DEFAULT_DURATION
@@ -246,6 +254,17 @@ async def run_scenario(
         return build_report(scenario, tally, ledger)
     finally:
         await engine.stop()
+
+
+def _own_vhost_advice(engine: Engine) -> str:
+    """How to get traced routing, when it will be inferred because the vhost is not broker-sim's."""
+    settings = engine.settings
+    if settings.trace is not None or may_trace(
+        settings.url, settings.trace, started_by_us=engine.broker.started_by_us
+    ):
+        return ""  # the user chose (--trace / --no-trace), or broker-sim may trace here
+    address = parse_url(settings.url)
+    return headless_advice(address.vhost, settings.own_vhost, address.user)
 
 
 async def _came_up(engine: Engine, watch: _LinkWatch, grace: float) -> bool:

@@ -11,10 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from broker_sim.domain.urls import DEFAULT_URL, BrokerUrlError, build_url, mask_url
+from broker_sim.domain.urls import DEFAULT_URL, BrokerUrlError, build_url, mask_url, names_vhost, with_vhost
+from broker_sim.remembered_vhost import memory_path, remembered_vhost
 
 ENV_URL = "BROKER_SIM_URL"
 ENV_DATA_DIR = "BROKER_SIM_DATA_DIR"
+ENV_VHOST = "BROKER_SIM_VHOST"
+OWN_VHOST = "broker-sim"
+"""The vhost broker-sim offers to create for itself when the user's own one has no tracing."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,10 @@ class Settings:
     name_prefix: str = "broker-sim."
     api_port: int | None = None
     broker: str = "auto"
+    vhost_source: str = ""
+    """Where the URL's vhost came from when not from the URL itself (``--vhost``, …), else ""."""
+    own_vhost: str = OWN_VHOST
+    """The name of the vhost broker-sim offers to create and run in (tests use their own)."""
 
     @property
     def masked_url(self) -> str:
@@ -54,13 +62,17 @@ def default_data_dir() -> Path:
     return user_data_path("broker-sim", appauthor=False)
 
 
-def url_from_dotenv(path: Path) -> str | None:
-    """The broker URL a compose ``.env`` describes, or ``None`` if it names no user."""
+def _dotenv(path: Path) -> dict[str, str | None]:
     if not path.is_file():
-        return None
+        return {}
     from dotenv import dotenv_values
 
-    values = dotenv_values(path)
+    return dict(dotenv_values(path))
+
+
+def url_from_dotenv(path: Path) -> str | None:
+    """The broker URL a compose ``.env`` describes, or ``None`` if it names no user."""
+    values = _dotenv(path)
     user = values.get("RABBITMQ_DEFAULT_USER")
     if not user:
         return None
@@ -75,18 +87,40 @@ def url_from_dotenv(path: Path) -> str | None:
     return build_url(user, password, "localhost", port, vhost)
 
 
+def _choose_vhost(
+    url: str, flag: str | None, env: Mapping[str, str], dotenv: Path, data_dir: Path
+) -> tuple[str, str]:
+    """The URL with the vhost the settings choose, and where that choice came from ("" for the URL's own)."""
+    if names_vhost(url):
+        return url, ""  # the URL's vhost wins when it names one
+    for value, source in (
+        (flag, "--vhost"),
+        (env.get(ENV_VHOST), ENV_VHOST),
+        (_dotenv(dotenv).get(ENV_VHOST), str(dotenv)),
+    ):
+        if value:
+            return with_vhost(url, value), source
+    remembered = remembered_vhost(data_dir, url)
+    if remembered:
+        return with_vhost(url, remembered), f"remembered in {memory_path(data_dir)}"
+    return url, ""
+
+
 def load_settings(
     url: str | None = None,
     *,
     env: Mapping[str, str] | None = None,
     dotenv: Path | None = None,
     data_dir: Path | None = None,
+    vhost: str | None = None,
     **overrides: object,
 ) -> Settings:
     """Settings from a ``--url`` flag, else ``BROKER_SIM_URL``, else ``.env``, else the default.
 
     The data folder likewise: ``data_dir`` (``--data-dir``), else ``BROKER_SIM_DATA_DIR``, else
-    the user's data folder.
+    the user's data folder. The vhost is the URL's when it names one; else ``vhost``
+    (``--vhost``), else ``BROKER_SIM_VHOST`` (environment, then ``.env``), else the one
+    remembered in the data folder for this user and broker, else ``/``.
     """
     env = os.environ if env is None else env
     dotenv = Path(".env") if dotenv is None else dotenv
@@ -103,4 +137,6 @@ def load_settings(
         settings = settings.with_(data_dir=data_dir)
     elif env.get(ENV_DATA_DIR):
         settings = settings.with_(data_dir=Path(env[ENV_DATA_DIR]))
+    chosen, vhost_source = _choose_vhost(chosen, vhost, env, dotenv, settings.data_dir)
+    settings = settings.with_(url=chosen, vhost_source=vhost_source)
     return settings.with_(**overrides) if overrides else settings

@@ -28,6 +28,7 @@ def run_rabbitmqctl(
         done = subprocess.run(
             command,
             env=dict(env) if env is not None else None,
+            stdin=subprocess.DEVNULL,  # never the TUI's terminal: keys typed there are the app's
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -15,20 +15,17 @@ The policy, for every engine (tab) of every broker-sim process:
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote
 
 from broker_sim.broker.handle import node_answers_rabbitmqctl
+from broker_sim.broker.management import MANAGEMENT_PORT, api_request
 from broker_sim.broker.rabbitmqctl import run_rabbitmqctl
 from broker_sim.domain.urls import parse_url
 
-MANAGEMENT_PORT = 15672
 OWN_VHOST_PREFIX = "broker-sim"
 TRACE_EXCHANGE = "amq.rabbitmq.trace"
 
@@ -133,31 +130,10 @@ class TraceSwitch:
     # -- management API ------------------------------------------------------------------------
 
     def _api_request(
-        self, method: str, body: dict[str, object] | None = None, path: str = "/vhosts/{vhost}"
+        self, method: str, body: dict[str, object] | None = None, path: str = "vhosts/{vhost}"
     ) -> Any:
-        parts = urlsplit(self.url)
-        address = parse_url(self.url)
-        if not address.is_loopback:
-            # The API is plain HTTP with the AMQP password: never send that across a network.
-            raise ValueError("used only for a broker on this machine (its password would cross the network)")
-        token = base64.b64encode(
-            f"{unquote(parts.username or 'guest')}:{unquote(parts.password or 'guest')}".encode()
-        ).decode()
-        api = f"http://{parts.hostname}:{self.management_port}/api" + path.format(
-            vhost=quote(address.vhost, safe="")
-        )
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(api, data=data, method=method)
-        request.add_header("Authorization", f"Basic {token}")
-        request.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(request, timeout=2) as response:
-                text = response.read()
-        except urllib.error.HTTPError as exc:
-            raise OSError(f"HTTP {exc.code}") from None
-        except urllib.error.URLError as exc:
-            raise OSError(f"not reachable ({exc.reason})") from None
-        return json.loads(text) if text else {}
+        vhost = quote(parse_url(self.url).vhost, safe="")
+        return api_request(self.url, path.format(vhost=vhost), method, body, port=self.management_port)
 
     def _api_get(self) -> bool:
         return bool(self._api_request("GET").get("tracing"))
@@ -166,7 +142,7 @@ class TraceSwitch:
         self._api_request("PUT", {"tracing": on})
 
     def _api_readers(self) -> int:
-        bindings = self._api_request("GET", path=f"/exchanges/{{vhost}}/{TRACE_EXCHANGE}/bindings/source")
+        bindings = self._api_request("GET", path=f"exchanges/{{vhost}}/{TRACE_EXCHANGE}/bindings/source")
         return len(bindings) if isinstance(bindings, list) else 1
 
     # -- rabbitmqctl (a node on this machine) ---------------------------------------------------

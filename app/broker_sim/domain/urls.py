@@ -81,3 +81,9 @@ def with_vhost(url: str, vhost: str) -> str:
     parts = urlsplit(url)
     path = "/" + ("" if vhost == "/" else quote(vhost, safe=""))
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, parts.fragment))
+
+
+def names_vhost(url: str) -> bool:
+    """Whether the URL names a vhost itself (``…:5672/v``, ``…/%2F``), rather than leaving the default."""
+    path = urlsplit(url).path
+    return bool(path[1:] if path.startswith("/") else path)

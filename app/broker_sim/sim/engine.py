@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import replace
 from typing import Any
 
+import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 
@@ -555,6 +556,30 @@ class Engine:
         lost = self._lost
         await _close(self._conn)
         lost.set()
+
+    async def move_to(self, url: str) -> None:
+        """Run on at ``url`` (the same broker, another vhost): the session drops and comes back there.
+
+        Tracing is decided afresh for the new vhost; what this engine declared at the old URL is
+        removed there, as a stop would (durable things stay). Controls keep their state.
+        """
+        old, conn = self.settings.url, self._conn
+        self.settings = self.settings.with_(url=url)
+        self._may_trace = may_trace(url, self.settings.trace, started_by_us=self.broker.started_by_us)
+        with contextlib.suppress(*ChannelError, OSError):
+            await self._switch.restore()
+        self._switch = TraceSwitch(url, node_ctl=self.broker.ctl)
+        if self.connected and conn is not None:
+            lost = self._lost
+            await _close(conn)  # the run loop takes the session apart and connects to the new URL
+            lost.set()
+        with contextlib.suppress(*ChannelError, OSError, TimeoutError):
+            old_conn = await asyncio.wait_for(aio_pika.connect(old), CLOSE_TIMEOUT)
+            try:
+                channel = await old_conn.channel(publisher_confirms=False)
+                await self.topology.remove(channel, include_durable=self._remove_durable)
+            finally:
+                await _close(old_conn)
 
     async def restart_broker(self, *, crash: bool = False) -> float:
         """Restart the broker where broker-sim knows how; returns the seconds it took.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
 import time
 from typing import TYPE_CHECKING, ClassVar
@@ -37,9 +38,11 @@ from broker_sim.tui.ids import widget_id
 from broker_sim.tui.pattern_tab import PatternTab, ViewChanged
 from broker_sim.tui.publish_form import Draft, PublishForm
 from broker_sim.tui.restart import ConfirmRestart, ManualRestart
+from broker_sim.tui.vhost_offer import OwnVhostReady
 
 if TYPE_CHECKING:
     from broker_sim.broker.handle import BrokerHandle
+    from broker_sim.sim import Engine
 
 STOP_GRACE = 5.0
 """Seconds each engine gets to clean up on quit before the app leaves anyway."""
@@ -127,6 +130,13 @@ class BrokerSimApp(App[None]):
             tooltip="story faster",
         ),
         Binding("S", "save_session", "save", tooltip="save this tab's session as a scenario file"),
+        Binding(
+            "V",
+            "own_vhost",
+            "vhost",
+            show=False,  # the header's line offers it, only while routing is inferred
+            tooltip="routing inferred: move the tabs to a vhost of broker-sim's own (asks first)",
+        ),
         Binding("q", "quit", "quit", tooltip="stop the engines (they clean up) and quit"),
         *(
             Binding(str(n), f"show_tab({n - 1})", f"tab {n}", show=False, tooltip=f"pattern {n}")
@@ -233,6 +243,19 @@ class BrokerSimApp(App[None]):
         for tab in self.tabs:
             tab.broker_failed(message.reason)
 
+    @on(OwnVhostReady)
+    def _own_vhost_ready(self, message: OwnVhostReady) -> None:
+        # every engine, running or not yet started, goes to the new vhost: new ones take the handle's URL
+        if self.broker is None:
+            return
+        self.broker.url = message.url
+        self.header.moved(self.broker)
+        move = functools.partial(_move_engine, url=message.url)
+        for tab in self.tabs:
+            if tab.engine is not None:
+                tab.control(move)
+        self.notify(f"{message.done}; every tab reconnects there", title="vhost", timeout=6)
+
     # -- tabs -------------------------------------------------------------------------------------
 
     @property
@@ -301,7 +324,7 @@ class BrokerSimApp(App[None]):
         tab_actions = {
             "add_consumer", "remove_consumer", "next_group", "pause", "faster", "slower",
             "prefetch", "kill", "publish", "animation", "restart_broker", "drop_connection",
-            "play_story", "pause_story", "story_speed", "save_session",
+            "play_story", "pause_story", "story_speed", "save_session", "own_vhost",
         }  # fmt: skip
         if action in tab_actions and self.screen is not self.screen_stack[0]:
             return False
@@ -450,6 +473,10 @@ class BrokerSimApp(App[None]):
             return
         self.notify(f"the broker is up again after {seconds:.1f} s; the engines reconnect", timeout=5)
 
+    def action_own_vhost(self) -> None:
+        """Offer a vhost of broker-sim's own, where routing is traced (asks first)."""
+        self.header.offer.ask()
+
     def action_play_story(self) -> None:
         """Play this tab's story from the beginning (again, if it is playing)."""
         if tab := self.active_tab:
@@ -509,6 +536,10 @@ class BrokerSimApp(App[None]):
             error = event.worker.error
             text = (str(error) or type(error).__name__).splitlines()[0][:200]
             self.notify(f"{event.worker.name or 'a task'} failed: {text}", severity="error", timeout=8)
+
+
+async def _move_engine(engine: Engine, *, url: str) -> None:
+    await engine.move_to(url)
 
 
 def make_app(

@@ -2,10 +2,13 @@
 
 A second line appears when there is something to know about the broker itself: that broker-sim
 fell back to its embedded broker (and how to get RabbitMQ), where a broker it started keeps its
-files, or why no broker could be started.
+files, why no broker could be started, or that the vhost is the one remembered from before.
+A third, :class:`OwnVhostOffer`, says why routing is inferred and how to get it traced.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -13,10 +16,15 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
 from broker_sim.domain.events import LinkState
+from broker_sim.domain.urls import parse_url
 from broker_sim.settings import Settings
 from broker_sim.tui.broker_choice import BrokerChoice, progress_words
 from broker_sim.tui.outage import Outage
+from broker_sim.tui.vhost_offer import OwnVhostOffer
 from broker_sim.tui.view_state import ScenarioView
+
+if TYPE_CHECKING:
+    from broker_sim.broker.handle import BrokerHandle
 
 GOOD = {LinkState.CONNECTED, LinkState.BACK}
 BAD = {LinkState.UNREACHABLE, LinkState.AUTH_REFUSED, LinkState.LOST}
@@ -28,6 +36,8 @@ class BrokerHeader(Vertical):
     def __init__(self, settings: Settings) -> None:
         super().__init__()
         self._settings = settings
+        self._handle: BrokerHandle | None = None
+        self.offer = OwnVhostOffer(settings)
 
     def compose(self) -> ComposeResult:
         """Title, broker, link state, routing source; the hint line."""
@@ -37,6 +47,7 @@ class BrokerHeader(Vertical):
             yield Static("", id="link")
             yield Static("", id="routing")
         yield Static("", id="hint")
+        yield self.offer
 
     def on_mount(self) -> None:
         """No hint until the broker is known."""
@@ -48,12 +59,22 @@ class BrokerHeader(Vertical):
 
     def chosen(self, choice: BrokerChoice) -> None:
         """The broker is known: its kind and masked URL, and the hint when there is one."""
+        self._handle = handle = choice.handle
+        self._name_broker(handle)
+        remembered = self._settings.vhost_source.startswith("remembered") and not handle.started_by_us
+        vhost = f"vhost {parse_url(handle.url).vhost!r} {self._settings.vhost_source} (--vhost / goes back)"
+        self._hint(choice.hint or (vhost if remembered else ""), "")
+
+    def _name_broker(self, handle: BrokerHandle) -> None:
         broker = self.query_one("#broker", Static)
-        handle = choice.handle
         source = "" if handle.started_by_us else f", URL from {self._settings.url_source}"
         broker.update(Text(f"{handle.masked_url}  ({handle.kind}{source})"))
         broker.set_classes("")
-        self._hint(choice.hint, "")
+
+    def moved(self, handle: BrokerHandle) -> None:
+        """The engines moved to another vhost of the same broker: name its new URL."""
+        self._name_broker(handle)
+        self._hint("", "")
 
     def recorded(self) -> None:
         """No engines (snapshots fed by recorded events): name the settings' URL, as before."""
@@ -92,6 +113,7 @@ class BrokerHeader(Vertical):
             link.update(f"{mark} {words}")
             link.set_classes("good" if state in GOOD else "bad" if state in BAD else "pending")
         traced = None if view is None else view.traced
+        self.offer.follow(view, self._handle)
         if traced is None:
             routing.update("")
             routing.set_classes("")

@@ -1,0 +1,142 @@
+"""The offer of a vhost of broker-sim's own, on the user's RabbitMQ, pressed through with Pilot.
+
+An administrator and a user who is not one, in a vhost that is not broker-sim's (tracing off),
+all made by the test and removed after. The offer shows only while routing is inferred; yes
+creates the vhost and every running engine moves there and traces, without a restart; no (and a
+user who may not) leaves the broker's definitions as they were.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from textual.pilot import Pilot
+
+from broker_sim.broker.handle import NodeOnThisMachine
+from broker_sim.domain.events import Routed, TracingChanged
+from broker_sim.domain.urls import parse_url
+from broker_sim.remembered_vhost import memory_path, remembered_vhost
+from broker_sim.settings import Settings, load_settings
+from broker_sim.tui.app import BrokerSimApp
+from broker_sim.tui.vhost_offer import ConfirmOwnVhost
+from tests import support
+from tests.own_vhost import UsersRabbitMQ, users_rabbitmq
+from tests.support import DEADLINE
+from tests.tui.harness import app_on
+
+__all__ = ["users_rabbitmq"]  # the fixture, imported to be found
+
+
+async def until(pilot: Pilot[None], predicate: Callable[[], bool], what: str) -> None:
+    """Let the app run until the predicate holds (the offer's check runs rabbitmqctl in a thread)."""
+    deadline = time.monotonic() + DEADLINE
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the app never showed: {what}")
+        await pilot.pause()
+
+
+def offer_text(app: BrokerSimApp) -> str:
+    offer = app.header.offer
+    return str(offer.render()) if offer.display else ""
+
+
+def user_settings(url: str, r: UsersRabbitMQ, data_dir: Path) -> Settings:
+    return Settings(url=url, url_source="test", data_dir=data_dir, own_vhost=r.own)
+
+
+async def test_yes_creates_the_vhost_and_every_tab_traces_there_now_and_next_start(
+    users_rabbitmq: UsersRabbitMQ, tmp_path: Path
+) -> None:
+    r = users_rabbitmq
+    settings = user_settings(r.admin_url, r, tmp_path)
+    async with app_on(settings, "routing", broker=NodeOnThisMachine(r.admin_url)) as (app, tab, w, pilot):
+        await w.until(lambda: bool(w.of(TracingChanged)), "the engine decided about tracing")
+        assert tab.view.traced is False
+        await until(pilot, lambda: app.header.offer.phase == "offered", "the offer")
+        assert f"V: run in a vhost of its own, '{r.own}'" in offer_text(app)
+        app.action_show_tab(0)  # a second running engine: every tab moves, not only the one on screen
+        await pilot.pause()
+        app.action_show_tab(2)
+        work_queue = app.tabs[0]
+        await until(pilot, lambda: work_queue.view.traced is False, "the work queue running, inferred")
+
+        await pilot.press("V")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmOwnVhost), "the question")
+        seen = len(w.events)
+        await pilot.press("y")
+        await w.until(
+            lambda: any(isinstance(e, TracingChanged) and e.traced for e in w.events[seen:]),
+            "routing traced after the move",
+        )
+        await w.until(
+            lambda: any(isinstance(e, Routed) and e.source == "trace" for e in w.events[seen:]),
+            "a message routed as the broker traced it",
+        )
+        await until(pilot, lambda: work_queue.view.traced is True, "the other tab traced too")
+        await until(pilot, lambda: tab.view.traced is True and not offer_text(app), "the offer gone")
+        assert tab.engine is not None and parse_url(tab.engine.settings.url).vhost == r.own
+        assert (await asyncio.to_thread(r.vhosts))[r.own] is True
+    assert remembered_vhost(tmp_path, settings.url) == r.own
+    # the next start (a URL that names no vhost) goes straight there
+    again = load_settings(None, env={"BROKER_SIM_URL": support.test_url()}, data_dir=tmp_path)
+    assert parse_url(again.url).vhost == r.own
+    assert again.vhost_source == f"remembered in {memory_path(tmp_path)}"
+
+
+async def test_no_changes_nothing(users_rabbitmq: UsersRabbitMQ, tmp_path: Path) -> None:
+    r = users_rabbitmq
+    settings = user_settings(r.admin_url, r, tmp_path)
+    async with app_on(settings, "routing", broker=NodeOnThisMachine(r.admin_url)) as (app, tab, w, pilot):
+        await until(pilot, lambda: app.header.offer.phase == "offered", "the offer")
+        before = await asyncio.to_thread(r.definitions), await asyncio.to_thread(r.vhosts)
+        for key in ("n", "escape", "enter"):  # Enter: "not now" has the focus
+            await pilot.press("V")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmOwnVhost), "the question")
+            await pilot.press(key)
+            await until(
+                pilot, lambda: not isinstance(app.screen, ConfirmOwnVhost), f"the question gone ({key})"
+            )
+        acked = w.tally.acked
+        await w.until(lambda: w.tally.acked > acked, "the tab keeps running")
+        assert (await asyncio.to_thread(r.definitions), await asyncio.to_thread(r.vhosts)) == before
+        assert r.own not in before[1]
+        assert tab.view.traced is False and "V:" in offer_text(app)
+        assert tab.engine is not None and parse_url(tab.engine.settings.url).vhost == r.plain
+    assert not memory_path(tmp_path).exists()
+
+
+async def test_a_user_who_may_not_gets_how_to_get_one_and_keeps_running_inferred(
+    users_rabbitmq: UsersRabbitMQ, tmp_path: Path
+) -> None:
+    r = users_rabbitmq
+    settings = user_settings(r.user_url, r, tmp_path)
+    async with app_on(settings, "routing", broker=NodeOnThisMachine(r.user_url)) as (app, tab, w, pilot):
+        await until(pilot, lambda: app.header.offer.phase == "cannot", "the advice")
+        before = await asyncio.to_thread(r.definitions)
+        text = offer_text(app)
+        assert f"rabbitmqctl add_vhost {r.own}; rabbitmqctl set_permissions -p {r.own} {r.user}" in text
+        assert "V:" not in text
+        await pilot.press("V")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmOwnVhost)
+        acked = w.tally.acked
+        await w.until(lambda: w.tally.acked > acked, "the tab keeps running")
+        assert tab.view.traced is False
+        assert await asyncio.to_thread(r.definitions) == before
+    assert not memory_path(tmp_path).exists()
+
+
+async def test_no_offer_while_routing_is_traced(rabbitmq_settings: Settings) -> None:
+    # the session's vhost is broker-sim's own and traces: there is nothing to offer
+    async with app_on(rabbitmq_settings, "routing") as (app, tab, w, pilot):
+        await w.until(lambda: bool(w.of(TracingChanged)), "the engine decided about tracing")
+        await until(pilot, lambda: tab.view.traced is True, "routing traced on screen")
+        assert not offer_text(app)
+        await pilot.press("V")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmOwnVhost)
+        assert app.header.offer.phase == "idle"
