@@ -112,10 +112,14 @@ async def test_kill_9_in_the_middle_of_a_burst_loses_nothing_confirmed(start_bro
     print(f"\nkill -9 mid-burst: {client.sent} sent, {len(confirmed)} confirmed, {len(present)} recovered")
 
 
-async def test_compaction_while_publishers_run_loses_nothing_confirmed(start_broker: BrokerFactory) -> None:
-    """With compaction forced whenever the log holds twice what is live, a publisher and a consumer
-    run at once; after kill -9 every confirmed message that was not consumed is back."""
-    broker = start_broker(faults="compact-slack=0")
+@pytest.mark.parametrize("fault", ["", "compact@2=EIO"], ids=["compactions", "a-compaction-fails"])
+async def test_compaction_while_publishers_run_loses_nothing_confirmed(
+    start_broker: BrokerFactory, fault: str
+) -> None:
+    """With compaction forced whenever the log holds twice what is live (and, in one run, the second
+    compaction failing), a publisher and a consumer run at once; every publish is confirmed or nacked,
+    and after kill -9 every confirmed message that was not consumed is back."""
+    broker = start_broker(faults=",".join(filter(None, ["compact-slack=0", fault])))
     client = await publisher(broker, "q")
     consumer = await Drainer(broker.url, "q").start()
     try:
@@ -128,8 +132,11 @@ async def test_compaction_while_publishers_run_loses_nothing_confirmed(start_bro
         await consumer.stop()
         await client.close()
     assert len(log_lines(broker, "compacted to")) >= 2, "compaction did not run while publishing"
+    if fault:
+        assert log_lines(broker, "writing the log failed"), "the injected compaction failure did not happen"
+    else:
+        assert len(client.outcomes.confirmed) == 2000
     broker.kill_sync()
     broker.start_sync()
     present = set(await bodies_in(broker.url, "q"))
-    assert len(client.outcomes.confirmed) == 2000
     assert client.outcomes.confirmed - set(consumer.seqs) <= present
