@@ -15,9 +15,11 @@ from tests.embedded_faults.publisher import RawPublisher
 DEADLINE = 30.0
 
 
-async def publisher(broker: EmbeddedBroker, queue: str, durable: bool = True) -> RawPublisher:
+async def publisher(
+    broker: EmbeddedBroker, queue: str, durable: bool = True, heartbeat: int = 0
+) -> RawPublisher:
     """A raw publisher on ``broker`` with ``queue`` declared."""
-    client = await RawPublisher.connect(broker.host, broker.port, broker.user, broker.password)
+    client = await RawPublisher.connect(broker.host, broker.port, broker.user, broker.password, heartbeat)
     await client.declare(queue, durable)
     return client
 
