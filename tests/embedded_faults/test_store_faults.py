@@ -16,6 +16,7 @@ from tests.embedded_faults.support import (
     bodies_in,
     body,
     log_lines,
+    publish_confirmed,
     publisher,
     records,
     seq_of,
@@ -50,11 +51,7 @@ async def test_a_failed_write_is_nacked_never_confirmed(start_broker: BrokerFact
 async def test_a_torn_tail_is_dropped_and_everything_before_it_kept(start_broker: BrokerFactory) -> None:
     """A crash in the middle of a write leaves half a record at the end: it is dropped, nothing else."""
     broker = start_broker()
-    client = await publisher(broker, "q")
-    for _ in range(200):
-        client.publish("q", body(client.sent + 1))
-    await client.wait("settled", DEADLINE)
-    await client.close()
+    await publish_confirmed(broker, "q", 200)
     broker.kill_sync()
     path = broker.data_dir / "store.log"
     path.write_bytes(path.read_bytes() + struct.pack(">IIB", 1000, 0, MESSAGE) + b"half a record")
@@ -70,11 +67,7 @@ async def test_a_damaged_record_mid_log_is_reported_and_what_follows_kept(
     """One damaged message record in the middle of the log (its payload, or its length field) costs
     that message only: the records after it are replayed, the damage is reported, the log kept."""
     broker = start_broker()
-    client = await publisher(broker, "q")
-    for _ in range(200):
-        client.publish("q", body(client.sent + 1))
-    await client.wait("settled", DEADLINE)
-    await client.close()
+    await publish_confirmed(broker, "q", 200)
     broker.stop_sync()
     path = broker.data_dir / "store.log"
     data = bytearray(path.read_bytes())
