@@ -27,6 +27,7 @@ class Outcomes:
     nacked: set[int] = field(default_factory=set)
     blocked: list[str] = field(default_factory=list)
     unblocked: int = 0
+    heartbeats: int = 0
 
 
 class RawPublisher:
@@ -43,8 +44,11 @@ class RawPublisher:
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
-    async def connect(cls, host: str, port: int, user: str, password: str) -> RawPublisher:
-        """Handshake (asking for ``connection.blocked``), open channel 1, confirm mode."""
+    async def connect(
+        cls, host: str, port: int, user: str, password: str, heartbeat: int = 0
+    ) -> RawPublisher:
+        """Handshake (asking for ``connection.blocked``), open channel 1, confirm mode. With a
+        ``heartbeat`` the broker sends heartbeats; this client never does."""
         reader, writer = await asyncio.open_connection(host, port)
         client = cls(reader, writer)
         writer.write(header.ProtocolHeader().marshal())
@@ -61,7 +65,9 @@ class RawPublisher:
         )
         tune = await client._reply()
         assert isinstance(tune, commands.Connection.Tune)
-        client._send(0, commands.Connection.TuneOk(channel_max=16, frame_max=tune.frame_max, heartbeat=0))
+        client._send(
+            0, commands.Connection.TuneOk(channel_max=16, frame_max=tune.frame_max, heartbeat=heartbeat)
+        )
         client._send(0, commands.Connection.Open(virtual_host="/"))
         assert isinstance(await client._reply(), commands.Connection.OpenOk)
         client._send(1, commands.Channel.Open())
@@ -93,12 +99,15 @@ class RawPublisher:
 
     async def wait(self, condition: str, timeout: float) -> None:
         """Wait until ``condition`` holds: "blocked", "unblocked", "settled" (every publish answered),
-        "settled-or-blocked" or "confirmed>=N"."""
+        "settled-or-blocked", "confirmed>=N" or "heartbeats>=N"."""
         outcomes = self.outcomes
         holds: Callable[[], bool]
         if condition.startswith("confirmed>="):
             wanted = int(condition.removeprefix("confirmed>="))
             holds = lambda: len(outcomes.confirmed) >= wanted  # noqa: E731
+        elif condition.startswith("heartbeats>="):
+            beats = int(condition.removeprefix("heartbeats>="))
+            holds = lambda: outcomes.heartbeats >= beats  # noqa: E731
         else:
             holds = {
                 "blocked": lambda: bool(outcomes.blocked),
@@ -176,7 +185,7 @@ class RawPublisher:
         elif isinstance(value, commands.Connection.Unblocked):
             outcomes.unblocked += 1
         elif isinstance(value, heartbeat.Heartbeat):
-            return
+            outcomes.heartbeats += 1
         else:
             self._replies.put_nowait(value)
         self._changed.set()

@@ -10,14 +10,17 @@ import aio_pika
 
 from broker_sim.embedded.launch import EmbeddedBroker
 from broker_sim.embedded.store import RECORD
+from tests.conformance.clients import Inbox
 from tests.embedded_faults.publisher import RawPublisher
 
 DEADLINE = 30.0
 
 
-async def publisher(broker: EmbeddedBroker, queue: str, durable: bool = True) -> RawPublisher:
+async def publisher(
+    broker: EmbeddedBroker, queue: str, durable: bool = True, heartbeat: int = 0
+) -> RawPublisher:
     """A raw publisher on ``broker`` with ``queue`` declared."""
-    client = await RawPublisher.connect(broker.host, broker.port, broker.user, broker.password)
+    client = await RawPublisher.connect(broker.host, broker.port, broker.user, broker.password, heartbeat)
     await client.declare(queue, durable)
     return client
 
@@ -30,6 +33,18 @@ def body(seq: int, size: int = 64) -> bytes:
 def seq_of(data: bytes) -> int:
     """The publish sequence number a :func:`body` carries."""
     return int(data[:8])
+
+
+async def publish_confirmed(broker: EmbeddedBroker, queue: str, count: int) -> RawPublisher:
+    """Publish ``count`` persistent messages (sequence numbers 1…count) and wait for every answer."""
+    client = await publisher(broker, queue)
+    try:
+        for _ in range(count):
+            client.publish(queue, body(client.sent + 1))
+        await client.wait("settled", DEADLINE)
+    finally:
+        await client.close()
+    return client
 
 
 async def bodies_in(url: str, queue: str) -> list[int]:
@@ -61,8 +76,7 @@ class Drainer:
 
     def __init__(self, url: str, queue: str) -> None:
         self.url, self.queue = url, queue
-        self.seqs: list[int] = []
-        self._changed = asyncio.Event()
+        self.inbox = Inbox()
         self._connection: aio_pika.abc.AbstractConnection | None = None
 
     async def start(self) -> Drainer:
@@ -74,22 +88,17 @@ class Drainer:
         return self
 
     async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        self.seqs.append(seq_of(message.body))
         await message.ack()
-        self._changed.set()
+        await self.inbox.on_message(message)
 
-    async def wait_for(self, count: int, timeout: float = DEADLINE) -> None:
+    @property
+    def seqs(self) -> list[int]:
+        """The sequence numbers consumed so far."""
+        return [seq_of(message.body) for message in self.inbox.messages]
+
+    async def wait_for(self, count: int) -> None:
         """Wait until ``count`` messages were consumed."""
-
-        async def until() -> None:
-            while len(self.seqs) < count:
-                self._changed.clear()
-                await self._changed.wait()
-
-        try:
-            await asyncio.wait_for(until(), timeout)
-        except TimeoutError:
-            raise AssertionError(f"consumed {len(self.seqs)} of {count} in {timeout:g} s") from None
+        await self.inbox.wait_for(count, DEADLINE)
 
     async def stop(self) -> None:
         """Close the connection (what was delivered and not acked goes back to the queue)."""

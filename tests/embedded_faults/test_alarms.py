@@ -101,8 +101,9 @@ async def test_a_full_disk_blocks_publishers_until_consumers_drain(
 async def test_memory_alarm_blocks_publishers_until_consumers_drain(
     start_broker: BrokerFactory, tmp_path: Path
 ) -> None:
-    """Above its memory limit the broker blocks publishers ("low on memory"); once a consumer drained
-    the queue it unblocks them and publishing resumes."""
+    """Above its memory limit the broker blocks publishers ("low on memory"); while they are blocked it
+    keeps sending heartbeats and never times them out (this client sends none, and the broker reads
+    nothing from it); once a consumer drained the queue it unblocks them and publishing resumes."""
     probe = start_broker(data_dir=tmp_path / "probe")
     assert probe.pid is not None
     baseline = _resident(probe.pid)
@@ -110,11 +111,13 @@ async def test_memory_alarm_blocks_publishers_until_consumers_drain(
     limit = baseline + 48 * MiB
     broker = start_broker(options=["--memory-limit", str(limit)])
     assert broker.pid is not None
-    client = await publisher(broker, "mem", durable=False)
+    client = await publisher(broker, "mem", durable=False, heartbeat=1)
     try:
         await _fill_until_blocked(client, "mem", 64 * 1024, 16)
         assert client.outcomes.blocked == ["low on memory"]
         at_block = _resident(broker.pid)
+        # Six heartbeats, 0.5 s apart: longer than the two silent seconds that drop an unblocked peer.
+        await client.wait(f"heartbeats>={client.outcomes.heartbeats + 6}", DEADLINE)
         drainer = await Drainer(broker.url, "mem").start()
         drained_at = time.monotonic()
         try:

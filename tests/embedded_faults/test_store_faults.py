@@ -16,6 +16,7 @@ from tests.embedded_faults.support import (
     bodies_in,
     body,
     log_lines,
+    publish_confirmed,
     publisher,
     records,
     seq_of,
@@ -50,11 +51,7 @@ async def test_a_failed_write_is_nacked_never_confirmed(start_broker: BrokerFact
 async def test_a_torn_tail_is_dropped_and_everything_before_it_kept(start_broker: BrokerFactory) -> None:
     """A crash in the middle of a write leaves half a record at the end: it is dropped, nothing else."""
     broker = start_broker()
-    client = await publisher(broker, "q")
-    for _ in range(200):
-        client.publish("q", body(client.sent + 1))
-    await client.wait("settled", DEADLINE)
-    await client.close()
+    await publish_confirmed(broker, "q", 200)
     broker.kill_sync()
     path = broker.data_dir / "store.log"
     path.write_bytes(path.read_bytes() + struct.pack(">IIB", 1000, 0, MESSAGE) + b"half a record")
@@ -70,11 +67,7 @@ async def test_a_damaged_record_mid_log_is_reported_and_what_follows_kept(
     """One damaged message record in the middle of the log (its payload, or its length field) costs
     that message only: the records after it are replayed, the damage is reported, the log kept."""
     broker = start_broker()
-    client = await publisher(broker, "q")
-    for _ in range(200):
-        client.publish("q", body(client.sent + 1))
-    await client.wait("settled", DEADLINE)
-    await client.close()
+    await publish_confirmed(broker, "q", 200)
     broker.stop_sync()
     path = broker.data_dir / "store.log"
     data = bytearray(path.read_bytes())
@@ -112,10 +105,14 @@ async def test_kill_9_in_the_middle_of_a_burst_loses_nothing_confirmed(start_bro
     print(f"\nkill -9 mid-burst: {client.sent} sent, {len(confirmed)} confirmed, {len(present)} recovered")
 
 
-async def test_compaction_while_publishers_run_loses_nothing_confirmed(start_broker: BrokerFactory) -> None:
-    """With compaction forced whenever the log holds twice what is live, a publisher and a consumer
-    run at once; after kill -9 every confirmed message that was not consumed is back."""
-    broker = start_broker(faults="compact-slack=0")
+@pytest.mark.parametrize("fault", ["", "compact@2=EIO"], ids=["compactions", "a-compaction-fails"])
+async def test_compaction_while_publishers_run_loses_nothing_confirmed(
+    start_broker: BrokerFactory, fault: str
+) -> None:
+    """With compaction forced whenever the log holds twice what is live (and, in one run, the second
+    compaction failing), a publisher and a consumer run at once; every publish is confirmed or nacked,
+    and after kill -9 every confirmed message that was not consumed is back."""
+    broker = start_broker(faults=",".join(filter(None, ["compact-slack=0", fault])))
     client = await publisher(broker, "q")
     consumer = await Drainer(broker.url, "q").start()
     try:
@@ -128,8 +125,11 @@ async def test_compaction_while_publishers_run_loses_nothing_confirmed(start_bro
         await consumer.stop()
         await client.close()
     assert len(log_lines(broker, "compacted to")) >= 2, "compaction did not run while publishing"
+    if fault:
+        assert log_lines(broker, "writing the log failed"), "the injected compaction failure did not happen"
+    else:
+        assert len(client.outcomes.confirmed) == 2000
     broker.kill_sync()
     broker.start_sync()
     present = set(await bodies_in(broker.url, "q"))
-    assert len(client.outcomes.confirmed) == 2000
     assert client.outcomes.confirmed - set(consumer.seqs) <= present

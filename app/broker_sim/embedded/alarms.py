@@ -10,7 +10,7 @@ Disk: checked after every write of the store (cheap: one ``statvfs``) and every 
 fails with ENOSPC raises it at once. The limit is also the store's reserve: while it is on, the
 store compacts as soon as what is live fits in the free space, so consumers draining the queues give
 room back and the alarm clears by itself. Memory: the broker process's resident set, every second
-and after every 4 MiB clients sent.
+and after every 4 MiB clients sent; it clears once memory is 5 % (at least 8 MiB) below the limit.
 """
 
 from __future__ import annotations
@@ -179,10 +179,15 @@ class ResourceMonitor:
         if used is None:
             return
         on = MEMORY in self.alarms
-        if on and used > self.memory_limit:
-            _give_memory_back()
+        limit = self.memory_limit
+        # Clear only well below the limit, or freeing the read buffers of the blocked publishers
+        # alone would clear it and the alarm would flap.
+        clear_below = limit - max(limit // 20, 8 * 1024 * 1024)
+        threshold = clear_below if on else limit
+        if used > threshold:
+            _give_memory_back()  # count only what is held, not freed pages the allocator kept
             used = resident_bytes() or used
-        high = used > self.memory_limit
+        high = used > threshold
         if high != on:
             if high:
                 log.warning(

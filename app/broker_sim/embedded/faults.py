@@ -7,6 +7,7 @@ error runs. The value is a comma-separated list:
 - ``write@N=ERRNO``: the N-th log write (1-based, one per flush batch) writes half its bytes, then
   fails with ``ERRNO`` (a name such as ``ENOSPC`` or ``EIO``);
 - ``fsync@N=ERRNO``: the N-th log write writes everything, then its ``fsync`` fails;
+- ``compact@N=ERRNO``: the N-th compaction writes its snapshot, then fails before the rename;
 - ``compact-slack=BYTES``: compact whenever the log holds this much more than twice what is live
   (instead of 64 MiB), so that compaction runs while publishers run.
 """
@@ -41,13 +42,20 @@ class Faults:
     """The faults one broker process injects."""
 
     writes: dict[int, WriteFault] = field(default_factory=dict)
+    compactions: dict[int, WriteFault] = field(default_factory=dict)
     compact_slack: int | None = None
-    _count: int = 0
+    _writes: int = 0
+    _compactions: int = 0
 
     def next_write(self) -> WriteFault | None:
         """Count one log write; the fault it suffers, if any."""
-        self._count += 1
-        return self.writes.get(self._count)
+        self._writes += 1
+        return self.writes.get(self._writes)
+
+    def next_compaction(self) -> WriteFault | None:
+        """Count one compaction; the fault it suffers, if any."""
+        self._compactions += 1
+        return self.compactions.get(self._compactions)
 
 
 def parse_faults(spec: str) -> Faults:
@@ -62,12 +70,13 @@ def parse_faults(spec: str) -> Faults:
             continue
         stage, _, count = key.partition("@")
         number = getattr(errno, value, None)
-        if stage not in ("write", "fsync") or not count.isdigit() or not isinstance(number, int):
+        if stage not in ("write", "fsync", "compact") or not count.isdigit() or not isinstance(number, int):
             raise FaultSpecError(
-                f"{FAULTS_ENV}: cannot read {item!r} (expected write@N=ERRNO, fsync@N=ERRNO or "
-                "compact-slack=BYTES)"
+                f"{FAULTS_ENV}: cannot read {item!r} (expected write@N=ERRNO, fsync@N=ERRNO, "
+                "compact@N=ERRNO or compact-slack=BYTES)"
             )
-        faults.writes[int(count)] = WriteFault(stage, number)
+        into = faults.compactions if stage == "compact" else faults.writes
+        into[int(count)] = WriteFault(stage, number)
     return faults
 
 

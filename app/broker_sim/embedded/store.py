@@ -488,18 +488,27 @@ class Store:
         records = self._snapshot()
         covered = len(self._buffer)  # the snapshot holds everything buffered so far
         temporary = self.path.with_suffix(".tmp")
+        fault = self.faults.next_compaction()
         try:
             await asyncio.get_running_loop().run_in_executor(None, _write_file, temporary, records)
-            os.replace(temporary, self.path)
+            if fault is not None:
+                raise fault.error()
+            # Opened before the rename: once the new log has the name, nothing can fail before the
+            # switch, so no write ever goes to the old (unlinked) file.
+            fd = os.open(temporary, os.O_WRONLY | os.O_APPEND)
+            try:
+                os.replace(temporary, self.path)
+            except OSError:
+                os.close(fd)
+                raise
         except OSError:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
             raise
-        _sync_dir(self.directory)
-        del self._buffer[:covered]  # records appended while the snapshot was written follow it
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         os.close(self._fd)
         self._fd = fd
+        _sync_dir(self.directory)
+        del self._buffer[:covered]  # records appended while the snapshot was written follow it
         self._file_bytes = sum(len(r) for r in records)
         log.info("store: compacted to %d bytes in %.2f s", self._file_bytes, time.monotonic() - started)
 
