@@ -6,7 +6,10 @@
 2. ``lean``: the broker's capacity with a lean raw-socket client (hand-built frames, confirms in
    windows of 1,000, consumer prefetch 1,000 acking with multiple=true every 100) — the client
    costs far less than aio-pika, so this shows what the broker itself can move.
-3. ``restart``: 100,000 persistent messages in a durable queue on a private embedded broker; the
+3. ``persistent``: both clients again with persistent messages (delivery mode 2) into a durable
+   queue: each confirm waits for the broker's fsync (the embedded broker fsyncs per batch of frames,
+   RabbitMQ per its own batching).
+4. ``restart``: 100,000 persistent messages in a durable queue on a private embedded broker; the
    time from launching the child process until it listens with every message recovered
    (after a clean stop, and after kill -9).
 
@@ -49,14 +52,17 @@ BODY = b"x" * 64
 # --- the aio-pika round ---------------------------------------------------------------------------
 
 
-async def aio_pika_round(url: str, count: int) -> float:
+async def aio_pika_round(url: str, count: int, persistent: bool = False) -> float:
     """Messages/s end to end with aio-pika: confirms in windows of 100, prefetch 100, ack each."""
     connection = await aio_pika.connect(url)
     try:
         publisher = await connection.channel(publisher_confirms=True)
         consumer = await connection.channel()
         await consumer.set_qos(prefetch_count=100)
-        queue = await consumer.declare_queue(f"bench-{uuid.uuid4().hex[:8]}", exclusive=True)
+        queue = await consumer.declare_queue(
+            f"bench-{uuid.uuid4().hex[:8]}", durable=persistent, exclusive=not persistent
+        )
+        mode = aio_pika.DeliveryMode.PERSISTENT if persistent else aio_pika.DeliveryMode.NOT_PERSISTENT
         done = asyncio.get_running_loop().create_future()
         received = 0
 
@@ -67,17 +73,23 @@ async def aio_pika_round(url: str, count: int) -> float:
             if received == count and not done.done():
                 done.set_result(None)
 
-        await queue.consume(on_message)
+        tag = await queue.consume(on_message)
         started = time.perf_counter()
         for window in range(0, count, 100):
             await asyncio.gather(
                 *(
-                    publisher.default_exchange.publish(aio_pika.Message(BODY, message_id=f"m{i}"), queue.name)
+                    publisher.default_exchange.publish(
+                        aio_pika.Message(BODY, message_id=f"m{i}", delivery_mode=mode), queue.name
+                    )
                     for i in range(window, min(count, window + 100))
                 )
             )
         await asyncio.wait_for(done, 300)
-        return count / (time.perf_counter() - started)
+        rate = count / (time.perf_counter() - started)
+        if persistent:
+            await queue.cancel(tag)
+            await queue.delete(if_unused=False, if_empty=False)
+        return rate
     finally:
         await connection.close()
 
@@ -151,6 +163,10 @@ class LeanClient:
         self.send(1, commands.Queue.Declare(queue=queue, durable=durable, auto_delete=not durable))
         await self.expect(commands.Queue.DeclareOk)
 
+    async def delete(self, queue: str) -> None:
+        self.send(1, commands.Queue.Delete(queue=queue))
+        await self.expect(commands.Queue.DeleteOk)
+
     async def publish_confirmed(self, queue: str, count: int, window: int, persistent: bool) -> None:
         """Publish ``count`` messages with confirms, at most ``window`` unconfirmed."""
         self.send(1, commands.Confirm.Select())
@@ -187,16 +203,19 @@ class LeanClient:
                     )
 
 
-async def lean_round(address: tuple[str, int, str, str, str], count: int) -> float:
+async def lean_round(address: tuple[str, int, str, str, str], count: int, persistent: bool = False) -> float:
     """Messages/s end to end with the lean client: a publishing and a consuming connection at once."""
     queue = f"lean-{uuid.uuid4().hex[:8]}"
     async with LeanClient.connect(*address) as publisher, LeanClient.connect(*address) as consumer:
-        await consumer.declare(queue, durable=False)
+        await consumer.declare(queue, durable=persistent)
         started = time.perf_counter()
         await asyncio.gather(
-            publisher.publish_confirmed(queue, count, 1000, False), consumer.consume(queue, count)
+            publisher.publish_confirmed(queue, count, 1000, persistent), consumer.consume(queue, count)
         )
-        return count / (time.perf_counter() - started)
+        rate = count / (time.perf_counter() - started)
+        if persistent:
+            await publisher.delete(queue)
+        return rate
 
 
 # --- restart --------------------------------------------------------------------------------------
@@ -258,6 +277,7 @@ async def main() -> None:
     parser.add_argument("--lean-messages", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--restart-messages", type=int, default=100_000)
+    parser.add_argument("--skip-restart", action="store_true", help="only the throughput rounds")
     args = parser.parse_args()
 
     vhost = f"broker-sim-bench-{uuid.uuid4().hex[:8]}"
@@ -277,6 +297,10 @@ async def main() -> None:
                     "aio-pika  RabbitMQ": lambda: aio_pika_round(rabbit_url, args.messages),
                     "lean      embedded": lambda: lean_round(emb, args.lean_messages),
                     "lean      RabbitMQ": lambda: lean_round(rmq, args.lean_messages),
+                    "aio-pika persistent embedded": lambda: aio_pika_round(embedded.url, args.messages, True),
+                    "aio-pika persistent RabbitMQ": lambda: aio_pika_round(rabbit_url, args.messages, True),
+                    "lean persistent embedded": lambda: lean_round(emb, args.lean_messages, True),
+                    "lean persistent RabbitMQ": lambda: lean_round(rmq, args.lean_messages, True),
                 },
                 args.repeat,
             )
@@ -292,11 +316,15 @@ async def main() -> None:
     for name, values in results.items():
         runs = ", ".join(f"{v:,.0f}" for v in values)
         print(f"| {name} | {statistics.median(values):,.0f} | {runs} |")
-    for client in ("aio-pika", "lean"):
-        ratio = statistics.median(results[f"{client:<9} embedded"]) / statistics.median(
-            results[f"{client:<9} RabbitMQ"]
+    print()
+    for client in ("aio-pika ", "lean     ", "aio-pika persistent", "lean persistent"):
+        label = client if client.endswith("persistent") else f"{client:<9}"
+        ratio = statistics.median(results[f"{label} embedded"]) / statistics.median(
+            results[f"{label} RabbitMQ"]
         )
-        print(f"\n{client}: embedded / RabbitMQ = {ratio:.2f}")
+        print(f"- {client.strip()}: embedded / RabbitMQ = {ratio:.2f}")
+    if args.skip_restart:
+        return
     print(f"\n# restart with {args.restart_messages:,} persistent messages (64-byte bodies)")
     for label, value in (await restart_times(args.restart_messages)).items():
         print(f"- {label}: {value:,.2f}")

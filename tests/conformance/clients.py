@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import aio_pika
+import pika
 from aio_pika.abc import (
     AbstractChannel,
     AbstractConnection,
@@ -16,6 +17,16 @@ from aio_pika.abc import (
 )
 
 DEADLINE = 10.0
+
+
+@contextmanager
+def pika_connection(url: str) -> Iterator[pika.BlockingConnection]:
+    """A blocking pika connection, closed at the end."""
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        yield conn
+    finally:
+        conn.close()
 
 
 @asynccontextmanager

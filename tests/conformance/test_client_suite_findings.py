@@ -29,3 +29,24 @@ async def test_passive_declare_of_the_default_exchange_is_403(broker: BrokerUnde
                 await channel.exchange_declare("", passive=True)
     finally:
         await conn.close()
+
+
+async def test_capabilities_are_advertised_as_on_rabbitmq(broker: BrokerUnderTest) -> None:
+    """Clients switch features on by these: every one RabbitMQ 3.10 advertises is advertised."""
+    conn = await aiormq.connect(broker.url)
+    try:
+        capabilities = conn.server_capabilities
+    finally:
+        await conn.close()
+    expected = {
+        "publisher_confirms",
+        "exchange_exchange_bindings",
+        "basic.nack",
+        "consumer_cancel_notify",
+        "connection.blocked",
+        "consumer_priorities",
+        "authentication_failure_close",
+        "per_consumer_qos",
+        "direct_reply_to",
+    }
+    assert {name for name, on in capabilities.items() if on} == expected

@@ -7,7 +7,7 @@ import pika
 import pytest
 
 from broker_sim.embedded.launch import EmbeddedBroker
-from tests.conformance.clients import channel, connection, consume, drain
+from tests.conformance.clients import channel, connection, consume, drain, pika_connection
 from tests.conformance.conftest import BrokerUnderTest
 
 
@@ -82,8 +82,7 @@ async def test_firehose_names_the_published_exchange_and_final_queues(
 
 def test_pika_bind_errors_and_unbind_of_nothing(broker: BrokerUnderTest, name: str) -> None:
     """404 for a missing end, 403 for the default exchange; unbinding what is not there is fine."""
-    conn = pika.BlockingConnection(pika.URLParameters(broker.url))
-    try:
+    with pika_connection(broker.url) as conn:
         ch = conn.channel()
         ch.exchange_unbind(f"{name}.nothing", f"{name}.neither", "k")
         ch.exchange_declare(f"{name}.src", "direct", auto_delete=True)
@@ -95,8 +94,6 @@ def test_pika_bind_errors_and_unbind_of_nothing(broker: BrokerUnderTest, name: s
         with pytest.raises(pika.exceptions.ChannelClosedByBroker) as caught:
             ch.exchange_bind("", f"{name}.src", "k")
         assert caught.value.reply_code == 403
-    finally:
-        conn.close()
 
 
 async def test_deleting_a_destination_removes_its_bindings(broker: BrokerUnderTest, name: str) -> None:
@@ -141,8 +138,7 @@ def test_pika_mandatory_is_returned_when_the_alternate_routes_nowhere(
     broker: BrokerUnderTest, name: str
 ) -> None:
     """An alternate exchange with no queue, or one that does not exist, still returns a mandatory publish."""
-    conn = pika.BlockingConnection(pika.URLParameters(broker.url))
-    try:
+    with pika_connection(broker.url) as conn:
         ch = conn.channel()
         ch.confirm_delivery()
         ch.exchange_declare(f"{name}.empty-ae", "fanout", auto_delete=False)
@@ -152,8 +148,6 @@ def test_pika_mandatory_is_returned_when_the_alternate_routes_nowhere(
                 ch.basic_publish(f"{name}.{ae}", "k", b"lost", mandatory=True)
             ch.exchange_delete(f"{name}.{ae}")
         ch.exchange_delete(f"{name}.empty-ae")
-    finally:
-        conn.close()
 
 
 async def test_in_a_chain_the_alternate_of_the_exchange_that_matched_nothing(

@@ -6,7 +6,7 @@ import aio_pika
 import pika
 import pytest
 
-from tests.conformance.clients import channel, connection, consume, drain
+from tests.conformance.clients import channel, connection, consume, drain, pika_connection
 from tests.conformance.conftest import BrokerUnderTest
 
 
@@ -14,8 +14,7 @@ def test_pika_reject_publish_nacks_even_when_another_queue_took_it(
     broker: BrokerUnderTest, name: str
 ) -> None:
     """A full reject-publish queue nacks the publisher; the other queue of the fanout still gets it."""
-    conn = pika.BlockingConnection(pika.URLParameters(broker.url))
-    try:
+    with pika_connection(broker.url) as conn:
         ch = conn.channel()
         ch.confirm_delivery()
         ch.exchange_declare(name, "fanout", auto_delete=True)
@@ -31,8 +30,6 @@ def test_pika_reject_publish_nacks_even_when_another_queue_took_it(
         assert ch.queue_declare(f"{name}.full", passive=True).method.message_count == 1
         assert ch.queue_declare(f"{name}.open", passive=True).method.message_count == 2
         ch.basic_publish("", f"{name}.open", b"third")  # later publishes are acked again
-    finally:
-        conn.close()
 
 
 async def test_reject_publish_counts_ready_messages_only(broker: BrokerUnderTest, name: str) -> None:
@@ -88,13 +85,10 @@ async def test_drop_head_is_the_default(broker: BrokerUnderTest, name: str) -> N
 @pytest.mark.parametrize(("value", "detail"), [("drop-tail", "invalid_overflow"), (7, "{unacceptable_type,")])
 def test_pika_unknown_overflow_is_406(broker: BrokerUnderTest, name: str, value: object, detail: str) -> None:
     """An unknown x-overflow value, or one that is not a string, is refused with 406."""
-    conn = pika.BlockingConnection(pika.URLParameters(broker.url))
-    try:
+    with pika_connection(broker.url) as conn:
         ch = conn.channel()
         with pytest.raises(pika.exceptions.ChannelClosedByBroker) as caught:
             ch.queue_declare(name, exclusive=True, arguments={"x-overflow": value})
         assert caught.value.reply_code == 406
         assert f"invalid arg 'x-overflow' for queue '{name}'" in caught.value.reply_text
         assert detail in caught.value.reply_text
-    finally:
-        conn.close()

@@ -9,7 +9,7 @@ import aio_pika
 import pika
 import pytest
 
-from tests.conformance.clients import DEADLINE, channel, connection, consume, drain
+from tests.conformance.clients import DEADLINE, channel, connection, consume, drain, pika_connection
 from tests.conformance.conftest import BrokerUnderTest
 
 
@@ -117,8 +117,7 @@ async def test_max_length_bytes_drops_the_oldest(broker: BrokerUnderTest, name: 
 
 def test_pika_max_length_bytes_with_reject_publish(broker: BrokerUnderTest, name: str) -> None:
     """A publish that would take the queue over its byte limit is nacked."""
-    conn = pika.BlockingConnection(pika.URLParameters(broker.url))
-    try:
+    with pika_connection(broker.url) as conn:
         ch = conn.channel()
         ch.confirm_delivery()
         ch.queue_declare(
@@ -129,5 +128,3 @@ def test_pika_max_length_bytes_with_reject_publish(broker: BrokerUnderTest, name
         with pytest.raises(pika.exceptions.NackError):
             ch.basic_publish("", name, b"c")
         assert ch.queue_declare(name, passive=True).method.message_count == 2
-    finally:
-        conn.close()

@@ -8,7 +8,7 @@ import pika
 import pytest
 
 from broker_sim.embedded.launch import EmbeddedBroker
-from tests.conformance.clients import channel, connection, consume
+from tests.conformance.clients import channel, connection, consume, pika_connection
 from tests.conformance.conftest import BrokerUnderTest
 
 QUORUM = {"x-queue-type": "quorum"}
@@ -29,21 +29,17 @@ def test_pika_quorum_refusals(
     broker: BrokerUnderTest, name: str, options: dict[str, bool], arguments: dict[str, object], refusal: str
 ) -> None:
     """What a quorum queue cannot be is 406 on declare."""
-    conn = pika.BlockingConnection(pika.URLParameters(broker.url))
-    try:
+    with pika_connection(broker.url) as conn:
         ch = conn.channel()
         with pytest.raises(pika.exceptions.ChannelClosedByBroker) as caught:
             ch.queue_declare(name, arguments={**QUORUM, **arguments}, **options)
         assert caught.value.reply_code == 406
         assert f"{refusal} for queue '{name}'" in caught.value.reply_text
-    finally:
-        conn.close()
 
 
 def test_pika_basic_get_always_carries_the_delivery_count(broker: BrokerUnderTest, name: str) -> None:
     """Basic.Get from a quorum queue has x-delivery-count even on the first delivery."""
-    conn = pika.BlockingConnection(pika.URLParameters(broker.url))
-    try:
+    with pika_connection(broker.url) as conn:
         ch = conn.channel()
         ch.confirm_delivery()
         ch.queue_declare(name, durable=True, arguments=QUORUM)
@@ -51,14 +47,11 @@ def test_pika_basic_get_always_carries_the_delivery_count(broker: BrokerUnderTes
         _, properties, body = ch.basic_get(name, auto_ack=True)
         assert body == b"x" and properties.headers == {"keep": "me", "x-delivery-count": 0}
         ch.queue_delete(name)
-    finally:
-        conn.close()
 
 
 def test_pika_redeclaring_a_quorum_queue_as_classic_is_406(broker: BrokerUnderTest, name: str) -> None:
     """x-queue-type takes part in the equivalence check."""
-    conn = pika.BlockingConnection(pika.URLParameters(broker.url))
-    try:
+    with pika_connection(broker.url) as conn:
         ch = conn.channel()
         ch.queue_declare(name, durable=True, arguments=QUORUM)
         with pytest.raises(pika.exceptions.ChannelClosedByBroker) as caught:
@@ -66,8 +59,6 @@ def test_pika_redeclaring_a_quorum_queue_as_classic_is_406(broker: BrokerUnderTe
         assert caught.value.reply_code == 406 and "inequivalent arg 'x-queue-type'" in caught.value.reply_text
         ch = conn.channel()
         ch.queue_delete(name)
-    finally:
-        conn.close()
 
 
 async def test_delivery_count_and_limit(broker: BrokerUnderTest, name: str) -> None:
@@ -129,15 +120,12 @@ async def test_delete_if_empty_is_540(broker: BrokerUnderTest, name: str) -> Non
 
 def test_pika_an_unknown_queue_type_is_406(broker: BrokerUnderTest, name: str) -> None:
     """x-queue-type must name a queue type the broker has."""
-    conn = pika.BlockingConnection(pika.URLParameters(broker.url))
-    try:
+    with pika_connection(broker.url) as conn:
         ch = conn.channel()
         with pytest.raises(pika.exceptions.ChannelClosedByBroker) as caught:
             ch.queue_declare(name, durable=True, arguments={"x-queue-type": "fifo"})
         assert caught.value.reply_code == 406
         assert "unsupported queue type 'fifo'" in caught.value.reply_text
-    finally:
-        conn.close()
 
 
 async def test_embedded_refuses_stream_queues_in_words(private_broker: EmbeddedBroker) -> None:

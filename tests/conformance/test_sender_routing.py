@@ -8,7 +8,7 @@ import aio_pika
 import pika
 import pytest
 
-from tests.conformance.clients import DEADLINE, channel, connection, consume, drain
+from tests.conformance.clients import DEADLINE, channel, connection, consume, drain, pika_connection
 from tests.conformance.conftest import BrokerUnderTest
 
 
@@ -49,8 +49,7 @@ async def test_cc_through_the_default_exchange(broker: BrokerUnderTest, name: st
 @pytest.mark.parametrize("header", ["CC", "BCC"])
 def test_pika_a_string_cc_is_406(broker: BrokerUnderTest, name: str, header: str) -> None:
     """CC / BCC must be arrays: a string closes the channel with 406 unacceptable_type_in_header."""
-    conn = pika.BlockingConnection(pika.URLParameters(broker.url))
-    try:
+    with pika_connection(broker.url) as conn:
         ch = conn.channel()
         ch.queue_declare(name, exclusive=True)
         ch.basic_publish("", name, b"x", pika.BasicProperties(headers={header: "somewhere"}))
@@ -58,8 +57,6 @@ def test_pika_a_string_cc_is_406(broker: BrokerUnderTest, name: str, header: str
             ch.queue_declare(name, passive=True)
         assert caught.value.reply_code == 406
         assert f'unacceptable_type_in_header,"{header}",longstr' in caught.value.reply_text
-    finally:
-        conn.close()
 
 
 async def test_direct_reply_to_round_trip(broker: BrokerUnderTest, name: str) -> None:
@@ -86,8 +83,7 @@ async def test_direct_reply_to_round_trip(broker: BrokerUnderTest, name: str) ->
 
 def test_pika_direct_reply_to_errors(broker: BrokerUnderTest, name: str) -> None:
     """Without a reply consumer the publish is 406; a reply consumer must be no-ack (406)."""
-    conn = pika.BlockingConnection(pika.URLParameters(broker.url))
-    try:
+    with pika_connection(broker.url) as conn:
         ch = conn.channel()
         ch.queue_declare(name, exclusive=True)
         ch.basic_publish("", name, b"x", pika.BasicProperties(reply_to="amq.rabbitmq.reply-to"))
@@ -100,14 +96,11 @@ def test_pika_direct_reply_to_errors(broker: BrokerUnderTest, name: str) -> None
             ch.basic_consume("amq.rabbitmq.reply-to", lambda *_: None, auto_ack=False)
         assert caught.value.reply_code == 406
         assert "reply consumer cannot acknowledge" in caught.value.reply_text
-    finally:
-        conn.close()
 
 
 def test_pika_reply_to_a_gone_consumer_is_returned(broker: BrokerUnderTest, name: str) -> None:
     """A reply to a reply queue whose consumer was cancelled routes nowhere (returned if mandatory)."""
-    conn = pika.BlockingConnection(pika.URLParameters(broker.url))
-    try:
+    with pika_connection(broker.url) as conn:
         ch = conn.channel()
         ch.confirm_delivery()
         ch.queue_declare(name, exclusive=True)
@@ -117,8 +110,6 @@ def test_pika_reply_to_a_gone_consumer_is_returned(broker: BrokerUnderTest, name
         ch.basic_cancel(tag)
         with pytest.raises(pika.exceptions.UnroutableError):
             ch.basic_publish("", properties.reply_to, b"late", mandatory=True)
-    finally:
-        conn.close()
 
 
 async def test_update_secret_is_accepted(broker: BrokerUnderTest) -> None:

@@ -7,12 +7,8 @@ import pika
 import pytest
 
 from broker_sim.embedded.launch import EmbeddedBroker
-from tests.conformance.clients import channel, connection, drain
+from tests.conformance.clients import channel, connection, drain, pika_connection
 from tests.conformance.conftest import BrokerUnderTest
-
-
-def _connect(broker: BrokerUnderTest) -> pika.BlockingConnection:
-    return pika.BlockingConnection(pika.URLParameters(broker.url))
 
 
 def _count(ch: pika.adapters.blocking_connection.BlockingChannel, queue: str) -> int:
@@ -21,8 +17,7 @@ def _count(ch: pika.adapters.blocking_connection.BlockingChannel, queue: str) ->
 
 def test_publishes_wait_for_commit_and_rollback_drops_them(broker: BrokerUnderTest, name: str) -> None:
     """Nothing published in a transaction is in the queue before commit; rolled-back ones never are."""
-    conn = _connect(broker)
-    try:
+    with pika_connection(broker.url) as conn:
         ch = conn.channel()
         ch.queue_declare(name, exclusive=True)
         ch.tx_select()
@@ -37,16 +32,13 @@ def test_publishes_wait_for_commit_and_rollback_drops_them(broker: BrokerUnderTe
         assert _count(ch, name) == 2
         bodies = [ch.basic_get(name, auto_ack=True)[2] for _ in range(2)]
         assert bodies == [b"1", b"2"]
-    finally:
-        conn.close()
 
 
 def test_acks_wait_for_commit_and_a_rolled_back_ack_is_redelivered(
     broker: BrokerUnderTest, name: str
 ) -> None:
     """An ack rolled back leaves the message unacked: it comes back (redelivered) when the channel closes."""
-    conn = _connect(broker)
-    try:
+    with pika_connection(broker.url) as conn:
         setup = conn.channel()
         setup.queue_declare(name, exclusive=True)
         for body in (b"a", b"b"):
@@ -64,14 +56,11 @@ def test_acks_wait_for_commit_and_a_rolled_back_ack_is_redelivered(
         method, _, body = setup.basic_get(name, auto_ack=True)
         assert body == b"b" and method is not None and method.redelivered
         assert setup.basic_get(name, auto_ack=True) == (None, None, None)
-    finally:
-        conn.close()
 
 
 def test_a_rejected_delivery_is_requeued_at_commit(broker: BrokerUnderTest, name: str) -> None:
     """basic.reject(requeue) inside a transaction takes effect at commit."""
-    conn = _connect(broker)
-    try:
+    with pika_connection(broker.url) as conn:
         ch = conn.channel()
         ch.queue_declare(name, exclusive=True)
         ch.basic_publish("", name, b"r")
@@ -82,28 +71,22 @@ def test_a_rejected_delivery_is_requeued_at_commit(broker: BrokerUnderTest, name
         assert _count(ch, name) == 0
         ch.tx_commit()
         assert _count(ch, name) == 1
-    finally:
-        conn.close()
 
 
 @pytest.mark.parametrize("call", ["tx_commit", "tx_rollback"])
 def test_commit_or_rollback_without_select_is_406(broker: BrokerUnderTest, call: str) -> None:
     """tx.commit / tx.rollback on a channel that never selected tx: 406 channel is not transactional."""
-    conn = _connect(broker)
-    try:
+    with pika_connection(broker.url) as conn:
         ch = conn.channel()
         with pytest.raises(pika.exceptions.ChannelClosedByBroker) as caught:
             getattr(ch, call)()
         assert caught.value.reply_code == 406
         assert "channel is not transactional" in caught.value.reply_text
-    finally:
-        conn.close()
 
 
 def test_confirm_and_tx_modes_do_not_mix(broker: BrokerUnderTest) -> None:
     """Switching between confirm and tx mode is 406 both ways."""
-    conn = _connect(broker)
-    try:
+    with pika_connection(broker.url) as conn:
         ch = conn.channel()
         ch.tx_select()
         with pytest.raises(pika.exceptions.ChannelClosedByBroker) as caught:
@@ -115,8 +98,6 @@ def test_confirm_and_tx_modes_do_not_mix(broker: BrokerUnderTest) -> None:
         with pytest.raises(pika.exceptions.ChannelClosedByBroker) as caught:
             ch.tx_select()
         assert "cannot switch from confirm to tx mode" in caught.value.reply_text
-    finally:
-        conn.close()
 
 
 async def test_committed_persistent_messages_survive_a_kill(private_broker: EmbeddedBroker) -> None:

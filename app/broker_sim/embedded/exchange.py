@@ -69,19 +69,16 @@ class Exchange:
 
     def unbind_exchange(self, binding: Binding) -> bool:
         """Remove a binding to another exchange; False when it was not there."""
-        if self.forward is None or not self.forward.unbind(binding):
-            return False
-        if not self.forward.bindings:
-            self.forward = None
-        return True
+        return self.forward is not None and self._forward_removed(self.forward.unbind(binding))
 
     def unbind_destination_exchange(self, name: str) -> bool:
         """Remove every binding to one exchange (it was deleted); True when there was any."""
-        if self.forward is None or not self.forward.unbind_queue(name):
-            return False
-        if not self.forward.bindings:
+        return self.forward is not None and self._forward_removed(self.forward.unbind_queue(name))
+
+    def _forward_removed(self, removed: bool) -> bool:
+        if self.forward is not None and not self.forward.bindings:
             self.forward = None
-        return True
+        return removed
 
     def in_use(self) -> bool:
         """Whether anything (queue or exchange) is bound to this exchange as its source."""

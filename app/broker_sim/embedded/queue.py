@@ -149,6 +149,7 @@ class Queue:
     _next: int = 0
     consumer_priorities: bool = False  # set once a consumer with x-priority arrives
     quorum: bool = False  # x-queue-type=quorum: x-delivery-count, x-delivery-limit
+    single_active: bool = False  # x-single-active-consumer: one consumer at a time receives
     _dispatching: bool = False
     _timer: asyncio.TimerHandle | None = None
     _timer_at: float = 0.0
@@ -156,6 +157,7 @@ class Queue:
 
     def __post_init__(self) -> None:
         self.quorum = self.arguments.get("x-queue-type") == "quorum"
+        self.single_active = self.arguments.get("x-single-active-consumer") is True
         max_priority = self.arguments.get("x-max-priority")
         if isinstance(max_priority, int) or isinstance(self.arguments.get("x-max-length-bytes"), int):
             self.messages = PriorityMessages(max_priority if isinstance(max_priority, int) else 0)
@@ -188,11 +190,6 @@ class Queue:
             and isinstance(messages, PriorityMessages)
             and messages.bytes + extra_bytes > limit_bytes
         )
-
-    @property
-    def single_active(self) -> bool:
-        """``x-single-active-consumer``: one consumer at a time receives."""
-        return self.arguments.get("x-single-active-consumer") is True
 
     @property
     def overflow(self) -> str:
