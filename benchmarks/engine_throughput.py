@@ -2,9 +2,10 @@
 
 Three variants move N messages producer → direct exchange → one queue → one consumer:
 
-* ``bare``   - aio-pika alone: one connection, a confirming producer channel publishing in
-  windows of 100 (``asyncio.gather`` per window, unique ``message_id``, ``mandatory=True``),
-  one consumer on its own channel with prefetch 100 acking each message;
+* ``bare``   - aio-pika alone: a confirming producer channel on a connection of its own (as the
+  engine's producers have one since issue #10) publishing in windows of 100 (``asyncio.gather``
+  per window, unique ``message_id``, ``mandatory=True``), one consumer on a channel of another
+  connection with prefetch 100 acking each message;
 * ``engine`` - broker-sim's :class:`Engine` running the equivalent scenario on a vhost where
   tracing is off (routing inferred from deliveries);
 * ``traced`` - the same engine on a vhost where ``rabbitmqctl trace_on`` was done (routing
@@ -140,8 +141,11 @@ async def run_bare(url: str, n: int) -> Run:
     """Publish N with pipelined confirms, consume and ack each on a second channel."""
     tag = uuid.uuid4().hex[:8]
     conn = await aio_pika.connect(url, client_properties={"connection_name": f"bench bare {tag}"})
+    # publishing on a connection of its own, as the engine does (RabbitMQ's advice: an alarm
+    # blocks publishing connections, and acks must still get through)
+    publishing = await aio_pika.connect(url, client_properties={"connection_name": f"bench bare {tag} pub"})
     try:
-        producer = await conn.channel(publisher_confirms=True, on_return_raises=False)
+        producer = await publishing.channel(publisher_confirms=True, on_return_raises=False)
         exchange = await producer.declare_exchange(f"bench{tag}.x", aio_pika.ExchangeType.DIRECT)
         queue = await producer.declare_queue(f"bench{tag}.q")
         await queue.bind(exchange, routing_key=ROUTING_KEY)
@@ -187,6 +191,7 @@ async def run_bare(url: str, n: int) -> Run:
         await producer.queue_delete(queue.name)
         await producer.exchange_delete(exchange.name)
     finally:
+        await publishing.close()
         await conn.close()
     return watch.run("bare", n)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
 from pathlib import Path
 from typing import TextIO
 
@@ -38,6 +37,7 @@ from broker_sim.settings import Settings
 from broker_sim.sim import Engine
 from broker_sim.sim.link import GET_A_BROKER
 from broker_sim.sim.player import TimelinePlayer
+from broker_sim.sim.settle import settle
 
 EXIT_PASSED = 0
 EXIT_FAILED = 1
@@ -53,9 +53,6 @@ REFUSALS_BEFORE_GIVING_UP = 3
 """Refused logins, or failed set-ups on a broker that answered, before a run gives up: neither
 a wrong password nor a clash with what the broker already has fixes itself."""
 DEFAULT_DURATION = 10.0
-DRAIN_QUIET = 1.0
-"""The run has drained when no ack came for this long (scenario seconds) and queues are empty."""
-DRAIN_LIMIT = 15.0
 
 
 class _Console:
@@ -161,46 +158,6 @@ class _LinkWatch:
         if self.failure is not None:
             return f"broker-sim: no broker after {waited:g} s; gave up: {self.failure.detail}"
         return f"broker-sim: no broker at {url} after {waited:g} s; gave up: {GET_A_BROKER}"
-
-
-async def _finish_counts(engine: Engine) -> None:
-    """Let producers with a ``count`` publish all of it, even if paused: a count is a promise.
-
-    A recorded session replays its producers by count, and a replay runs a little slower or
-    faster than the original, so the last messages may still be due when the story ends.
-    """
-    counted = [p for p in engine.producers.values() if p.spec.count is not None and not p.done]
-    for producer in counted:
-        producer.set_paused(False)
-    deadline = time.monotonic() + DRAIN_LIMIT
-    while not all(p.done for p in counted) and time.monotonic() < deadline:  # noqa: ASYNC110
-        await asyncio.sleep(0.1)
-
-
-async def _drain(engine: Engine, tally: Tally) -> None:
-    """Stop publishing and let consumers finish what is in flight, so the figures settle."""
-    engine.hold(True)
-    last_acks, quiet_since = tally.acked, time.monotonic()
-    deadline = time.monotonic() + DRAIN_LIMIT
-    consumed = {g.spec.queue for g in engine.groups.values() if g.members}
-    while time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-        if tally.acked != last_acks:
-            last_acks, quiet_since = tally.acked, time.monotonic()
-        depths = [tally.depth.get(q) for q in consumed]
-        empty = all(d is not None and not d.ready and not d.unacked for d in depths)
-        if empty and time.monotonic() - quiet_since >= DRAIN_QUIET / engine.speed:
-            break
-    await engine.refresh_depths()  # so the report's ready counts are current
-
-
-async def settle(engine: Engine, tally: Tally) -> None:
-    """The end of a story: producers finish their counts, then the flow drains (what a report needs).
-
-    The TUI's replay ends the same way, so its verdicts are the headless run's.
-    """
-    await _finish_counts(engine)
-    await _drain(engine, tally)
 
 
 async def run_scenario(

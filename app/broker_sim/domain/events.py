@@ -191,12 +191,17 @@ class PrefetchChanged:
 
 @dataclass(frozen=True, slots=True)
 class ProducerState:
-    """A producer's rate or pause state changed (``held``: a story holds it, paused or over)."""
+    """A producer's rate or pause state changed (``held``: a story holds it, paused or over).
+
+    ``blocked``: the broker's reason for blocking the producers' connection (a memory or disk
+    alarm, ``connection.blocked``), or ``""`` when it is not blocked.
+    """
 
     producer: str
     rate: float
     paused: bool
     held: bool = False
+    blocked: str = ""
 
 
 class LinkState(StrEnum):

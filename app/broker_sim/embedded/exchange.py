@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
+
+from broker_sim.domain.topic_match import pattern, split_words, topic_matches
 
 EXCHANGE_TYPES = ("direct", "fanout", "topic", "headers")
 
@@ -116,40 +117,6 @@ class Exchange:
         return tuple(
             dict.fromkeys(b.queue for b in self.bindings if headers_match(b.arguments, headers or {}))
         )
-
-
-def split_words(key: str) -> tuple[str, ...]:
-    """Words of a routing key or pattern as RabbitMQ splits them: ``""`` has none, ``"a."`` has two."""
-    return tuple(key.split(".")) if key else ()
-
-
-@lru_cache(maxsize=4096)
-def pattern(binding_key: str) -> tuple[str, ...]:
-    """A binding key split into words (cached: bindings are few, messages many)."""
-    return split_words(binding_key)
-
-
-def topic_matches(pat: tuple[str, ...], words: tuple[str, ...]) -> bool:
-    """``*`` matches exactly one word, ``#`` zero or more; empty words are words."""
-    # Iterative matcher with backtracking to the last '#', like glob matching.
-    p = w = 0
-    star_p, star_w = -1, 0
-    while w < len(words):
-        if p < len(pat) and pat[p] == "#":
-            star_p, star_w = p, w
-            p += 1
-        elif p < len(pat) and (pat[p] == "*" or pat[p] == words[w]):
-            p += 1
-            w += 1
-        elif star_p >= 0:
-            p = star_p + 1
-            star_w += 1
-            w = star_w
-        else:
-            return False
-    while p < len(pat) and pat[p] == "#":
-        p += 1
-    return p == len(pat)
 
 
 def _type_class(value: Any) -> str:

@@ -39,7 +39,7 @@ from broker_sim.domain.words import in_words
 from broker_sim.settings import Settings
 from broker_sim.sim.bus import EventBus
 from broker_sim.sim.consumer import ChannelError, ConsumerGroup
-from broker_sim.sim.link import GET_A_BROKER, connect_with_retry
+from broker_sim.sim.link import GET_A_BROKER, connect_with_retry, watch_blocked
 from broker_sim.sim.observe import DepthPoller, RouteTracer
 from broker_sim.sim.producer import WINDOW, Outgoing, Producer, publish
 from broker_sim.sim.topology import Topology
@@ -110,6 +110,9 @@ class Engine:
             owned=owns_tracing(settings.url, started_by_us=self.broker.started_by_us),
         )
         self._conn: AbstractConnection | None = None
+        self._publishing: AbstractConnection | None = None
+        """Producers publish on a connection of their own: a broker under an alarm stops reading
+        from publishing connections, and consumers' acks must still get through to drain it."""
         self._declared_once = False
         self._observer: AbstractConnection | None = None
         self._tracer: RouteTracer | None = None
@@ -194,7 +197,7 @@ class Engine:
             conn.close_callbacks.add(lambda *_, ev=lost: ev.set())
             self._conn = conn
             try:
-                await asyncio.wait_for(self._attach(conn), ATTACH_TIMEOUT)
+                await asyncio.wait_for(self._attach(conn, lost), ATTACH_TIMEOUT)
             except Exception as exc:  # the loop that reconnects must outlive any failure
                 if isinstance(exc, TimeoutError):
                     why = f"the broker did not answer within {ATTACH_TIMEOUT:.0f} s; trying again"
@@ -234,7 +237,7 @@ class Engine:
             return f"broker-sim's {self.broker.kind} is not answering (restarting?); it retries by itself"
         return GET_A_BROKER
 
-    async def _attach(self, conn: AbstractConnection) -> None:
+    async def _attach(self, conn: AbstractConnection, lost: asyncio.Event) -> None:
         channel = await conn.channel(publisher_confirms=False)
         try:
             await self.topology.declare(channel)
@@ -256,8 +259,16 @@ class Engine:
         for group in self.groups.values():
             await group.attach(conn)
         self._session.append(asyncio.create_task(self._poller.run(conn), name="depth poller"))
+        publishing = self._publishing = await connect_with_retry(
+            self.settings.url,
+            self.settings.url_source,
+            lambda e: None,
+            name=f"broker-sim {self.scenario.name} publishers",
+        )
+        publishing.close_callbacks.add(lambda *_, ev=lost: ev.set())
+        watch_blocked(publishing, self._blocked)
         for producer in self.producers.values():
-            ch = await conn.channel(publisher_confirms=True, on_return_raises=False)
+            ch = await publishing.channel(publisher_confirms=True, on_return_raises=False)
             exchange = await self._exchange(ch, producer.spec.exchange)
             self._producer_exchanges[producer.spec.name] = exchange
             self._session.append(
@@ -268,8 +279,13 @@ class Engine:
                     name=f"producer {producer.spec.name}",
                 )
             )
-        self._manual_channel = await conn.channel(publisher_confirms=True, on_return_raises=False)
+        self._manual_channel = await publishing.channel(publisher_confirms=True, on_return_raises=False)
         self._manual_exchange = {}
+
+    def _blocked(self, reason: str) -> None:
+        """The broker blocked (or unblocked: ``""``) the publishing connection."""
+        for producer in self.producers.values():
+            producer.set_blocked(reason)
 
     async def _observe(self, conn: AbstractConnection) -> None:
         self._observer = await connect_with_retry(
@@ -325,6 +341,10 @@ class Engine:
         if self._observer is not None:
             await _close(self._observer)
             self._observer = None
+        if self._publishing is not None:
+            await _close(self._publishing)
+            self._publishing = None
+        self._blocked("")  # a new connection starts unblocked; the broker says again if not
 
     async def stop(self) -> None:
         """Stop actors, remove what was declared (durable things stay), close, restore tracing."""
@@ -555,6 +575,8 @@ class Engine:
         # does not answer the close in time is left behind all the same.
         lost = self._lost
         await _close(self._conn)
+        if self._publishing is not None:
+            await _close(self._publishing)
         lost.set()
 
     async def move_to(self, url: str) -> None:

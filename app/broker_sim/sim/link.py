@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import errno
 from collections.abc import Callable
+from typing import Any
 
 import aio_pika
 import aiormq
@@ -93,3 +94,29 @@ async def connect_with_retry(
                 wake.clear()
                 delay = RETRY_FIRST / 2
         delay = min(delay * 2, RETRY_MAX)
+
+
+def watch_blocked(connection: AbstractConnection, on_change: Callable[[str], None]) -> None:
+    """Report ``connection.blocked`` (its reason) and ``connection.unblocked`` (``""``).
+
+    A broker under a memory or disk alarm stops reading from publishing connections and says so
+    with ``connection.blocked``; aiormq handles the frame (it holds back its writes) but only
+    logs it. This is the one place broker-sim hooks it: the connection's own handlers are
+    wrapped, so aiormq still does what it did.
+    """
+    amqp: Any = connection.transport.connection if connection.transport else None
+    if amqp is None:
+        return
+    blocked = amqp._Connection__handle_connection_blocked
+    unblocked = amqp._Connection__handle_connection_unblocked
+
+    async def on_blocked(frame: Any) -> None:
+        await blocked(frame)
+        on_change(str(frame.reason or "") or "the broker gave no reason")
+
+    async def on_unblocked(frame: Any) -> None:
+        await unblocked(frame)
+        on_change("")
+
+    amqp._Connection__handle_connection_blocked = on_blocked
+    amqp._Connection__handle_connection_unblocked = on_unblocked

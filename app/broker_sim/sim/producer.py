@@ -55,6 +55,8 @@ class Producer:
         self.speed = 1.0
         self.paused = False
         self.held = False
+        self.blocked = ""
+        """The broker's reason while it blocks the publishing connection, else ``""``."""
         self.sent = 0
         self.seq = 0
         self._run_id = run_id
@@ -75,7 +77,7 @@ class Producer:
         """Change the publish rate (messages per second)."""
         self.rate = max(0.0, rate)
         self._wake.set()
-        self._emit(ProducerState(self.spec.name, self.rate, self.paused, self.held))
+        self._say_state()
 
     @property
     def effective_rate(self) -> float:
@@ -92,13 +94,22 @@ class Producer:
         changed, self.held = self.held != held, held
         self._wake.set()
         if changed:
-            self._emit(ProducerState(self.spec.name, self.rate, self.paused, held))
+            self._say_state()
 
     def set_paused(self, paused: bool) -> None:
         """Pause or resume publishing."""
         self.paused = paused
         self._wake.set()
-        self._emit(ProducerState(self.spec.name, self.rate, self.paused, self.held))
+        self._say_state()
+
+    def set_blocked(self, reason: str) -> None:
+        """The broker blocked (``reason``) or unblocked (``""``) the publishing connection."""
+        if reason != self.blocked:
+            self.blocked = reason
+            self._say_state()
+
+    def _say_state(self) -> None:
+        self._emit(ProducerState(self.spec.name, self.rate, self.paused, self.held, self.blocked))
 
     def next_message(self, map_key: Callable[[str], str]) -> Outgoing:
         """Build the next message: its id, routing key, headers and body."""

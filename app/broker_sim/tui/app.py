@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import importlib
 import time
 from typing import TYPE_CHECKING, ClassVar
 
@@ -35,6 +34,7 @@ from broker_sim.tui.broker_choice import (
 from broker_sim.tui.durability_tab import DurabilityTab, crash_allowed
 from broker_sim.tui.header import BrokerHeader
 from broker_sim.tui.ids import widget_id
+from broker_sim.tui.lazy import load_help
 from broker_sim.tui.pattern_tab import PatternTab, ViewChanged
 from broker_sim.tui.publish_form import Draft, PublishForm
 from broker_sim.tui.restart import ConfirmRestart, ManualRestart
@@ -205,7 +205,7 @@ class BrokerSimApp(App[None]):
 
     @work(thread=True, group="warm-up", exit_on_error=False)
     def _warm_up_help(self) -> None:
-        importlib.import_module("broker_sim.tui.help")
+        load_help()
 
     # -- the broker -------------------------------------------------------------------------------
 

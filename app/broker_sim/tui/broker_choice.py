@@ -9,7 +9,6 @@ imports stay off the path to the first frame.
 from __future__ import annotations
 
 import asyncio
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -18,6 +17,7 @@ from textual.message import Message
 
 from broker_sim.domain.urls import parse_url
 from broker_sim.settings import Settings
+from broker_sim.tui.lazy import load_engine
 
 if TYPE_CHECKING:
     from broker_sim.broker.handle import BrokerHandle
@@ -90,7 +90,9 @@ async def choose_broker(settings: Settings, say: Callable[[str], None]) -> Broke
 
     Raises OSError / RuntimeError (with a readable message) when a broker could not be started.
     """
-    resolve = await asyncio.to_thread(importlib.import_module, "broker_sim.broker.resolve")
+    await asyncio.to_thread(load_engine)
+    from broker_sim.broker import resolve
+
     address = parse_url(settings.url)
     default_address = f"{address.host}:{address.port}"
     fell_back = False

@@ -12,7 +12,6 @@ The worker reports back with messages; only their handlers change the widgets.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import time
 from typing import TYPE_CHECKING, ClassVar
 
@@ -27,6 +26,7 @@ from textual.validation import Integer
 from textual.widgets import Button, DataTable, Input, Label, Static
 
 from broker_sim.broker.handle import BrokerHandle
+from broker_sim.tui.lazy import load_engine
 from broker_sim.tui.restart import YesNoScreen
 
 if TYPE_CHECKING:
@@ -348,13 +348,16 @@ class DurabilityTab(VerticalScroll):
         self.scroll_to_widget(self.query_one("#lab-progress"), animate=False)
         self._run_lab(handle, count, crash)
 
+    def _lab_step(self, step: LabStep) -> None:
+        self.post_message(self.Progress(step))
+
     @work(exclusive=True, group="durability-lab", exit_on_error=False)
     async def _run_lab(self, handle: BrokerHandle, count: int, crash: bool) -> None:
         # imported in a thread: aio_pika takes ~0.3 s to import, which must not freeze the screen
-        runner_module = await asyncio.to_thread(importlib.import_module, "broker_sim.sim.lab_runner")
-        runner = runner_module.LabRunner(
-            handle, prefix=self.prefix, on_step=lambda step: self.post_message(self.Progress(step))
-        )
+        await asyncio.to_thread(load_engine)
+        from broker_sim.sim.lab_runner import LabRunner, describe_failure
+
+        runner = LabRunner(handle, prefix=self.prefix, on_step=self._lab_step)
         try:
             if handle.can_restart:
                 report = await runner.run(count, crash=crash)
@@ -363,17 +366,19 @@ class DurabilityTab(VerticalScroll):
         except Exception as exc:
             # every failure is shown in words, never as a traceback; esc's cancellation is a
             # BaseException and passes through to the worker
-            self.post_message(self.Failed(runner_module.describe_failure(handle.url, exc)))
+            self.post_message(self.Failed(describe_failure(handle.url, exc)))
             return
         self.post_message(self.Finished(report))
 
     @work(exclusive=True, group="durability-lab", exit_on_error=False)
     async def _delete_queues(self, handle: BrokerHandle) -> None:
-        runner_module = await asyncio.to_thread(importlib.import_module, "broker_sim.sim.lab_runner")
+        await asyncio.to_thread(load_engine)
+        from broker_sim.sim.lab_runner import LabRunner, describe_failure
+
         try:
-            await runner_module.LabRunner(handle, prefix=self.prefix, on_step=lambda _: None).cleanup()
+            await LabRunner(handle, prefix=self.prefix, on_step=lambda _: None).cleanup()
         except Exception as exc:  # shown in words
-            self.post_message(self.Failed(runner_module.describe_failure(handle.url, exc)))
+            self.post_message(self.Failed(describe_failure(handle.url, exc)))
             return
         self.notify("the lab's queues are deleted", timeout=3)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import importlib
 import inspect
 import time
 from collections.abc import Awaitable, Callable
@@ -32,6 +31,7 @@ from broker_sim.settings import Settings
 from broker_sim.tui.bridge import EventBridge, FlowBatch
 from broker_sim.tui.canvas import FlowCanvas
 from broker_sim.tui.ids import widget_id
+from broker_sim.tui.lazy import load_engine, load_uploads
 from broker_sim.tui.outage import Outage
 from broker_sim.tui.publish_form import PublishRequest
 from broker_sim.tui.replay import Story, StoryBar, step_speed
@@ -171,7 +171,9 @@ class PatternTab(Vertical):
     ) -> Engine:
         # imported here, in a thread: aio_pika takes ~0.3 s to import and must not hold up the
         # first frame or the event loop (an import inside a coroutine would block the loop)
-        sim = await asyncio.to_thread(importlib.import_module, "broker_sim.sim")
+        await asyncio.to_thread(load_engine)
+        from broker_sim import sim
+
         prefix = f"{self.settings.name_prefix}story." if story else None
         # a story removes its durable queues when it stops: the next play-through starts empty
         engine: Engine = sim.Engine(
@@ -188,7 +190,9 @@ class PatternTab(Vertical):
         return engine
 
     async def _open_uploads(self, engine: Engine, port: int) -> None:
-        uploads = await asyncio.to_thread(importlib.import_module, "broker_sim.sim.uploads")
+        await asyncio.to_thread(load_uploads)
+        from broker_sim.sim import uploads
+
         first = self.scenario.producers[0]
         server = uploads.UploadServer(
             engine,

@@ -9,7 +9,6 @@ its current value, refreshed twice a second (not per event).
 from __future__ import annotations
 
 import asyncio
-import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
@@ -22,6 +21,7 @@ from textual.widgets import ProgressBar, Static
 from broker_sim.domain.ledger import Ledger
 from broker_sim.domain.report import Verdict, build_report
 from broker_sim.domain.tally import Tally
+from broker_sim.tui.lazy import load_engine
 
 if TYPE_CHECKING:
     from broker_sim.sim import Engine
@@ -94,11 +94,14 @@ class Story:
 
     async def play(self, changed: Callable[[], None]) -> None:
         """Run the timeline to its end, settle the flow, then take the final verdicts."""
-        headless = await asyncio.to_thread(importlib.import_module, "broker_sim.headless")
+        await asyncio.to_thread(load_engine)
+        from broker_sim.sim.player import TimelinePlayer
+        from broker_sim.sim.settle import settle
+
         await self.engine.ready()
         self.phase = "playing"
         changed()
-        player = headless.TimelinePlayer(self.engine)
+        player = TimelinePlayer(self.engine)
         task = asyncio.create_task(player.run(), name=f"story {self.engine.scenario.name}")
         try:
             while self.engine.scenario_time() < self.length:  # noqa: ASYNC110 - scenario time, not an event
@@ -107,7 +110,7 @@ class Story:
             await player.cancel(task)
         self.phase = "settling"
         changed()
-        await headless.settle(self.engine, self.tally)
+        await settle(self.engine, self.tally)
         self.engine.hold(True)
         self.check()
         self.phase = "done"

@@ -42,6 +42,11 @@ MAX_PARKED = 12
 """Tokens drawn waiting in one queue at most; the queue's ready figure says how many really wait."""
 TOKENS_PER_SECOND = 25
 """Above this publish rate, only every n-th message gets a token (counters stay exact)."""
+EXCHANGE_LINGER = 60
+"""Frames (2 s at 30 fps) a token may wait at an exchange for word of where it went. An
+exchange holds nothing: a token still there was dropped unroutable (``mandatory = false``: no
+return comes) or waits for an inferred hop to a queue nobody consumes. Left there, such tokens
+would fill ``MAX_TOKENS`` and stop sampling."""
 
 
 @dataclass
@@ -59,6 +64,8 @@ class Token:
     ending: Ending | None = None
     flash: int = 0
     serial: int = 0
+    idle: int = 0
+    """Frames spent parked at the current station."""
 
     @property
     def parked(self) -> bool:
@@ -213,12 +220,14 @@ class TokenField:
                 token.progress += (1 + len(token.pending)) / LEG_FRAMES
                 changed = True
                 if token.progress >= 1.0:
-                    token.at, token.leg, token.progress = token.leg[1], None, 0.0
+                    token.at, token.leg, token.progress, token.idle = token.leg[1], None, 0.0, 0
             elif token.ending is not None:
                 token.flash += 1
                 changed = True
                 if token.flash >= FLASH_FRAMES:
                     self._remove(token)
+            else:
+                token.idle += 1
         self._trim_parked()
         return changed
 
@@ -226,7 +235,7 @@ class TokenField:
         """Jump every token to where its events put it (animation off): no motion, no flash."""
         for token in list(self.tokens):
             if token.leg is not None:
-                token.at, token.leg = token.leg[1], None
+                token.at, token.leg, token.idle = token.leg[1], None, 0
             while token.pending:
                 token.at = token.pending.popleft()
             if token.ending is not None:
@@ -235,9 +244,14 @@ class TokenField:
 
     def _trim_parked(self) -> None:
         # A queue nobody consumes fills up: keep drawing the newest few, its depth says the rest.
+        # At an exchange, nothing waits for long: a token no event moved on is let go.
         parked: dict[Station, list[Token]] = {}
-        for token in self.tokens:
-            if token.parked and token.at[0] == "q":
+        for token in list(self.tokens):
+            if not token.parked or token.at[0] not in ("q", "x"):
+                continue
+            if token.at[0] == "x" and token.idle >= EXCHANGE_LINGER:
+                self._remove(token)
+            else:
                 parked.setdefault(token.at, []).append(token)
         for waiting in parked.values():
             for token in waiting[:-MAX_PARKED]:

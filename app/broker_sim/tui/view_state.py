@@ -76,6 +76,8 @@ class ScenarioView:
         self.rates: dict[str, float] = {p.name: p.rate for p in scenario.producers}
         self.paused: dict[str, bool] = {p.name: False for p in scenario.producers}
         self.held: dict[str, bool] = {p.name: False for p in scenario.producers}
+        self.blocked: dict[str, str] = {}
+        """The broker's reason per producer while it blocks publishing (a memory or disk alarm)."""
         """Producers a story holds (paused, or over): they publish nothing, whatever their rate."""
         self.prefetch: dict[str, int] = {g.name: g.prefetch for g in scenario.consumers}
         self.roster: dict[str, list[str]] = {g.name: [] for g in scenario.consumers}
@@ -108,7 +110,9 @@ class ScenarioView:
         return message_id in self.tokens._by_id
 
     def stopped(self, producer: str) -> str:
-        """Why a producer publishes nothing whatever its rate ("paused", "held"), or ""."""
+        """Why a producer publishes nothing whatever its rate ("blocked: …", "paused", "held"), or ""."""
+        if reason := self.blocked.get(producer):
+            return f"blocked: {reason}"
         return "paused" if self.paused.get(producer) else "held" if self.held.get(producer) else ""
 
     def label_of(self, message_id: str) -> str:
@@ -177,8 +181,13 @@ class ScenarioView:
                 self.prefetch[g] = n
                 rule = {1: "1: fair dispatch", 0: "unlimited: round robin up front"}.get(n, str(n))
                 self._say("consumer", f"{g}: prefetch {rule}")
-            case ProducerState(producer=p, rate=rate, paused=paused, held=held):
+            case ProducerState(producer=p, rate=rate, paused=paused, held=held, blocked=blocked):
                 self.rates[p], self.paused[p], self.held[p] = rate, paused, held
+                if blocked != self.blocked.get(p, ""):
+                    self._say(
+                        "link", f"{p}: blocked by the broker: {blocked}" if blocked else f"{p}: unblocked"
+                    )
+                self.blocked[p] = blocked
             case ConnectionChanged(state=state, detail=detail):
                 again = self.link is not None and (self.link.state, self.link.detail) == (state, detail)
                 self.link = event

@@ -1,0 +1,58 @@
+"""The end of a run: producers finish their counts, then the flow drains, so the figures settle.
+
+The headless run and the TUI's replay end the same way, so a story's verdicts on screen are the
+ones ``broker-sim run`` would report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from broker_sim.domain.tally import Tally
+from broker_sim.sim.engine import Engine
+
+DRAIN_QUIET = 1.0
+"""The run has drained when no ack came for this long (scenario seconds) and queues are empty."""
+DRAIN_LIMIT = 15.0
+"""Seconds a drain (and a count's finishing) may take at most."""
+
+
+async def _finish_counts(engine: Engine) -> None:
+    """Let producers with a ``count`` publish all of it, even if paused: a count is a promise.
+
+    A recorded session replays its producers by count, and a replay runs a little slower or
+    faster than the original, so the last messages may still be due when the story ends.
+    """
+    counted = [p for p in engine.producers.values() if p.spec.count is not None and not p.done]
+    for producer in counted:
+        producer.set_paused(False)
+    deadline = time.monotonic() + DRAIN_LIMIT
+    while not all(p.done for p in counted) and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.1)
+
+
+async def _drain(engine: Engine, tally: Tally) -> None:
+    """Stop publishing and let consumers finish what is in flight, so the figures settle."""
+    engine.hold(True)
+    last_acks, quiet_since = tally.acked, time.monotonic()
+    deadline = time.monotonic() + DRAIN_LIMIT
+    consumed = {g.spec.queue for g in engine.groups.values() if g.members}
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        if tally.acked != last_acks:
+            last_acks, quiet_since = tally.acked, time.monotonic()
+        depths = [tally.depth.get(q) for q in consumed]
+        empty = all(d is not None and not d.ready and not d.unacked for d in depths)
+        if empty and time.monotonic() - quiet_since >= DRAIN_QUIET / engine.speed:
+            break
+    await engine.refresh_depths()  # so the report's ready counts are current
+
+
+async def settle(engine: Engine, tally: Tally) -> None:
+    """The end of a story: producers finish their counts, then the flow drains (what a report needs).
+
+    The TUI's replay ends the same way, so its verdicts are the headless run's.
+    """
+    await _finish_counts(engine)
+    await _drain(engine, tally)
