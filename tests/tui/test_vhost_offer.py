@@ -48,9 +48,11 @@ def offer_text(app: BrokerSimApp) -> str:
     return str(offer.render()) if offer.display else ""
 
 
-def offered_to(url: str, r: UsersRabbitMQ, data_dir: Path) -> AbstractAsyncContextManager[Running]:
+def offered_to(
+    url: str, r: UsersRabbitMQ, data_dir: Path, trace: bool | None = None
+) -> AbstractAsyncContextManager[Running]:
     """The app on the Routing tab, as the user of ``url`` on the machine's RabbitMQ."""
-    settings = Settings(url=url, url_source="test", data_dir=data_dir, own_vhost=r.own)
+    settings = Settings(url=url, url_source="test", data_dir=data_dir, own_vhost=r.own, trace=trace)
     return app_on(settings, "routing", broker=NodeOnThisMachine(url))
 
 
@@ -139,3 +141,17 @@ async def test_no_offer_while_routing_is_traced(rabbitmq_settings: Settings) -> 
         await pilot.pause()
         assert not isinstance(app.screen, ConfirmOwnVhost)
         assert app.header.offer.phase == "idle"
+
+
+async def test_with_no_trace_the_line_gives_the_engines_reason_and_offers_nothing(
+    users_rabbitmq: UsersRabbitMQ, tmp_path: Path
+) -> None:
+    r = users_rabbitmq
+    async with offered_to(r.admin_url, r, tmp_path, trace=False) as (app, tab, _w, pilot):
+        await until(pilot, lambda: app.header.offer.phase == "not-ours", "the engine's reason")
+        assert tab.view.tracing is not None
+        assert offer_text(app) == f"routing inferred: {tab.view.tracing.detail}"
+        await pilot.press("V")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmOwnVhost)
+    assert r.own not in await asyncio.to_thread(r.vhosts)
