@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from broker_sim.broker.rabbitmqctl import RabbitmqctlError
+from broker_sim.domain.events import Routed, TracingChanged
 from broker_sim.domain.urls import build_url, parse_url, with_vhost
-from tests.support import missing_rabbitmq, rabbitmqctl, test_url, unreachable_reason
+from tests.support import Watcher, missing_rabbitmq, rabbitmqctl, test_url, unreachable_reason
 
 
 @dataclass(frozen=True)
@@ -107,3 +108,15 @@ def users_rabbitmq() -> Iterator[UsersRabbitMQ]:
         for args in (("delete_vhost", plain), ("delete_vhost", own), ("delete_user", user)):
             with contextlib.suppress(RabbitmqctlError):  # the own vhost exists only after a yes
                 rabbitmqctl(*args)
+
+
+async def until_traced_after(w: Watcher, seen: int) -> None:
+    """Wait until, after the first ``seen`` events, the engine traced routing and a message was traced."""
+    await w.until(
+        lambda: any(isinstance(e, TracingChanged) and e.traced for e in w.events[seen:]),
+        "routing traced in the new vhost",
+    )
+    await w.until(
+        lambda: any(isinstance(e, Routed) and e.source == "trace" for e in w.events[seen:]),
+        "a message routed as the broker traced it",
+    )

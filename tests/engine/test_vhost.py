@@ -14,12 +14,12 @@ import pytest
 
 from broker_sim.broker.handle import NodeOnThisMachine
 from broker_sim.broker.vhost import VhostAdmin, VhostError
-from broker_sim.domain.events import Routed, TracingChanged
+from broker_sim.domain.events import TracingChanged
 from broker_sim.domain.scenario_file import parse_scenario
 from broker_sim.domain.urls import with_vhost
 from broker_sim.headless import run_headless
 from broker_sim.settings import Settings
-from tests.own_vhost import UsersRabbitMQ, users_rabbitmq
+from tests.own_vhost import UsersRabbitMQ, until_traced_after, users_rabbitmq
 from tests.support import SHORT_SCENARIO, rabbitmqctl, running
 
 __all__ = ["users_rabbitmq"]  # the fixture, imported to be found
@@ -71,14 +71,7 @@ async def test_an_engine_moves_into_the_new_vhost_and_routing_becomes_traced(
         seen = len(w.events)
 
         await engine.move_to(with_vhost(r.admin_url, r.own))
-        await w.until(
-            lambda: any(isinstance(e, TracingChanged) and e.traced for e in w.events[seen:]),
-            "routing traced in the new vhost",
-        )
-        await w.until(
-            lambda: any(isinstance(e, Routed) and e.source == "trace" for e in w.events[seen:]),
-            "a message routed as the broker traced it",
-        )
+        await until_traced_after(w, seen)
         assert (await asyncio.to_thread(r.vhosts))[r.own] is True  # broker-sim turned tracing on there
         queues = await asyncio.to_thread(rabbitmqctl, "list_queues", "-p", r.plain, "name")
         assert engine.topology.queue_name("q") not in queues  # nothing left behind in the old vhost

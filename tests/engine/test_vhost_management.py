@@ -8,29 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-from broker_sim.broker.local_node import LocalNode, find_rabbit_bin, free_port
+from broker_sim.broker.local_node import LocalNode
 from broker_sim.broker.vhost import VhostAdmin, VhostError
 from broker_sim.domain.urls import build_url
-from tests.support import missing_rabbitmq
+from tests.engine.test_tracing_switch import managed_node
+
+__all__ = ["managed_node"]  # the private node with the management plugin, a fixture found by import
 
 OWN = "broker-sim"
-
-
-@pytest.fixture
-async def managed_node(tmp_path: Path) -> AsyncIterator[LocalNode]:
-    if find_rabbit_bin() is None:
-        missing_rabbitmq("rabbitmq-server is not installed: a private node needs it")
-    node = LocalNode(tmp_path, management_port=free_port())
-    await node.start()
-    try:
-        yield node
-    finally:
-        await node.stop()
 
 
 def vhosts(node: LocalNode) -> set[str]:

@@ -11,23 +11,27 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 from textual.pilot import Pilot
 
 from broker_sim.broker.handle import NodeOnThisMachine
-from broker_sim.domain.events import Routed, TracingChanged
+from broker_sim.domain.events import TracingChanged
 from broker_sim.domain.urls import parse_url
 from broker_sim.remembered_vhost import memory_path, remembered_vhost
 from broker_sim.settings import Settings, load_settings
 from broker_sim.tui.app import BrokerSimApp
+from broker_sim.tui.pattern_tab import PatternTab
 from broker_sim.tui.vhost_offer import ConfirmOwnVhost
 from tests import support
-from tests.own_vhost import UsersRabbitMQ, users_rabbitmq
-from tests.support import DEADLINE
+from tests.own_vhost import UsersRabbitMQ, until_traced_after, users_rabbitmq
+from tests.support import DEADLINE, Watcher
 from tests.tui.harness import app_on
 
 __all__ = ["users_rabbitmq"]  # the fixture, imported to be found
+
+Running = tuple[BrokerSimApp, PatternTab, Watcher, Pilot[None]]
 
 
 async def until(pilot: Pilot[None], predicate: Callable[[], bool], what: str) -> None:
@@ -44,16 +48,19 @@ def offer_text(app: BrokerSimApp) -> str:
     return str(offer.render()) if offer.display else ""
 
 
-def user_settings(url: str, r: UsersRabbitMQ, data_dir: Path) -> Settings:
-    return Settings(url=url, url_source="test", data_dir=data_dir, own_vhost=r.own)
+def offered_to(
+    url: str, r: UsersRabbitMQ, data_dir: Path, trace: bool | None = None
+) -> AbstractAsyncContextManager[Running]:
+    """The app on the Routing tab, as the user of ``url`` on the machine's RabbitMQ."""
+    settings = Settings(url=url, url_source="test", data_dir=data_dir, own_vhost=r.own, trace=trace)
+    return app_on(settings, "routing", broker=NodeOnThisMachine(url))
 
 
 async def test_yes_creates_the_vhost_and_every_tab_traces_there_now_and_next_start(
     users_rabbitmq: UsersRabbitMQ, tmp_path: Path
 ) -> None:
     r = users_rabbitmq
-    settings = user_settings(r.admin_url, r, tmp_path)
-    async with app_on(settings, "routing", broker=NodeOnThisMachine(r.admin_url)) as (app, tab, w, pilot):
+    async with offered_to(r.admin_url, r, tmp_path) as (app, tab, w, pilot):
         await w.until(lambda: bool(w.of(TracingChanged)), "the engine decided about tracing")
         assert tab.view.traced is False
         await until(pilot, lambda: app.header.offer.phase == "offered", "the offer")
@@ -68,19 +75,12 @@ async def test_yes_creates_the_vhost_and_every_tab_traces_there_now_and_next_sta
         await until(pilot, lambda: isinstance(app.screen, ConfirmOwnVhost), "the question")
         seen = len(w.events)
         await pilot.press("y")
-        await w.until(
-            lambda: any(isinstance(e, TracingChanged) and e.traced for e in w.events[seen:]),
-            "routing traced after the move",
-        )
-        await w.until(
-            lambda: any(isinstance(e, Routed) and e.source == "trace" for e in w.events[seen:]),
-            "a message routed as the broker traced it",
-        )
+        await until_traced_after(w, seen)
         await until(pilot, lambda: work_queue.view.traced is True, "the other tab traced too")
         await until(pilot, lambda: tab.view.traced is True and not offer_text(app), "the offer gone")
         assert tab.engine is not None and parse_url(tab.engine.settings.url).vhost == r.own
         assert (await asyncio.to_thread(r.vhosts))[r.own] is True
-    assert remembered_vhost(tmp_path, settings.url) == r.own
+    assert remembered_vhost(tmp_path, r.admin_url) == r.own
     # the next start (a URL that names no vhost) goes straight there
     again = load_settings(None, env={"BROKER_SIM_URL": support.test_url()}, data_dir=tmp_path)
     assert parse_url(again.url).vhost == r.own
@@ -89,12 +89,14 @@ async def test_yes_creates_the_vhost_and_every_tab_traces_there_now_and_next_sta
 
 async def test_no_changes_nothing(users_rabbitmq: UsersRabbitMQ, tmp_path: Path) -> None:
     r = users_rabbitmq
-    settings = user_settings(r.admin_url, r, tmp_path)
-    async with app_on(settings, "routing", broker=NodeOnThisMachine(r.admin_url)) as (app, tab, w, pilot):
+    async with offered_to(r.admin_url, r, tmp_path) as (app, tab, w, pilot):
         await until(pilot, lambda: app.header.offer.phase == "offered", "the offer")
         before = await asyncio.to_thread(r.definitions), await asyncio.to_thread(r.vhosts)
         for key in ("n", "escape", "enter"):  # Enter: "not now" has the focus
-            await pilot.press("V")
+            if key == "n":
+                await pilot.click("#why")  # the mouse twin of V
+            else:
+                await pilot.press("V")
             await until(pilot, lambda: isinstance(app.screen, ConfirmOwnVhost), "the question")
             await pilot.press(key)
             await until(
@@ -113,8 +115,7 @@ async def test_a_user_who_may_not_gets_how_to_get_one_and_keeps_running_inferred
     users_rabbitmq: UsersRabbitMQ, tmp_path: Path
 ) -> None:
     r = users_rabbitmq
-    settings = user_settings(r.user_url, r, tmp_path)
-    async with app_on(settings, "routing", broker=NodeOnThisMachine(r.user_url)) as (app, tab, w, pilot):
+    async with offered_to(r.user_url, r, tmp_path) as (app, tab, w, pilot):
         await until(pilot, lambda: app.header.offer.phase == "cannot", "the advice")
         before = await asyncio.to_thread(r.definitions)
         text = offer_text(app)
@@ -140,3 +141,17 @@ async def test_no_offer_while_routing_is_traced(rabbitmq_settings: Settings) -> 
         await pilot.pause()
         assert not isinstance(app.screen, ConfirmOwnVhost)
         assert app.header.offer.phase == "idle"
+
+
+async def test_with_no_trace_the_line_gives_the_engines_reason_and_offers_nothing(
+    users_rabbitmq: UsersRabbitMQ, tmp_path: Path
+) -> None:
+    r = users_rabbitmq
+    async with offered_to(r.admin_url, r, tmp_path, trace=False) as (app, tab, _w, pilot):
+        await until(pilot, lambda: app.header.offer.phase == "not-ours", "the engine's reason")
+        assert tab.view.tracing is not None
+        assert offer_text(app) == f"routing inferred: {tab.view.tracing.detail}"
+        await pilot.press("V")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmOwnVhost)
+    assert r.own not in await asyncio.to_thread(r.vhosts)

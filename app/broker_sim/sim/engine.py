@@ -584,7 +584,12 @@ class Engine:
 
         Tracing is decided afresh for the new vhost; what this engine declared at the old URL is
         removed there, as a stop would (durable things stay). Controls keep their state.
+        An engine that is (re)connecting now moves once it is there (at most ATTACH_TIMEOUT):
+        its connect loop holds the URL it started with.
         """
+        if not self.connected:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._attached.wait(), ATTACH_TIMEOUT)
         old, conn = self.settings.url, self._conn
         self.settings = self.settings.with_(url=url)
         self._may_trace = may_trace(url, self.settings.trace, started_by_us=self.broker.started_by_us)

@@ -117,7 +117,7 @@ class OwnVhostOffer(Static):
         self.phase = "idle"
         """idle → checking → offered / cannot / not-ours → making → moving (→ moved)."""
         self.reason = ""
-        """Why routing is inferred, in a few words (the engine's own words when no offer applies)."""
+        """The shown tab's engine's words on tracing: shown when no offer applies."""
 
     def on_mount(self) -> None:
         """Hidden until routing shows as inferred."""
@@ -132,9 +132,10 @@ class OwnVhostOffer(Static):
                 self.phase = "moved"
             self.display = False
             return
+        self.reason = view.tracing.detail if view is not None and view.tracing is not None else ""
         if self.phase in ("idle", "moved"):
             self.phase = "checking"
-            self._check(broker, view.tracing.detail if view and view.tracing else "")
+            self._check(broker)
         self._show()
 
     def _show(self) -> None:
@@ -161,13 +162,14 @@ class OwnVhostOffer(Static):
         return why
 
     @work(group="own-vhost", exclusive=True, exit_on_error=False)
-    async def _check(self, broker: BrokerHandle, detail: str) -> None:
+    async def _check(self, broker: BrokerHandle) -> None:
         vhost_module = await asyncio.to_thread(importlib.import_module, "broker_sim.broker.vhost")
         tracing = await asyncio.to_thread(importlib.import_module, "broker_sim.broker.tracing")
-        if tracing.may_trace(broker.url, self.settings.trace, started_by_us=broker.started_by_us):
-            # broker-sim was allowed to trace here and could not, or the user said --no-trace:
-            # a vhost of its own would not help; say what the engine found
-            self.phase, self.reason = "not-ours", detail
+        trace = self.settings.trace
+        if trace is not None or tracing.may_trace(broker.url, trace, started_by_us=broker.started_by_us):
+            # the user chose (--trace, --no-trace), or broker-sim was allowed to trace here and
+            # could not: a vhost of its own would not help; say what the engine found
+            self.phase = "not-ours"
             self._show()
             return
         admin = vhost_module.VhostAdmin(broker.url, ctl=broker.ctl)
