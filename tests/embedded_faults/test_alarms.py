@@ -5,6 +5,7 @@ confirmed message that was not consumed is back."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import time
@@ -96,6 +97,28 @@ async def test_a_full_disk_blocks_publishers_until_consumers_drain(
         f"kill -9: {len(client.outcomes.confirmed)} confirmed, {len(drainer.seqs)} consumed, "
         f"{len(present)} recovered"
     )
+
+
+async def test_a_full_disk_that_grows_unblocks_publishers(
+    small_disk: Path | None, start_broker: BrokerFactory
+) -> None:
+    """Blocked on a full 8 MiB filesystem, nobody drains; the filesystem grows to 32 MiB: the alarm
+    clears by itself (the disk is checked every second) and the blocked publishes are confirmed."""
+    if small_disk is None:
+        pytest.skip("needs a filesystem it can grow (tmpfs as root); the drain test covers ENOSPC")
+    broker = start_broker(data_dir=small_disk / "data", options=["--disk-free-limit", "2MB"])
+    client = await publisher(broker, "fill")
+    try:
+        await _fill_until_blocked(client, "fill", 32 * 1024, 8)
+        assert client.outcomes.blocked == ["low on disk"]
+        await asyncio.to_thread(
+            subprocess.run, ["mount", "-o", "remount,size=32m", str(small_disk)], check=True
+        )
+        await client.wait("unblocked", DEADLINE)
+        await client.wait("settled", DEADLINE)
+        assert not client.outcomes.nacked
+    finally:
+        await client.close()
 
 
 async def test_memory_alarm_blocks_publishers_until_consumers_drain(
