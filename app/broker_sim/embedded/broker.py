@@ -34,6 +34,7 @@ from broker_sim.embedded.queue import Message, Queue, QueuedMessage
 from broker_sim.embedded.quorum import check_queue_type, quorum_delete_refused
 from broker_sim.embedded.reply_to import DirectReplyTo
 from broker_sim.embedded.routing import (
+    ALTERNATE_EXCHANGE,
     amqp_type_name,
     check_alternate_argument,
     needs_graph,
@@ -213,6 +214,12 @@ class Broker:
             ("durable", durable, existing.durable),
             ("auto_delete", auto_delete, existing.auto_delete),
             ("internal", internal, existing.internal),
+            # RabbitMQ compares this one argument of an exchange.
+            (
+                ALTERNATE_EXCHANGE,
+                arguments.get(ALTERNATE_EXCHANGE),
+                existing.arguments.get(ALTERNATE_EXCHANGE),
+            ),
         ):
             if received != current:
                 raise inequivalent(arg, "exchange", name, self.vhost, received, current)
