@@ -346,6 +346,19 @@ class Broker:
                 raise AMQPError(
                     PRECONDITION_FAILED, f"invalid arg '{arg}' {where}: {{value_negative,{value}}}"
                 )
+        max_priority = arguments.get("x-max-priority")
+        if isinstance(max_priority, int) and max_priority > 255:
+            raise AMQPError(
+                PRECONDITION_FAILED,
+                f"invalid arg 'x-max-priority' {where}: {{max_value_exceeded,{max_priority}}}",
+            )
+        single = arguments.get("x-single-active-consumer")
+        if single is not None and not isinstance(single, bool):
+            raise AMQPError(
+                PRECONDITION_FAILED,
+                f"invalid arg 'x-single-active-consumer' {where}: "
+                f"{{unacceptable_type,{amqp_type_name(single)}}}",
+            )
         overflow = arguments.get("x-overflow")
         if overflow is not None and not isinstance(overflow, str):
             raise AMQPError(
