@@ -21,12 +21,13 @@ DEADLINE = 10.0
 
 @contextmanager
 def pika_connection(url: str) -> Iterator[pika.BlockingConnection]:
-    """A blocking pika connection, closed at the end."""
+    """A blocking pika connection, closed at the end (unless the broker closed it)."""
     conn = pika.BlockingConnection(pika.URLParameters(url))
     try:
         yield conn
     finally:
-        conn.close()
+        if conn.is_open:
+            conn.close()
 
 
 @asynccontextmanager

@@ -217,3 +217,17 @@ async def test_durable_exchange_bindings_survive_a_restart(
             await e1.publish(aio_pika.Message(key.encode()), routing_key=key)
         assert await drain(await ch.get_queue("q")) == [b"sync", b"kept"]
         assert await drain(await ch.get_queue("strays")) == [b"dropped"]
+
+
+def test_pika_redeclaring_with_another_alternate_exchange_is_406(broker: BrokerUnderTest, name: str) -> None:
+    """alternate-exchange takes part in an exchange's equivalence check (other arguments do not)."""
+    with pika_connection(broker.url) as conn:
+        ch = conn.channel()
+        ch.exchange_declare(name, "direct", auto_delete=True, arguments={"alternate-exchange": "a"})
+        for other in ({"alternate-exchange": "b"}, {}):
+            with pytest.raises(pika.exceptions.ChannelClosedByBroker) as caught:
+                ch.exchange_declare(name, "direct", auto_delete=True, arguments=other)
+            assert caught.value.reply_code == 406
+            assert "inequivalent arg 'alternate-exchange'" in caught.value.reply_text
+            ch = conn.channel()
+        ch.exchange_delete(name)

@@ -128,3 +128,41 @@ def test_pika_max_length_bytes_with_reject_publish(broker: BrokerUnderTest, name
         with pytest.raises(pika.exceptions.NackError):
             ch.basic_publish("", name, b"c")
         assert ch.queue_declare(name, passive=True).method.message_count == 2
+
+
+@pytest.mark.parametrize(
+    ("arguments", "detail"),
+    [
+        (
+            {"x-max-priority": 300},
+            "invalid arg 'x-max-priority' for queue '{name}' in vhost '{vhost}': {{max_value_exceeded,300}}",
+        ),
+        (
+            {"x-single-active-consumer": "yes"},
+            "invalid arg 'x-single-active-consumer' for queue '{name}' in vhost '{vhost}': "
+            "{{unacceptable_type,longstr}}",
+        ),
+    ],
+    ids=["priority-above-255", "single-active-not-bool"],
+)
+def test_pika_bad_queue_arguments_are_406(
+    broker: BrokerUnderTest, name: str, arguments: dict[str, object], detail: str
+) -> None:
+    """Out-of-range and mistyped arguments are refused with RabbitMQ's words."""
+    with pika_connection(broker.url) as conn:
+        ch = conn.channel()
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as caught:
+            ch.queue_declare(name, exclusive=True, arguments=arguments)
+        assert caught.value.reply_code == 406
+        assert detail.format(name=name, vhost=broker.vhost) in caught.value.reply_text
+
+
+def test_pika_consumer_priority_must_be_an_integer(broker: BrokerUnderTest, name: str) -> None:
+    """A string x-priority on basic.consume is 406."""
+    with pika_connection(broker.url) as conn:
+        ch = conn.channel()
+        ch.queue_declare(name, exclusive=True)
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as caught:
+            ch.basic_consume(name, lambda *_: None, arguments={"x-priority": "high"})
+        assert caught.value.reply_code == 406
+        assert '"expected integer, got longstr"' in caught.value.reply_text

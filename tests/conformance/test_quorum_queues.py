@@ -99,7 +99,7 @@ async def test_global_prefetch_cannot_consume_from_a_quorum_queue(broker: Broker
         await ch.set_qos(prefetch_count=5, global_=True)
         queue = await ch.get_queue(name, ensure=False)
         with pytest.raises(aio_pika.exceptions.AMQPError) as caught:
-            await queue.consume(lambda _: None)  # type: ignore[arg-type, return-value]
+            await queue.consume(_ignore)
         assert "does not support global qos" in str(caught.value)
     async with channel(broker.url) as cleanup:
         await cleanup.queue_delete(name)
@@ -135,3 +135,7 @@ async def test_embedded_refuses_stream_queues_in_words(private_broker: EmbeddedB
         with pytest.raises(aio_pika.exceptions.ChannelPreconditionFailed) as caught:
             await ch.declare_queue("events", durable=True, arguments={"x-queue-type": "stream"})
         assert "does not implement streams" in str(caught.value)
+
+
+async def _ignore(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+    """A consumer callback that never runs (the consume is refused)."""

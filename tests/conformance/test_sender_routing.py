@@ -120,3 +120,12 @@ async def test_update_secret_is_accepted(broker: BrokerUnderTest) -> None:
         queue = await ch.declare_queue("", exclusive=True)
         await ch.default_exchange.publish(aio_pika.Message(b"still"), routing_key=queue.name)
         assert await drain(queue) == [b"still"]
+
+
+def test_pika_recover_without_requeue_is_540(broker: BrokerUnderTest) -> None:
+    """basic.recover(requeue=false) is not implemented by RabbitMQ 3.x either: a 540 connection error."""
+    with pika_connection(broker.url) as conn:
+        ch = conn.channel()
+        with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as caught:
+            ch.basic_recover(requeue=False)
+        assert caught.value.reply_code == 540

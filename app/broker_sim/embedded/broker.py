@@ -35,6 +35,7 @@ from broker_sim.embedded.queue import Message, Queue, QueuedMessage
 from broker_sim.embedded.quorum import check_queue_type, quorum_delete_refused
 from broker_sim.embedded.reply_to import DirectReplyTo
 from broker_sim.embedded.routing import (
+    ALTERNATE_EXCHANGE,
     amqp_type_name,
     check_alternate_argument,
     needs_graph,
@@ -221,6 +222,12 @@ class Broker:
             ("durable", durable, existing.durable),
             ("auto_delete", auto_delete, existing.auto_delete),
             ("internal", internal, existing.internal),
+            # RabbitMQ compares this one argument of an exchange.
+            (
+                ALTERNATE_EXCHANGE,
+                arguments.get(ALTERNATE_EXCHANGE),
+                existing.arguments.get(ALTERNATE_EXCHANGE),
+            ),
         ):
             if received != current:
                 raise inequivalent(arg, "exchange", name, self.vhost, received, current)
@@ -347,6 +354,19 @@ class Broker:
                 raise AMQPError(
                     PRECONDITION_FAILED, f"invalid arg '{arg}' {where}: {{value_negative,{value}}}"
                 )
+        max_priority = arguments.get("x-max-priority")
+        if isinstance(max_priority, int) and max_priority > 255:
+            raise AMQPError(
+                PRECONDITION_FAILED,
+                f"invalid arg 'x-max-priority' {where}: {{max_value_exceeded,{max_priority}}}",
+            )
+        single = arguments.get("x-single-active-consumer")
+        if single is not None and not isinstance(single, bool):
+            raise AMQPError(
+                PRECONDITION_FAILED,
+                f"invalid arg 'x-single-active-consumer' {where}: "
+                f"{{unacceptable_type,{amqp_type_name(single)}}}",
+            )
         overflow = arguments.get("x-overflow")
         if overflow is not None and not isinstance(overflow, str):
             raise AMQPError(

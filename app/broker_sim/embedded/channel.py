@@ -705,7 +705,7 @@ def consumer_priority(value: object, queue: str, vhost: str) -> int:
         raise AMQPError(
             PRECONDITION_FAILED,
             f"invalid arg 'x-priority' for queue '{queue}' in vhost '{vhost}': "
-            f"{{unacceptable_type,{amqp_type_name(value)}}}",
+            f'"expected integer, got {amqp_type_name(value)}"',
             (60, 20),
         )
     return value
