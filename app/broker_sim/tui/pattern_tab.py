@@ -48,6 +48,8 @@ FIGURES_HZ = 8
 STORY_HZ = 2
 """The replay bar (progress and live expectations) is redrawn this often."""
 LOG_PER_REDRAW = 40
+NARROW = 100
+"""Below this width the tab drops its sparkline."""
 MIN_RATE, MAX_RATE = 0.25, 2000.0
 LOG_KINDS = (
     "publish", "routed", "inferred", "returned", "failed", "delivered", "redelivered",
@@ -123,6 +125,10 @@ class PatternTab(Vertical):
             self.set_interval(1.0, self._sample_rates)
             self.set_interval(1 / STORY_HZ, self._show_story)
         self._redraw_figures()
+
+    def on_resize(self) -> None:
+        """Below 100 columns the sparkline gives its room to the counters (they would wrap)."""
+        self.set_class(self.size.width < NARROW, "-narrow")
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -392,7 +398,8 @@ class PatternTab(Vertical):
         text.append("\n" + "   ".join(groups))
         states = [f"{p}: {view.stopped(p) or f'{r:g}/s'}" for p, r in view.rates.items()]
         text.append("\nproducers  ", "dim").append(", ".join(states))
-        text.append("   acked/s (last 60 s) →", "dim")
+        if not self.has_class("-narrow"):
+            text.append("   acked/s (last 60 s) →", "dim")
         return text
 
     def _show_trouble(self) -> None:

@@ -30,8 +30,9 @@ from broker_sim.domain.events import (
     Routed,
     TracingChanged,
 )
-from broker_sim.domain.scenario import DEFAULT_EXCHANGE, Scenario
+from broker_sim.domain.scenario import Scenario
 from broker_sim.domain.tally import Tally
+from broker_sim.layout.from_scenario import exchange_label
 from broker_sim.tui.tokens import TokenField
 
 HISTORY = 60
@@ -54,11 +55,6 @@ def short_id(message_id: str) -> str:
     if len(parts) >= 3:
         return f"{'.'.join(parts[1:-1])}#{parts[-1]}"
     return message_id
-
-
-def exchange_label(name: str) -> str:
-    """An exchange's name as shown: the nameless default exchange gets a name a user can read."""
-    return name if name != DEFAULT_EXCHANGE else "(default)"
 
 
 class ScenarioView:
@@ -93,6 +89,8 @@ class ScenarioView:
         """Messages each queue held from an earlier run when this run started."""
         self.previews: dict[str, str] = {}
         """Body previews of recent messages: what a log server stored, shown in its box."""
+        self.last_acked_by: dict[str, str] = {}
+        """Per consumer group, its consumer that acked last: its job is the group's latest."""
 
     # -- events -----------------------------------------------------------------------------------
 
@@ -153,6 +151,8 @@ class ScenarioView:
                 elif self._sampled(mid):
                     self._say("delivered", f"{self.label_of(mid)}  {q} → {c}")
             case Acked(message_id=mid, consumer=c, work_ms=ms, result=result):
+                if (fig := self.tally.consumers.get(c)) is not None:
+                    self.last_acked_by[fig.group] = c
                 if self._sampled(mid):
                     self._say("acked", f"{self.label_of(mid)}  {c} ✓ {result or 'done'} in {ms:.0f} ms")
             case Nacked(message_id=mid, consumer=c, requeue=requeue, reason=why):
