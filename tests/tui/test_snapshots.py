@@ -58,7 +58,7 @@ def test_tab_mid_flight(name: str, snap_compare: object) -> None:
 @pytest.mark.parametrize("size", [(80, 24), (120, 40), (200, 60)], ids=lambda s: f"{s[0]}x{s[1]}")
 @pytest.mark.parametrize("name", sorted(STORIES))
 def test_tab_at_every_size(name: str, size: tuple[int, int], snap_compare: object) -> None:
-    """Each tab's whole diagram, every name in full, from 80×24 up."""
+    """Each tab's whole diagram, every name in full, from 80x24 up."""
     assert snap_compare(recorded_app(), terminal_size=size, run_before=story(name))  # type: ignore[operator]
 
 
