@@ -87,7 +87,7 @@ async def test_plus_and_minus_change_the_consumers_on_screen_and_at_the_broker(s
         await pilot.press("plus")
         await w.until(at_broker(4), "the broker counts 4 consumers")
         await until_screen(pilot, lambda: len(tab.view.roster["worker"]) == 4, "4 workers on screen")
-        await until_screen(pilot, lambda: "worker-4" in canvas_text(tab), "worker-4 drawn")
+        await until_screen(pilot, lambda: "4✓" in canvas_text(tab), "worker-4 drawn as a cell of its group")
         await until_screen(pilot, lambda: "worker: 4 consumers" in screen_text(tab, "#counters"), "4 counted")
         await pilot.press("minus")
         await pilot.press("minus")

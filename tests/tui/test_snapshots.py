@@ -75,3 +75,21 @@ def test_publish_form_refuses_bad_headers(snap_compare: object) -> None:
         await pilot.pause()
 
     assert snap_compare(recorded_app(), terminal_size=SIZE, run_before=type_bad_headers)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("size", "station"),
+    [((80, 24), "q:console-server"), ((160, 44), "g:console")],
+    ids=["80x24-queue", "160x44-group"],
+)
+def test_inspector_open(size: tuple[int, int], station: str, snap_compare: object) -> None:
+    """The inspector beside (wide) or below (narrow) the diagram, which stays whole."""
+
+    async def inspect(pilot: Pilot[None]) -> None:
+        await story("routing")(pilot)
+        app = pilot.app
+        assert isinstance(app, BrokerSimApp)
+        next(t for t in app.tabs if t.scenario.name == "routing").pick(station)
+        await pilot.pause()
+
+    assert snap_compare(recorded_app(), terminal_size=size, run_before=inspect)  # type: ignore[operator]

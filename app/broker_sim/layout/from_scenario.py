@@ -13,6 +13,8 @@ from broker_sim.layout.graph import Edge, FlowGraph, Node
 
 MANUAL = "you"
 """The producer of messages typed by hand: it can publish to any exchange."""
+GROUP_CONTROLS = 5
+"""A group's title row ends in ``− +`` (click to scale): room kept for it."""
 KEY_WIDTH = 30
 """A producer's box is at most this much wider to show its routing keys (the rest is cut)."""
 
@@ -114,6 +116,7 @@ def scenario_graph(
                 f"⚙ {group.name}",
                 detail_width=22,
                 cells=cells,
+                controls=GROUP_CONTROLS,
             )
         )
         edges.append(Edge(node_id("q", group.queue), node_id("g", group.name), "consume"))

@@ -33,6 +33,8 @@ class Node:
     detail_width: int = 0
     cells: tuple[str, ...] = ()
     max_cell_rows: int = 4
+    controls: int = 0
+    """Cells kept free at the right of the title row for buttons (a group's − and +)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,7 +112,7 @@ def _min_width(node: Node) -> int:
     """The narrowest box that shows the name and every word of the notes in full."""
     words = [w for note in node.notes for w in note.split()]
     cell = CELL_WIDTH if node.cells else 0
-    return max(len(node.title), *(len(w) for w in words), cell - 1, 1) + PAD
+    return max(len(node.title) + node.controls, *(len(w) for w in words), cell - 1, 1) + PAD
 
 
 def _natural_width(node: Node) -> int:
@@ -124,7 +124,7 @@ def _natural_width(node: Node) -> int:
 def _box(node: Node, width: int) -> tuple[tuple[str, ...], tuple[str, ...], int, int, int]:
     """Title lines, note lines, cells per row, cell rows and hidden cells at this width."""
     inner = width - PAD
-    title = (node.title,) if len(node.title) <= inner else tuple(_wrap(node.title, inner))
+    title = (node.title,) if len(node.title) + node.controls <= inner else tuple(_wrap(node.title, inner))
     notes = tuple(line for note in node.notes for line in _wrap(note, inner))
     per_row = max(1, (inner + 1) // CELL_WIDTH)
     rows = -(-len(node.cells) // per_row)

@@ -80,6 +80,18 @@ class BrokerSimApp(App[None]):
             "g", "next_group", "group", tooltip="select the next consumer group (the one + - f k act on)"
         ),
         Binding("space", "pause", "pause", tooltip="pause / resume this tab's producers"),
+        Binding(
+            "right",
+            "select_station(1)",
+            "inspect",
+            key_display="←→",
+            priority=True,
+            tooltip="select the next station (← the previous) and inspect it; a click does too",
+        ),
+        Binding(
+            "left", "select_station(-1)", "", show=False, priority=True, tooltip="select the previous station"
+        ),
+        Binding("escape", "close_inspector", "", show=False, tooltip="close the inspector"),
         Binding("up", "faster", "faster", key_display="↑", tooltip="double the publish rate"),
         Binding("down", "slower", "slower", key_display="↓", tooltip="halve the publish rate"),
         Binding("f", "prefetch", "prefetch", tooltip="prefetch 1 (fair dispatch) / unlimited (round robin)"),
@@ -300,7 +312,7 @@ class BrokerSimApp(App[None]):
         tab_actions = {
             "add_consumer", "remove_consumer", "next_group", "pause", "faster", "slower",
             "prefetch", "kill", "publish", "animation", "restart_broker", "drop_connection",
-            "play_story", "pause_story", "story_speed", "save_session",
+            "play_story", "pause_story", "story_speed", "save_session", "select_station", "close_inspector",
         }  # fmt: skip
         if action in tab_actions and self.screen is not self.screen_stack[0]:
             return False
@@ -374,10 +386,22 @@ class BrokerSimApp(App[None]):
                 lambda e: e.kill_consumer(group), "killed {result}: its unacked messages go back to the queue"
             )
 
-    def action_publish(self) -> None:
-        """Open the publish-your-own form."""
+    def action_select_station(self, step: int) -> None:
+        """Select the next / previous station in reading order and show it in the inspector."""
+        if tab := self.active_tab:
+            tab.select(step)
+
+    def action_close_inspector(self) -> None:
+        """Close the inspector."""
+        if tab := self.active_tab:
+            tab.close_inspector()
+
+    def action_publish(self, exchange: str | None = None) -> None:
+        """Open the publish-your-own form (on that exchange, from the inspector)."""
         if tab := self.active_tab:
             draft = self._drafts.setdefault(tab.scenario.name, Draft())
+            if exchange is not None:
+                draft.exchange = exchange
             self.push_screen(PublishForm(tab.scenario, draft, tab.send))
 
     def action_animation(self) -> None:

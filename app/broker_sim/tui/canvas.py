@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from rich.segment import Segment
 from rich.style import Style
+from textual import events
 from textual.geometry import Size
+from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
+from broker_sim.layout.from_scenario import GROUP_CONTROLS
 from broker_sim.layout.place import CELL_WIDTH
-from broker_sim.tui.diagram import MANUAL, Box, Cell, Diagram, lay_out
+from broker_sim.tui.diagram import MANUAL, Box, Cell, Diagram, control_cells, lay_out
 from broker_sim.tui.tokens import FLASH_FRAMES, Station, Token
 from broker_sim.tui.view_state import ScenarioView
 
@@ -45,6 +48,21 @@ LEGEND_BRIEF = ["● msg", "○ inferred", "◆ redelivered", "● returned", "�
 class FlowCanvas(Widget):
     """Draws one scenario's topology and its tokens; call :meth:`redraw` when figures changed."""
 
+    class Picked(Message):
+        """A station was clicked: the tab shows it in the inspector."""
+
+        def __init__(self, selection: str) -> None:
+            super().__init__()
+            self.selection = selection
+
+    class Scaled(Message):
+        """A group's − or + was clicked."""
+
+        def __init__(self, group: str, step: int) -> None:
+            super().__init__()
+            self.group = group
+            self.step = step
+
     COMPONENT_CLASSES = {
         "flow--producer",
         "flow--exchange",
@@ -52,6 +70,8 @@ class FlowCanvas(Widget):
         "flow--consumer",
         "flow--fallen",
         "flow--selected",
+        "flow--picked",
+        "flow--control",
         "flow--edge",
         "flow--edge-inferred",
         "flow--label",
@@ -116,6 +136,21 @@ class FlowCanvas(Widget):
                 # (after this render pass, not in the middle of it)
                 self.call_later(self.refresh, layout=True)
         return self._diagram
+
+    def on_click(self, event: events.Click) -> None:
+        """A click on a group's − / + scales it; on a station, a consumer or a binding selects it."""
+        cell = (event.x, event.y)
+        control = self.diagram.control_at(cell)
+        if control is not None:
+            self.post_message(self.Scaled(*control))
+        elif (picked := self.diagram.pick(cell)) is not None:
+            self.post_message(self.Picked(picked))
+
+    def select(self, selection: str | None) -> None:
+        """Highlight a station (or nothing)."""
+        if selection != self.selected:
+            self.selected = selection
+            self.redraw()
 
     # -- drawing ----------------------------------------------------------------------------------
 
@@ -234,8 +269,11 @@ class FlowCanvas(Widget):
             is_dashed = cell in dashed
             char = (DASHED.get(b) if is_dashed else None) or LINES.get(b, "┼")
             self._put(cell, char, "edge-inferred" if is_dashed else "edge", 1)
-        for cells in diagram.picture.routes.values():
+        for (source, target), cells in diagram.picture.routes.items():
             self._put(cells[-1], "▶", "edge", 1)
+            if self.selected == f"b:{source}>{target}":  # the selected binding: its arrow stands out
+                for cell in cells:
+                    self._put(cell, self._chars[cell[1]][cell[0]], "picked", 1)
 
     def _draw_box(self, box: Box, node: str) -> None:
         kind, name = node.split(":", 1)
@@ -245,9 +283,10 @@ class FlowCanvas(Widget):
         if kind == "g" and name == self.selected_group:
             title[0] = "▸" + title[0][1:]
         if self.selected == node:
-            style = "selected"
+            style = "picked"
         # the title row carries the first figures that fit after the name
-        fit = next((f for f in figures if len(title[-1]) + 2 + len(f) <= inner), "")
+        room = inner - (GROUP_CONTROLS if kind == "g" else 0)
+        fit = next((f for f in figures if len(title[-1]) + 2 + len(f) <= room), "")
         if fit:
             title[-1] = f"{title[-1]}  {fit}"
         # figures may be shortened or cut; names and notes never are (the layout made room)
@@ -256,8 +295,14 @@ class FlowCanvas(Widget):
         for i in range(box.height):
             text = rows[i] if i < len(rows) else ""
             self._put((box.x, box.y + i), f" {text}".ljust(box.width), style, box.width)
+        if kind == "g":  # click − or + to scale the group
+            minus, plus = control_cells(box)
+            self._put((minus, box.y), "−", "control", 1)
+            self._put((plus, box.y), "+", "control", 1)
         for consumer, cell in box.cells:
             text, cell_style = self._cell_text(consumer)
+            if self.selected == f"c:{consumer}":
+                cell_style = "picked"
             self._put(cell, text.ljust(CELL_WIDTH - 1), cell_style, CELL_WIDTH - 1)
         if box.hidden:
             self._put((box.x + 1, box.more_y), f"+{box.hidden} more (i: inspect)", "dim", inner)

@@ -13,12 +13,10 @@ from dataclasses import dataclass
 
 from broker_sim.domain.scenario import Scenario
 from broker_sim.layout.from_scenario import MANUAL, node_id, scenario_graph
-from broker_sim.layout.place import Box, Cell, Picture, place
+from broker_sim.layout.place import CELL_WIDTH, Box, Cell, Picture, place
 from broker_sim.tui.tokens import Station
 
-__all__ = ["MANUAL", "Box", "Cell", "Diagram", "lay_out"]
-
-KIND_LETTER = {"p": "p", "x": "x", "q": "q"}
+__all__ = ["MANUAL", "Box", "Cell", "Diagram", "control_cells", "lay_out"]
 
 
 @dataclass
@@ -94,6 +92,48 @@ class Diagram:
                     came[target] = here
                     todo.append(target)
         return []
+
+    def selectable(self) -> list[str]:
+        """Everything the inspector can show, in reading order: column by column, top to bottom;
+        the bindings into a queue just before it, a group's consumers just after it."""
+        order: list[str] = []
+        for node in self.picture.reading_order():
+            if node.startswith("q:"):
+                order += [
+                    f"b:{a}>{b}"
+                    for (a, b), e in self.picture.kinds.items()
+                    if b == node and e.kind == "binding"
+                ]
+            order.append(node)
+            if node.startswith("g:"):
+                order += [f"c:{name}" for name, _ in self.picture.boxes[node].cells]
+        return order
+
+    def pick(self, cell: Cell) -> str | None:
+        """What is drawn on a cell: a consumer's cell, a box, or a binding's arrow (or nothing)."""
+        box = self.picture.box_at(cell)
+        if box is not None:
+            x, y = cell
+            hit = next((n for n, (cx, cy) in box.cells if cy == y and cx <= x < cx + CELL_WIDTH - 1), None)
+            return f"c:{hit}" if hit else box.node
+        for (a, b), cells in self.picture.routes.items():
+            if self.picture.kinds[(a, b)].kind == "binding" and cell in cells:
+                return f"b:{a}>{b}"
+        return None
+
+    def control_at(self, cell: Cell) -> tuple[str, int] | None:
+        """A group's − / + button under a cell: (group, -1 or +1)."""
+        box = self.picture.box_at(cell)
+        if box is None or not box.node.startswith("g:") or cell[1] != box.y:
+            return None
+        minus, plus = control_cells(box)
+        step = -1 if cell[0] == minus else 1 if cell[0] == plus else 0
+        return (box.node[2:], step) if step else None
+
+
+def control_cells(box: Box) -> tuple[int, int]:
+    """The columns of a group's − and + buttons on its title row."""
+    return box.x + box.width - 5, box.x + box.width - 2
 
 
 def lay_out(scenario: Scenario, roster: dict[str, list[str]], fallen: dict[str, str], width: int) -> Diagram:

@@ -31,6 +31,8 @@ from broker_sim.domain.scenario import Scenario
 from broker_sim.settings import Settings
 from broker_sim.tui.bridge import EventBridge, FlowBatch
 from broker_sim.tui.canvas import FlowCanvas
+from broker_sim.tui.inspection import inspect as inspect_station
+from broker_sim.tui.inspector import StationPanel
 from broker_sim.tui.outage import Outage
 from broker_sim.tui.publish_form import PublishRequest
 from broker_sim.tui.replay import Story, StoryBar, step_speed
@@ -50,6 +52,8 @@ STORY_HZ = 2
 LOG_PER_REDRAW = 40
 NARROW = 100
 """Below this width the tab drops its sparkline."""
+INSPECTOR_MIN_ROWS = 8
+"""The inspector's least height: on a short terminal it covers the diagram's bottom rows."""
 MIN_RATE, MAX_RATE = 0.25, 2000.0
 LOG_KINDS = (
     "publish", "routed", "inferred", "returned", "failed", "delivered", "redelivered",
@@ -113,6 +117,7 @@ class PatternTab(Vertical):
             yield Static("", id="counters")
             yield Sparkline([0.0], id="rate")
         yield RichLog(id="log", max_lines=300, wrap=False, markup=False, auto_scroll=True)
+        yield StationPanel(id="inspector")
 
     def on_mount(self) -> None:
         """Figures redraw on a gentle timer; the rate history ticks once a second while live."""
@@ -129,6 +134,18 @@ class PatternTab(Vertical):
     def on_resize(self) -> None:
         """Below 100 columns the sparkline gives its room to the counters (they would wrap)."""
         self.set_class(self.size.width < NARROW, "-narrow")
+        self._place_inspector()
+
+    def _place_inspector(self) -> None:
+        # It covers counters and log below the diagram, which stays whole in view (a drawer at
+        # the right hid the consumer groups, the stations most often inspected). It floats over
+        # the tab: opening it lays nothing out again.
+        panel = self.query_one(StationPanel)
+        width, height = self.size
+        below = self.canvas.region.bottom - self.region.y if self.canvas.region else 0
+        top = min(max(0, below), max(0, height - INSPECTOR_MIN_ROWS))
+        panel.styles.offset = (0, top)
+        panel.styles.width, panel.styles.height = width, max(INSPECTOR_MIN_ROWS, height - top)
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -356,6 +373,7 @@ class PatternTab(Vertical):
         self._dirty = False
         view = self.view
         self.canvas.redraw()
+        self._show_inspection()
         self.query_one("#counters", Static).update(self._counters_text())
         log = self.query_one("#log", RichLog)
         lines = view.drain_log()
@@ -463,6 +481,60 @@ class PatternTab(Vertical):
             raise ValueError(str(exc)) from None
         self.notify(f"published {short_id(mid)}: watch it go", title=self.scenario.title, timeout=3)
         return mid
+
+    # -- the inspector ----------------------------------------------------------------------------
+
+    def select(self, step: int) -> str | None:
+        """Select the next (+1) or previous (-1) station in reading order and inspect it."""
+        order = self.canvas.diagram.selectable()
+        if not order:
+            return None
+        current = self.canvas.selected
+        here = order.index(current) if current in order else (-1 if step > 0 else 0)
+        self.pick(order[(here + step) % len(order)])
+        return self.canvas.selected
+
+    def pick(self, selection: str) -> None:
+        """Show one station in the inspector; a group or consumer becomes the group keys act on."""
+        self.canvas.select(selection)
+        kind, _, name = selection.partition(":")
+        if kind == "g":
+            self.canvas.selected_group = name
+        elif kind == "c" and (group := self.canvas.diagram.group_of.get(name)):
+            self.canvas.selected_group = group
+        self.query_one(StationPanel).add_class("-open")
+        self._place_inspector()
+        self._show_inspection()
+
+    def close_inspector(self) -> bool:
+        """Close the inspector; False when it was not open."""
+        panel = self.query_one(StationPanel)
+        if not panel.has_class("-open"):
+            return False
+        panel.remove_class("-open")
+        self.canvas.select(None)
+        return True
+
+    @property
+    def inspecting(self) -> str | None:
+        """The station the open inspector shows, or None."""
+        return self.canvas.selected if self.query_one(StationPanel).has_class("-open") else None
+
+    def _show_inspection(self) -> None:
+        if (selection := self.inspecting) is not None:
+            self.query_one(StationPanel).show(inspect_station(self.view, selection))
+
+    @on(FlowCanvas.Picked)
+    def _picked(self, message: FlowCanvas.Picked) -> None:
+        message.stop()
+        self.pick(message.selection)
+
+    @on(FlowCanvas.Scaled)
+    def _scaled(self, message: FlowCanvas.Scaled) -> None:
+        message.stop()
+        group, step = message.group, message.step
+        self.canvas.selected_group = group
+        self.control(lambda e: e.add_consumer(group) if step > 0 else e.remove_consumer(group))
 
     def cycle_group(self) -> str | None:
         """Select the next consumer group (the one + - f k act on)."""
