@@ -257,27 +257,34 @@ def _rows(order: list[list[str]], heights: dict[str, int], edges: list[Edge]) ->
     ys: dict[str, int] = {}
     _stack(order[anchor], heights, ys, {})
     sweep = [*range(anchor - 1, -1, -1), *range(anchor + 1, len(order))]
-    for c in sweep:
-        wanted: dict[str, float] = {}
-        for node in order[c]:
-            placed = [ys[n] for n in neighbours.get(node, []) if n in ys]
-            if placed:
-                wanted[node] = sum(placed) / len(placed)
-        _stack(order[c], heights, ys, wanted)
-    return ys
+    # the first sweep levels every column with the anchor; the next ones let a tall box (a
+    # group's grid) push its neighbours down too, so a queue stays level with its consumers
+    for columns_now in (sweep, [anchor, *sweep], [anchor, *sweep]):
+        for c in columns_now:
+            wanted: dict[str, float] = {}
+            for node in order[c]:
+                # a neighbour with many arrows (an exchange fanning out) pulls each one weakly
+                placed = [(ys[n], 1 / len(neighbours[n])) for n in neighbours.get(node, []) if n in ys]
+                if placed:
+                    wanted[node] = sum(y * w for y, w in placed) / sum(w for _, w in placed)
+            _stack(order[c], heights, ys, wanted)
+    top = min(ys.values(), default=0)
+    return {node: y - top for node, y in ys.items()}
 
 
 def _stack(column: list[str], heights: dict[str, int], ys: dict[str, int], wanted: dict[str, float]) -> None:
-    """Top to bottom in order, each box at its wanted row or just below the one above it."""
-    # a column is first centred on what its boxes want, then pushed down where boxes would meet
-    block = sum(heights[n] + 1 for n in column) - 1
-    centre = sum(wanted.values()) / len(wanted) if wanted else 0.0
-    start = max(0, round(centre - block / 2)) if wanted else 0
-    y = start
+    """Top to bottom in order, each box at its wanted row or just below the one above it; then the
+    column moves as one so that, on average, its boxes sit where they want (a pair of producers
+    centred on their exchange)."""
+    y = 0
     for node in column:
-        want = round(wanted[node]) if node in wanted else y
-        ys[node] = max(y, want)
+        ys[node] = max(y, round(wanted.get(node, y)))
         y = ys[node] + heights[node] + 1
+    if wanted:
+        shift = round(sum(w - ys[n] for n, w in wanted.items()) / len(wanted))
+        shift = max(shift, -min(ys[n] for n in column))
+        for node in column:
+            ys[node] += shift
 
 
 def _free_row(picture: Picture, between: list[list[str]], near: int) -> int:

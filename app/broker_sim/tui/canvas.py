@@ -305,7 +305,7 @@ class FlowCanvas(Widget):
                 cell_style = "picked"
             self._put(cell, text.ljust(CELL_WIDTH - 1), cell_style, CELL_WIDTH - 1)
         if box.hidden:
-            self._put((box.x + 1, box.more_y), f"+{box.hidden} more (i: inspect)", "dim", inner)
+            self._put((box.x + 1, box.more_y), f"+{box.hidden} more (click)", "dim", inner)
 
     def _cell_text(self, consumer: str) -> tuple[str, str]:
         view = self.view
