@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from textual.widgets import TabbedContent
 
-from broker_sim.domain.events import Confirmed, Delivered, Routed
+from broker_sim.domain.events import Confirmed, Delivered, Routed, TracingChanged
+from broker_sim.domain.scenario import Scenario
 from broker_sim.domain.scenario_file import load_scenarios
+from broker_sim.layout.graph import Edge, FlowGraph, Node
+from broker_sim.layout.place import place
 from broker_sim.resources import builtin_scenarios_dir
-from broker_sim.tui.diagram import lay_out
+from broker_sim.tui.canvas import FlowCanvas
+from broker_sim.tui.diagram import Diagram, lay_out
+from broker_sim.tui.view_state import ScenarioView
 from tests.tui.recorded import Story
 from tests.tui.test_snapshots import recorded_app
 
@@ -58,3 +63,37 @@ async def test_tokens_waiting_at_a_consumer_stop_short_of_the_queue_box() -> Non
         for y in (queue.y, queue.y + 1):
             words = rows[y][queue.x : queue.x + queue.width]
             assert not set(words) & set("●◆○"), f"a token over the queue's words: {words!r}"
+
+
+def test_hops_through_exchange_bindings_and_alternates_are_drawn_as_inferred() -> None:
+    # The firehose names e1 and the final queue only (checked on 3.10.8): e1 → e2 is drawn dashed,
+    # as inferred from the bindings, and a token routed from e1 to q travels through e2.
+    nodes = (
+        Node("p:app", "producer", "app", "▶ app"),
+        Node("x:e1", "exchange", "e1", "⇄ e1"),
+        Node("x:e2", "exchange", "e2", "⇄ e2"),
+        Node("x:ae", "exchange", "ae", "⇄ ae"),
+        Node("q:q", "queue", "q", "▤ q"),
+        Node("q:lost", "queue", "lost", "▤ lost"),
+    )
+    edges = (
+        Edge("p:app", "x:e1", "publish"),
+        Edge("x:e1", "x:e2", "e2e"),
+        Edge("x:e1", "x:ae", "alternate"),
+        Edge("x:e2", "q:q", "binding"),
+        Edge("x:ae", "q:lost", "binding"),
+    )
+    diagram = Diagram(place(FlowGraph(nodes, edges), 80), {})
+    path = diagram.path(("x", "e1"), ("q", "q"))
+    e2 = diagram.box(("x", "e2"))
+    assert path is not None and e2 is not None and e2.left in path, "the token crosses e2"
+    canvas = FlowCanvas(ScenarioView(Scenario(name="chain", title="Chain")))
+    canvas.view.tracing = TracingChanged(True, "traced")
+    canvas._build(diagram)
+    for (a, b), cells in diagram.picture.routes.items():
+        drawn = {canvas._chars[y][x] for x, y in cells[1:-1]}
+        if diagram.picture.kinds[(a, b)].inferred:
+            # its straight runs are dashed (corners and junctions have no dashed glyph)
+            assert drawn & {"╌", "╎"} and not drawn & {"─", "│"}, f"{a} → {b} is inferred: {drawn}"
+        else:
+            assert not drawn & {"╌", "╎"}, f"{a} → {b} is traced: solid"
