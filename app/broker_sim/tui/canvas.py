@@ -100,6 +100,7 @@ class FlowCanvas(Widget):
         self._stale = True
         self._key: tuple[object, ...] = ()
         self._room = 0
+        self._recheck = True
         """The width the canvas may take without scrolling: the picture is laid out for it."""
         self.selected: str | None = None
         """The station the inspector shows (a layout node id), drawn highlighted."""
@@ -125,14 +126,19 @@ class FlowCanvas(Widget):
         return (width, tuple(map(tuple, view.roster.values())), tuple(view.fallen))
 
     def _layout(self, width: int) -> Diagram:
+        # render_line asks for every row of every frame: the roster is compared only after
+        # redraw() (figures changed, at most 8 times a second), the width every time
+        if self._diagram is not None and not self._recheck and width == self._key[0]:
+            return self._diagram
+        self._recheck = False
         key = self._layout_key(width)
         if self._diagram is None or key != self._key:
-            old_height = None if self._diagram is None else self._diagram.height
+            old = None if self._diagram is None else (self._diagram.width, self._diagram.height)
             self._key = key
             self._diagram = lay_out(self.view.scenario, self.view.roster, self.view.fallen, width)
             self._stale = True
-            if old_height is not None and self._diagram.height != old_height:
-                # a consumer came or went and the picture changed height: ask for a new layout
+            if old is not None and (self._diagram.width, self._diagram.height) != old:
+                # a consumer came or went and the picture changed size: ask for a new layout
                 # (after this render pass, not in the middle of it)
                 self.call_later(self.refresh, layout=True)
         return self._diagram
@@ -158,12 +164,14 @@ class FlowCanvas(Widget):
         """Draw another view of the same scenario (a story starts afresh): lay out again."""
         self.view = view
         self._diagram = None
+        self._recheck = True
         self._overlay = {}
         self.refresh(layout=True)
 
     def redraw(self) -> None:
         """Figures or the roster changed: rebuild the still picture on the next frame."""
         self._stale = True
+        self._recheck = True
         self.refresh()
 
     def tokens_moved(self, *, repaint: bool = True) -> None:
