@@ -97,3 +97,19 @@ def test_hops_through_exchange_bindings_and_alternates_are_drawn_as_inferred() -
             assert drawn & {"╌", "╎"} and not drawn & {"─", "│"}, f"{a} → {b} is inferred: {drawn}"
         else:
             assert not drawn & {"╌", "╎"}, f"{a} → {b} is traced: solid"
+
+
+async def test_headers_rules_read_in_full_at_100x30_and_a_resize_lays_out_again() -> None:
+    app = recorded_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.query_one(TabbedContent).active = "pane-headers"
+        await pilot.pause()
+        tab = next(t for t in app.tabs if t.scenario.name == "headers")
+        canvas = tab.canvas
+        words = " ".join(canvas.render_line(y).text for y in range(canvas.size.height)).split()
+        for rule in ("all:", "format=pdf,", "type=report", "any:", "priority=high,", "urgent=True"):
+            assert rule in words, f"{rule} is not on screen in full"
+        assert canvas.size.width <= 100 and canvas.diagram.width == 100
+        await pilot.resize_terminal(160, 44)
+        await pilot.pause()
+        assert canvas.diagram.width == 160, "resizing lays the picture out again at once"

@@ -115,7 +115,10 @@ def consumers_at_broker(watcher_events: Callable[[], list[object]], n: int) -> C
 async def test_clicking_plus_and_the_panels_minus_scale_the_group_at_the_broker(settings: Settings) -> None:
     async with app_on(settings, "work-queue") as (_app, tab, w, pilot):
         await w.until(consumers_at_broker(lambda: w.events, 3), "the broker counts 3 consumers")
-        await w.until(lambda: tab.engine is not None and tab.engine.connected, "the engine connected")
+        await w.until(
+            lambda: tab.controller.engine is not None and tab.controller.engine.connected,
+            "the engine connected",
+        )
         box = tab.canvas.diagram.picture.boxes["g:worker"]
         _, plus = control_cells(box)
         await pilot.click(tab.canvas, offset=(plus, box.y))

@@ -13,6 +13,8 @@ from broker_sim.layout.graph import Edge, FlowGraph, Node
 
 MANUAL = "you"
 """The producer of messages typed by hand: it can publish to any exchange."""
+PRODUCER_STATE = 5
+"""A producer's box likes room for its rate (``  12/s``) after its name."""
 GROUP_CONTROLS = 5
 """A group's title row ends in ``− +`` (click to scale): room kept for it."""
 KEY_WIDTH = 30
@@ -76,7 +78,7 @@ def scenario_graph(
                 "producer",
                 spec.name,
                 f"▶ {spec.name}",
-                detail_width=width,
+                detail_width=max(width, len(spec.name) + 2 + PRODUCER_STATE),
             )
         )
         edges.append(Edge(node_id("p", spec.name), node_id("x", spec.exchange), "publish"))

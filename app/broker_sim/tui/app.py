@@ -171,7 +171,7 @@ class BrokerSimApp(App[None]):
         if settings.api_port is not None:
             desk = next((t for t in self.tabs if t.scenario.name == UPLOAD_SCENARIO), None)
             if desk is not None and desk.scenario.producers:
-                desk.upload_port = settings.api_port
+                desk.controller.upload_port = settings.api_port
 
     def compose(self) -> ComposeResult:
         """Header, one tab per scenario and the Durability tab last, footer."""
@@ -423,9 +423,9 @@ class BrokerSimApp(App[None]):
         engine reconnects by itself.
         """
         tab, broker = self.active_tab, self.broker
-        if tab is None or tab.engine is None:
-            tab = next((t for t in self.tabs if t.engine is not None), tab)
-        if tab is None or broker is None or tab.engine is None:
+        if tab is None or tab.controller.engine is None:
+            tab = next((t for t in self.tabs if t.controller.engine is not None), tab)
+        if tab is None or broker is None or tab.controller.engine is None:
             self.notify("no engine runs on a broker yet: nothing to restart", severity="warning")
             return
         if self._restart is not None and self._restart.is_running:
@@ -464,10 +464,10 @@ class BrokerSimApp(App[None]):
     async def _restart_broker(self, tab: PatternTab, crash: bool) -> None:
         from broker_sim.sim import EngineError
 
-        if tab.engine is None:
+        if tab.controller.engine is None:
             return
         try:
-            seconds = await tab.engine.restart_broker(crash=crash)
+            seconds = await tab.controller.engine.restart_broker(crash=crash)
         except EngineError as exc:
             self.notify(str(exc), title="restart", severity="error", timeout=8)
             return
@@ -511,7 +511,7 @@ class BrokerSimApp(App[None]):
 
     async def stop_engines(self) -> None:
         """Stop every running engine, each within a grace period."""
-        running = [t for t in self.tabs if t.engine is not None]
+        running = [t for t in self.tabs if t.controller.engine is not None]
         results = await asyncio.gather(
             *(asyncio.wait_for(t.stop_engine(), STOP_GRACE) for t in running), return_exceptions=True
         )

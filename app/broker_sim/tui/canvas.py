@@ -331,10 +331,17 @@ class FlowCanvas(Widget):
         if kind == "p":
             if name == MANUAL:
                 return [], [["m: publish", "m"]], "producer"
-            state = view.stopped(name) or f"{view.rates.get(name, 0):g} msg/s"
+            stopped = view.stopped(name)
+            rate = view.rates.get(name, 0)
             key = view.last_key.get(name, "")
-            brief = state if view.stopped(name) else f"{view.rates.get(name, 0):g}/s"
-            return [state, brief], [[f"key {key}", key] if key else [""]], "producer"
+            keys = [f"key {key}", key] if key else [""]
+            if stopped:  # a held producer says so first, on the title row or else before its key
+                return (
+                    [stopped],
+                    [[f"{stopped} · {k}" if k else stopped for k in keys] + [stopped]],
+                    "producer",
+                )
+            return [f"{rate:g} msg/s", f"{rate:g}/s"], [keys], "producer"
         if kind == "x":
             spec = view.scenario.exchange(name)
             kind_word = spec.type if spec else "direct, default"

@@ -7,13 +7,8 @@ frame. Controls run in workers too; an :class:`EngineError` becomes a notificati
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import importlib
-import inspect
 import time
-from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -25,8 +20,6 @@ from textual.timer import Timer
 from textual.widgets import RichLog, Sparkline, Static
 
 from broker_sim.domain.events import FlowEvent, LinkState
-from broker_sim.domain.ledger import Ledger
-from broker_sim.domain.recording import Recorder
 from broker_sim.domain.scenario import Scenario
 from broker_sim.settings import Settings
 from broker_sim.tui.bridge import EventBridge, FlowBatch
@@ -35,14 +28,13 @@ from broker_sim.tui.inspection import inspect as inspect_station
 from broker_sim.tui.inspector import StationPanel
 from broker_sim.tui.outage import Outage
 from broker_sim.tui.publish_form import PublishRequest
-from broker_sim.tui.replay import Story, StoryBar, step_speed
-from broker_sim.tui.session import save_session
+from broker_sim.tui.replay import StoryBar, step_speed
+from broker_sim.tui.tab_controller import Control, NotStarted, TabController
 from broker_sim.tui.view_state import ScenarioView, short_id
 
 if TYPE_CHECKING:
     from broker_sim.broker.handle import BrokerHandle
     from broker_sim.sim import Engine
-    from broker_sim.sim.uploads import UploadServer
 
 FPS = 30
 FIGURES_HZ = 8
@@ -60,8 +52,6 @@ LOG_KINDS = (
     "acked", "nacked", "abandoned", "consumer", "consumer-down", "link",
 )  # fmt: skip
 TROUBLE = {LinkState.UNREACHABLE, LinkState.AUTH_REFUSED, LinkState.LOST, LinkState.RECONNECTING}
-
-Control = Callable[["Engine"], Awaitable[object] | object]
 
 
 class ViewChanged(Message):
@@ -84,27 +74,14 @@ class PatternTab(Vertical):
         self.live = live
         self.view = ScenarioView(scenario)
         self.bridge = EventBridge(self)
-        self.engine: Engine | None = None
-        self.broker: BrokerHandle | None = None
-        """The broker, once the app has found or started it; engines start only then."""
-        self.started = False
+        self.controller = TabController(scenario, settings)
+        """The engine and what runs beside it (story, recorder, uploads): no widgets."""
         self.shown = False
         self.animating = settings.animation
         self.outage = Outage()
-        self.recorder: Recorder | None = None
-        self.story: Story | None = None
-        self.upload_port: int | None = None
-        """Set by the app for the work-queue tab with ``--api-port``: serve uploads into this engine."""
-        self.uploads: UploadServer | None = None
-        self.saved: Path | None = None
-        """The latest file ``S`` wrote."""
-        self.broker_problem = ""
-        """Why no broker could be found or started (shown on the panel), or ""."""
         self._dirty = True
         self._ticker: Timer | None = None
         self.canvas = FlowCanvas(self.view, id="canvas")
-        self.observers: list[Callable[[FlowEvent], None]] = []
-        """Extra engine-bus subscribers, added before each engine starts (tests count with them)."""
 
     def compose(self) -> ComposeResult:
         """Story line, trouble panel, replay bar, diagram, counters and sparkline, log."""
@@ -134,6 +111,7 @@ class PatternTab(Vertical):
     def on_resize(self) -> None:
         """Below 100 columns the sparkline gives its room to the counters (they would wrap)."""
         self.set_class(self.size.width < NARROW, "-narrow")
+        self._show_rates()
         self._place_inspector()
 
     def _place_inspector(self) -> None:
@@ -159,19 +137,20 @@ class PatternTab(Vertical):
 
     def ensure_started(self) -> None:
         """Start the live engine if it has not started and the broker is known."""
-        if self.live and not self.started and self.broker is not None:
-            self.started = True
+        run = self.controller
+        if self.live and not run.started and run.broker is not None:
+            run.started = True
             self._start_engine()
 
     def broker_ready(self, broker: BrokerHandle) -> None:
         """The app found or started the broker: engines may start (this one now, if shown)."""
-        self.broker = broker
-        if self.shown or self.upload_port is not None:
+        self.controller.broker = broker
+        if self.shown or self.controller.upload_port is not None:
             self.ensure_started()
 
     def broker_failed(self, reason: str) -> None:
         """No broker could be started: say why on the panel."""
-        self.broker_problem = reason
+        self.controller.broker_problem = reason
         self._show_trouble()
 
     def deactivate(self) -> None:
@@ -186,81 +165,41 @@ class PatternTab(Vertical):
 
     @work(group="engine", exit_on_error=False)
     async def _start_engine(self) -> None:
-        await self._new_engine()
+        engine = await self.controller.new_engine(self.bridge)
+        await self._open_uploads(engine)
 
-    async def _new_engine(
-        self, *, story: bool = False, also: tuple[Callable[[FlowEvent], None], ...] = ()
-    ) -> Engine:
-        # imported here, in a thread: aio_pika takes ~0.3 s to import and must not hold up the
-        # first frame or the event loop (an import inside a coroutine would block the loop)
-        sim = await asyncio.to_thread(importlib.import_module, "broker_sim.sim")
-        prefix = f"{self.settings.name_prefix}story." if story else None
-        # a story removes its durable queues when it stops: the next play-through starts empty
-        engine: Engine = sim.Engine(
-            self.scenario, self.settings, broker=self.broker, prefix=prefix, remove_durable=story
-        )
-        self.recorder = recorder = Recorder(self.scenario)
-        subscribers: list[Callable[[FlowEvent], None]] = [*self.observers, recorder, self.bridge, *also]
-        for subscriber in subscribers:
-            engine.bus.subscribe(subscriber)
-        self.engine = engine
-        await engine.start()
-        if self.upload_port is not None:
-            await self._open_uploads(engine, self.upload_port)
-        return engine
-
-    async def _open_uploads(self, engine: Engine, port: int) -> None:
-        uploads = await asyncio.to_thread(importlib.import_module, "broker_sim.sim.uploads")
-        first = self.scenario.producers[0]
-        server = uploads.UploadServer(
-            engine,
-            spool_dir=self.settings.data_dir / "uploads",
-            exchange=first.exchange,
-            routing_key=first.routing_keys[0],
-            port=port,
-        )
-        try:
-            await server.start()
-        except OSError as exc:
-            self.notify(
-                f"uploads: cannot listen on 127.0.0.1:{port} ({exc.strerror or exc}); "
-                "start broker-sim with another --api-port",
-                severity="error",
-                timeout=10,
-            )
+    async def _open_uploads(self, engine: Engine) -> None:
+        if (port := self.controller.upload_port) is None:
             return
-        self.uploads = server
+        try:
+            words = await self.controller.open_uploads(engine, port)
+        except OSError as exc:
+            self.notify(str(exc), severity="error", timeout=10)
+            return
         line = self.query_one("#uploads", Static)
-        line.update(f"uploads: curl -F image=@photo.png http://127.0.0.1:{server.port}/jobs")
+        line.update(words)
         line.display = True
 
     async def stop_engine(self) -> None:
         """Stop the engine (it removes what it declared and restores tracing) and its uploads."""
-        engine, self.engine = self.engine, None
-        uploads, self.uploads = self.uploads, None
-        if uploads is not None:
-            await uploads.stop()
-        if engine is not None:
-            await engine.stop()
+        await self.controller.stop_engine()
 
     # -- the story (replay) -----------------------------------------------------------------------
 
     def play_story(self) -> None:
         """Play this scenario's story from the beginning on a fresh engine (again if it runs)."""
-        if self.broker is None:
+        if self.controller.broker is None:
             self.notify("the broker is not ready yet", severity="warning")
             return
-        self.started = True
+        self.controller.started = True
         self._play_story()
 
     @work(group="engine", exclusive=True, exit_on_error=False)
     async def _play_story(self) -> None:
-        self.story = None
-        await self.stop_engine()
+        await self.controller.stop_engine()
         self._reset_view()
-        ledger = Ledger()
-        engine = await self._new_engine(story=True, also=(ledger,))
-        story = self.story = Story(engine, self.view.tally, ledger)
+        story = await self.controller.new_story(self.bridge, self.view.tally)
+        await self._open_uploads(story.engine)
         self.query_one("#story-bar").display = True
         self._show_story()
         await story.play(self._show_story)
@@ -278,48 +217,39 @@ class PatternTab(Vertical):
         self._show_rates()
 
     def _show_story(self) -> None:
-        if self.story is not None and self.shown:
-            self.query_one(StoryBar).show(self.story)
+        if self.controller.story is not None and self.shown:
+            self.query_one(StoryBar).show(self.controller.story)
 
     def story_speed(self, step: int) -> None:
         """One step up or down the speed ladder (a story must be playing)."""
-        if self.story is None:
+        if (story := self.controller.story) is None:
             self.notify("P plays this tab's story first; < > then change its speed", severity="warning")
             return
-        self.story.set_speed(step_speed(self.story.speed, step))
+        story.set_speed(step_speed(story.speed, step))
         self._show_story()
 
     def toggle_story_pause(self) -> None:
         """Pause or resume the story (producers and timeline freeze together)."""
-        if self.story is None:
+        if (story := self.controller.story) is None:
             self.notify("P plays this tab's story first; p then pauses it", severity="warning")
             return
-        self.story.toggle_pause()
+        story.toggle_pause()
         self._show_story()
 
     # -- recording --------------------------------------------------------------------------------
 
-    def save_session(self) -> None:
-        """Save what happened on this engine as a scenario file (in a worker)."""
-        if self.engine is None or self.recorder is None:
-            self.notify("this tab's engine has not started yet: nothing to save", severity="warning")
-            return
-        self._save_session(self.engine, self.recorder)
-
     @work(group="save", exclusive=True, exit_on_error=False)
-    async def _save_session(self, engine: Engine, recorder: Recorder) -> None:
-        folder = self.settings.scenarios_dir or Path.cwd()
-        held = self.story is not None and self.story.phase in ("paused", "settling", "done")
-        path = await save_session(
-            engine,
-            recorder,
-            self.view.tally,
-            folder,
-            lambda words: self.notify(words, title=self.scenario.title, timeout=4),
-            resume=not held,
-        )
-        self.saved = path
-        self.notify(f"saved {path}\nreplay it: broker-sim run {path}", title=self.scenario.title, timeout=10)
+    async def save_session(self) -> None:
+        """Save what happened on this engine as a scenario file (in a worker)."""
+        title = self.scenario.title
+        try:
+            path = await self.controller.save(
+                self.view.tally, lambda words: self.notify(words, title=title, timeout=4)
+            )
+        except NotStarted as exc:
+            self.notify(str(exc), severity="warning")
+            return
+        self.notify(f"saved {path}\nreplay it: broker-sim run {path}", title=title, timeout=10)
 
     # -- events -----------------------------------------------------------------------------------
 
@@ -353,7 +283,7 @@ class PatternTab(Vertical):
         # an all-zero sparkline draws as a solid block: show it once something has been acked
         rate = self.query_one("#rate", Sparkline)
         rate.data = [float(n) for n in self.view.acked_history]
-        rate.display = any(self.view.acked_history)
+        rate.display = any(self.view.acked_history) and not self.has_class("-narrow")
 
     def set_animation(self, on: bool) -> None:
         """Animation on or off; off, tokens jump to where the events put them."""
@@ -423,9 +353,9 @@ class PatternTab(Vertical):
     def _show_trouble(self) -> None:
         panel = self.query_one("#trouble", Static)
         link = self.view.link
-        if self.broker_problem:
+        if self.controller.broker_problem:
             panel.display = True
-            panel.update(_trouble_text("Could not start the broker", self.broker_problem))
+            panel.update(_trouble_text("Could not start the broker", self.controller.broker_problem))
             return
         if link is None or link.state not in TROUBLE:
             panel.display = False
@@ -448,16 +378,12 @@ class PatternTab(Vertical):
 
     @work(group="control", exit_on_error=False)
     async def _control(self, action: Control, done: str) -> None:
-        from broker_sim.sim import EngineError
-
-        if self.engine is None:
-            self.notify("this tab's engine has not started yet", severity="warning")
-            return
         try:
-            result = action(self.engine)
-            if inspect.isawaitable(result):
-                result = await result
-        except EngineError as exc:
+            result = await self.controller.control(action)
+        except NotStarted as exc:
+            self.notify(str(exc), severity="warning")
+            return
+        except ValueError as exc:
             self.notify(str(exc), title=self.scenario.title, severity="warning")
             return
         if done:
@@ -465,20 +391,7 @@ class PatternTab(Vertical):
 
     async def send(self, request: PublishRequest) -> str:
         """Publish a message typed in the form; ValueError (in words) when the engine refuses."""
-        from broker_sim.sim import EngineError
-
-        if self.engine is None:
-            raise ValueError("this tab's engine has not started yet")
-        try:
-            mid = await self.engine.publish_one(
-                request.exchange,
-                request.routing_key,
-                request.body,
-                headers=request.headers,
-                persistent=request.persistent,
-            )
-        except EngineError as exc:
-            raise ValueError(str(exc)) from None
+        mid = await self.controller.send(request)
         self.notify(f"published {short_id(mid)}: watch it go", title=self.scenario.title, timeout=3)
         return mid
 
