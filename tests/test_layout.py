@@ -162,3 +162,13 @@ def test_ordering_keeps_crossings_few() -> None:
     queues = order[-1]
     fed_by_a = [i for i, q in enumerate(queues) if int(q[2:]) % 2]
     assert fed_by_a in ([0, 1, 2], [3, 4, 5]), f"the queues of one exchange stand together: {queues}"
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+def test_the_first_frames_declaration_order_is_the_order_igraph_gives_the_built_ins(
+    scenario: Scenario,
+) -> None:
+    # The first frame is laid out before igraph is imported: no station may jump once it is.
+    graph = built_in(scenario, 3)
+    assert columns(graph, ordered=False) == columns(graph)
+    assert place(graph, 80, ordered=False).boxes == place(graph, 80).boxes

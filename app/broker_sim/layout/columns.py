@@ -9,16 +9,32 @@ The order within each column is igraph's Sugiyama layout with these columns as f
 barycenter sweeps keep crossings few). Compared here with grandalf for 200 stations: igraph
 1.9 ms, grandalf 25.7 ms; igraph takes fixed layers as an argument (grandalf ranks by itself and
 would need its internals overridden), and its C core is actively maintained. Its import costs
-~0.1 s, so it is imported the first time a picture is laid out, never at start-up. igraph is
+~0.1 s: the app warms it up in a thread after the first frame, which is laid out in declaration
+order (``ordered=False``; for the built-in scenarios the same order igraph gives). igraph is
 pinned below 1.0: 1.0.0's ``layout_sugiyama`` crashed the process (SIGSEGV) on random layered
 graphs here within a few hundred calls, where 0.11.9 ran 3,000 of them cleanly.
 """
 
 from __future__ import annotations
 
+import threading
+
 from broker_sim.layout.graph import FlowGraph, NodeKind
 
 EXCHANGE_CHAIN = ("e2e", "alternate")
+_LOADED = threading.Event()
+
+
+def warm_up() -> None:
+    """Import igraph (~0.1 s; call it in a thread): afterwards :func:`ordering_ready` is True."""
+    import igraph  # noqa: F401
+
+    _LOADED.set()
+
+
+def ordering_ready() -> bool:
+    """True once igraph is imported: ordering then costs milliseconds, not an import."""
+    return _LOADED.is_set()
 
 
 def column_of(graph: FlowGraph) -> dict[str, int]:
@@ -71,8 +87,9 @@ def _exchange_depths(graph: FlowGraph) -> dict[str, int]:
     return depth
 
 
-def columns(graph: FlowGraph) -> list[list[str]]:
-    """Station ids per column, left to right, each column ordered top to bottom for few crossings."""
+def columns(graph: FlowGraph, *, ordered: bool = True) -> list[list[str]]:
+    """Station ids per column, left to right, each column ordered top to bottom for few crossings
+    (``ordered=False``: in declaration order, without importing igraph)."""
     column = column_of(graph)
     count = max(column.values(), default=-1) + 1
     ids = [n.id for n in graph.nodes]
@@ -86,7 +103,7 @@ def columns(graph: FlowGraph) -> list[list[str]]:
         elif column[edge.source] > column[edge.target]:
             pairs.append((b, a))
     pairs = list(dict.fromkeys(pairs))  # a binding and a loop back between the same two: one edge
-    x = _sugiyama_x(len(ids), pairs, [column[i] for i in ids]) if pairs else [0.0] * len(ids)
+    x = _sugiyama_x(len(ids), pairs, [column[i] for i in ids]) if pairs and ordered else [0.0] * len(ids)
     result: list[list[str]] = [[] for _ in range(count)]
     for node_id in sorted(ids, key=lambda i: (x[index[i]], index[i])):
         result[column[node_id]].append(node_id)
@@ -94,8 +111,9 @@ def columns(graph: FlowGraph) -> list[list[str]]:
 
 
 def _sugiyama_x(n: int, pairs: list[tuple[int, int]], layers: list[int]) -> list[float]:
-    import igraph  # ~0.1 s to import: only when a picture is first laid out
+    import igraph  # ~0.1 s to import: warmed up in a thread after the first frame
 
+    _LOADED.set()
     graph = igraph.Graph(n=n, edges=pairs, directed=True)
     layout = graph.layout_sugiyama(layers=layers)
     return [float(layout[i][0]) for i in range(n)]

@@ -140,9 +140,10 @@ def _height(node: Node, width: int) -> int:
     return len(title) + node.detail_rows + len(notes) + rows + (1 if hidden else 0)
 
 
-def place(graph: FlowGraph, width: int) -> Picture:
-    """Lay the graph out for a canvas ``width`` cells wide (wider only if its names need more)."""
-    order = columns(graph)
+def place(graph: FlowGraph, width: int, *, ordered: bool = True) -> Picture:
+    """Lay the graph out for a canvas ``width`` cells wide (wider only if its names need more);
+    ``ordered=False`` keeps each column in declaration order (see :func:`columns`)."""
+    order = columns(graph, ordered=ordered)
     column = column_of(graph)
     nodes = {n.id: n for n in graph.nodes}
     edges = list(graph.edges)

@@ -22,6 +22,7 @@ from broker_sim.domain.events import LinkState
 from broker_sim.domain.scenario import Scenario
 from broker_sim.domain.scenario_file import ScenarioError, load_scenarios
 from broker_sim.domain.words import in_words
+from broker_sim.layout.columns import warm_up as warm_up_ordering
 from broker_sim.resources import builtin_scenarios_dir, styles_dir
 from broker_sim.settings import Settings
 from broker_sim.tui.broker_choice import (
@@ -202,11 +203,18 @@ class BrokerSimApp(App[None]):
             self._choose_broker()
         self.set_interval(1 / HEADER_HZ, self._tick_header)
         self._update_header()
-        self.call_after_refresh(self._warm_up_help)
+        self.call_after_refresh(self._warm_up)
 
     @work(thread=True, group="warm-up", exit_on_error=False)
-    def _warm_up_help(self) -> None:
+    def _warm_up(self) -> None:
         importlib.import_module("broker_sim.tui.help")
+        # igraph orders the diagrams' columns; the first frame was laid out without it
+        warm_up_ordering()
+        self.call_from_thread(self._ordering_ready)
+
+    def _ordering_ready(self) -> None:
+        for tab in self.tabs:
+            tab.canvas.redraw()
 
     # -- the broker -------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
+from broker_sim.layout.columns import ordering_ready
 from broker_sim.layout.from_scenario import GROUP_CONTROLS
 from broker_sim.layout.place import CELL_WIDTH
 from broker_sim.tui.diagram import MANUAL, Box, Cell, Diagram, control_cells, lay_out
@@ -123,7 +124,7 @@ class FlowCanvas(Widget):
 
     def _layout_key(self, width: int) -> tuple[object, ...]:
         view = self.view
-        return (width, tuple(map(tuple, view.roster.values())), tuple(view.fallen))
+        return (width, tuple(map(tuple, view.roster.values())), tuple(view.fallen), ordering_ready())
 
     def _layout(self, width: int) -> Diagram:
         # render_line asks for every row of every frame: the roster is compared only after

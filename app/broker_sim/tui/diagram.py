@@ -12,6 +12,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from broker_sim.domain.scenario import Scenario
+from broker_sim.layout.columns import ordering_ready
 from broker_sim.layout.from_scenario import MANUAL, node_id, scenario_graph
 from broker_sim.layout.place import CELL_WIDTH, Box, Cell, Picture, place
 from broker_sim.tui.tokens import Station
@@ -144,4 +145,5 @@ def lay_out(scenario: Scenario, roster: dict[str, list[str]], fallen: dict[str, 
         names = roster.get(group.name, []) + [n for n in fallen if n.rsplit("-", 1)[0] == group.name]
         members[group.name] = names
         group_of.update({n: group.name for n in names})
-    return Diagram(place(scenario_graph(scenario, members), width), group_of)
+    # until igraph is warmed up (after the first frame) columns keep their declaration order
+    return Diagram(place(scenario_graph(scenario, members), width, ordered=ordering_ready()), group_of)
