@@ -408,6 +408,9 @@ class BrokerSimApp(App[None]):
         """Open the publish-your-own form (on that exchange, from the inspector)."""
         if tab := self.active_tab:
             draft = self._drafts.setdefault(tab.scenario.name, Draft())
+            inspected = tab.inspecting or ""
+            if exchange is None and inspected.startswith("x:"):  # m on an inspected exchange
+                exchange = inspected.removeprefix("x:")
             if exchange is not None:
                 draft.exchange = exchange
             self.push_screen(PublishForm(tab.scenario, draft, tab.send))
