@@ -1,5 +1,9 @@
 """How the TUI holds up: frame intervals and CPU while ~1,000 msg/s flow, and time to first frame.
 
+Three shapes under the same load, side by side in one run: 3 consumers on one queue (the figure
+before the general layout), 100 consumers on one queue (a group's grid of cells), and 20 queues
+on one direct exchange with a consumer each. Then the layout of a 200-station topology alone.
+
 Not a test: it prints figures (put them in docs/tui.md). Everything runs in one process, as a user
 runs it: the app (headless driver, so the terminal's own speed does not count), the engine, its
 producer and consumers, all on one event loop, against a real broker.
@@ -46,18 +50,50 @@ app.run(headless=True, size=(160, 44))
 """
 
 
-def load_scenario(rate: float) -> Scenario:
-    """One direct exchange, one queue, two consumers with a deep prefetch: the flow is the load."""
+def load_scenario(rate: float, shape: str) -> Scenario:
+    """One direct exchange; the flow is the load. ``shape``: 3-consumers, 100-consumers, 20-queues."""
+    queues = 20 if shape == "20-queues" else 1
+    consumers = {"3-consumers": 3, "100-consumers": 100}.get(shape, 1)
+    names = [f"bench-q{i:02d}" for i in range(queues)]
     return Scenario(
         name="bench",
         title="Benchmark",
-        description=f"{rate:g} msg/s through one queue",
+        description=f"{rate:g} msg/s, {shape}",
         exchanges=(ExchangeSpec("bench-x", "direct"),),
-        queues=(QueueSpec("bench-q"),),
-        bindings=(BindingSpec("bench-x", "bench-q", "k"),),
-        producers=(ProducerSpec("load", "bench-x", rate=rate, routing_keys=("k",)),),
-        consumers=(ConsumerGroupSpec("sink", "bench-q", count=2, prefetch=100, work=WorkSpec("delay", 0.0)),),
+        queues=tuple(QueueSpec(q) for q in names),
+        bindings=tuple(BindingSpec("bench-x", q, q) for q in names),
+        producers=(ProducerSpec("load", "bench-x", rate=rate, routing_keys=tuple(names)),),
+        consumers=tuple(
+            ConsumerGroupSpec(f"sink{i:02d}", q, count=consumers, prefetch=100, work=WorkSpec("delay", 0.0))
+            for i, q in enumerate(names)
+        ),
     )
+
+
+def layout_of_200() -> tuple[float, float]:
+    """Milliseconds to lay out 200 stations: the first time (igraph's import included), then median."""
+    from broker_sim.layout.graph import Edge, FlowGraph, Node
+    from broker_sim.layout.place import place
+
+    nodes = [Node(f"p:p{i}", "producer", f"p{i}", f"▶ producer-{i}") for i in range(20)]
+    nodes += [Node(f"x:x{i}", "exchange", f"x{i}", f"⇄ exchange-{i}") for i in range(10)]
+    nodes += [Node(f"q:q{i}", "queue", f"q{i}", f"▤ queue-{i}", notes=(f"⇠ key.{i}.#",)) for i in range(70)]
+    nodes += [Node(f"g:g{i}", "group", f"g{i}", f"⚙ group-{i}", cells=("a", "b", "c")) for i in range(100)]
+    edges = [Edge(f"p:p{i}", f"x:x{i % 4}", "publish") for i in range(20)]
+    edges += [Edge(f"x:x{i}", f"x:x{i + 3}", "e2e") for i in range(7)]
+    edges += [Edge(f"x:x{i % 10}", f"q:q{i}", "binding") for i in range(70)]
+    edges += [Edge(f"q:q{i}", f"x:x{i % 3}", "dead-letter") for i in range(0, 70, 7)]
+    edges += [Edge(f"q:q{i % 70}", f"g:g{i}", "consume") for i in range(100)]
+    graph = FlowGraph(tuple(nodes), tuple(edges))
+    t0 = time.perf_counter()
+    place(graph, 160)
+    first = time.perf_counter() - t0
+    runs = []
+    for _ in range(20):
+        t0 = time.perf_counter()
+        place(graph, 160)
+        runs.append(time.perf_counter() - t0)
+    return first * 1000, statistics.median(runs) * 1000
 
 
 def first_frame(url: str, runs: int) -> list[float]:
@@ -71,11 +107,13 @@ def first_frame(url: str, runs: int) -> list[float]:
     return times
 
 
-async def under_load(settings: Settings, rate: float, seconds: float, animation: bool) -> dict[str, float]:
+async def under_load(
+    settings: Settings, rate: float, seconds: float, animation: bool, shape: str
+) -> dict[str, float]:
     """Run the app with the load scenario; measure paints of the flow canvas, CPU and throughput."""
     from broker_sim.tui.app import make_app
 
-    app = make_app(settings.with_(animation=animation), scenarios=[load_scenario(rate)])
+    app = make_app(settings.with_(animation=animation), scenarios=[load_scenario(rate, shape)])
     tab = app.tabs[0]
     paints: list[float] = []
     draw = tab.canvas.render_line
@@ -105,12 +143,12 @@ async def under_load(settings: Settings, rate: float, seconds: float, animation:
     return result
 
 
-async def engine_alone(settings: Settings, rate: float, seconds: float) -> float:
+async def engine_alone(settings: Settings, rate: float, seconds: float, shape: str) -> float:
     """The same scenario without any UI: msg/s acked, for the ratio."""
     from broker_sim.domain.tally import Tally
     from broker_sim.sim import Engine
 
-    engine = Engine(load_scenario(rate), settings)
+    engine = Engine(load_scenario(rate, shape), settings)
     tally = Tally()
     engine.bus.subscribe(tally)
     await engine.start()
@@ -131,23 +169,36 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--no-trace", action="store_true")
+    parser.add_argument("--shapes", nargs="+", default=["3-consumers", "100-consumers", "20-queues"])
+    parser.add_argument("--animation-off", action="store_true", help="also run each shape with animation off")
     args = parser.parse_args()
     settings = load_settings(args.url, trace=False if args.no_trace else None)
     settings = settings.with_(name_prefix=f"bench{uuid.uuid4().hex[:6]}.")
     print(f"broker {settings.masked_url}, {args.rate:g} msg/s offered, {args.seconds:g} s per run")
+    first, median = layout_of_200()
+    print(
+        f"layout of 200 stations: {median:.1f} ms median of 20 "
+        f"({first:.0f} ms the first time, igraph's import included)"
+    )
     ff = first_frame(settings.url, 5)
     runs = ", ".join(f"{t:.2f}" for t in ff)
     print(f"first frame: median {statistics.median(ff) * 1000:.0f} ms (runs: {runs} s)")
-    alone = asyncio.run(engine_alone(settings, args.rate, args.seconds))
-    print(f"engine alone, no UI: {alone:.0f} msg/s acked")
-    for animation in (True, False):
-        r = asyncio.run(under_load(settings, args.rate, args.seconds, animation))
-        print(
-            f"TUI animation {'on ' if animation else 'off'}: {r['msg_per_s']:.0f} msg/s acked "
-            f"({r['msg_per_s'] / alone:.2f} of engine alone), canvas {r['fps']:.1f} fps, "
-            f"frame interval median {r['frame_median_ms']:.1f} ms, p99 {r['frame_p99_ms']:.1f} ms, "
-            f"CPU {r['cpu_cores']:.2f} cores, {r['tokens']:.0f} tokens on screen"
-        )
+    base: dict[str, float] = {}
+    for shape in args.shapes:
+        alone = asyncio.run(engine_alone(settings, args.rate, args.seconds, shape))
+        print(f"[{shape}] engine alone, no UI: {alone:.0f} msg/s acked")
+        for animation in (True, False) if args.animation_off else (True,):
+            r = asyncio.run(under_load(settings, args.rate, args.seconds, animation, shape))
+            if animation and not base:
+                base = r
+            print(
+                f"[{shape}] TUI animation {'on ' if animation else 'off'}: {r['msg_per_s']:.0f} msg/s acked "
+                f"({r['msg_per_s'] / alone:.2f} of engine alone), canvas {r['fps']:.1f} fps "
+                f"({r['fps'] / base['fps']:.2f} of {args.shapes[0]}), frame interval median "
+                f"{r['frame_median_ms']:.1f} ms, p99 {r['frame_p99_ms']:.1f} ms, "
+                f"CPU {r['cpu_cores']:.2f} cores "
+                f"({r['cpu_cores'] / base['cpu_cores']:.2f} of {args.shapes[0]}), {r['tokens']:.0f} tokens"
+            )
 
 
 if __name__ == "__main__":

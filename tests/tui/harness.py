@@ -34,7 +34,7 @@ async def app_on(
     tab = next(t for t in app.tabs if t.scenario.name == name)
     bus = EventBus()
     watcher = Watcher(bus)
-    tab.observers.append(bus.emit)
+    tab.controller.observers.append(bus.emit)
     async with app.run_test(size=SIZE) as pilot:
         app.query_one(TabbedContent).active = f"pane-{name}"
         await pilot.pause()

@@ -82,7 +82,7 @@ async def test_a_broker_that_cannot_start_is_explained_on_the_panel(tmp_path: Pa
     await holder.start()
     try:
         async with app_on(Settings(broker="embedded", data_dir=tmp_path)) as (app, tab, _w, pilot):
-            await until_screen(pilot, lambda: bool(tab.broker_problem), "the reason", rounds=4000)
+            await until_screen(pilot, lambda: bool(tab.controller.broker_problem), "the reason", rounds=4000)
             assert tab.query_one("#trouble").display
             assert "Could not start the broker" in str(tab.query_one("#trouble", Static).content)
             assert "no broker" in header_text(app, "#broker")
@@ -126,8 +126,8 @@ async def test_a_broker_nobody_can_restart_asks_the_user_and_waits(settings: Set
         # the dialog closes by itself once the connection went away and came back
         await pilot.press("R")
         await until_screen(pilot, lambda: isinstance(app.screen, ManualRestart), "the dialog again")
-        assert tab.engine is not None
-        await tab.engine.drop_connection()
+        assert tab.controller.engine is not None
+        await tab.controller.engine.drop_connection()
         await w.until(lambda: LinkState.BACK in states(w), "back")
         await until_screen(pilot, lambda: not isinstance(app.screen, ManualRestart), "closed by itself")
 
@@ -214,7 +214,9 @@ async def test_a_drop_after_a_restart_does_not_mention_the_restart(tmp_path: Pat
         await pilot.press("R")
         await w.until(lambda: tab.outage.recoveries == 1, "back after the restart")
         await until_screen(pilot, lambda: "the restart took" in header_text(app, "#link"), "restart took")
-        await until_screen(pilot, lambda: tab.engine is not None and tab.engine.connected, "attached")
+        await until_screen(
+            pilot, lambda: tab.controller.engine is not None and tab.controller.engine.connected, "attached"
+        )
         await pilot.press("D")
         await w.until(lambda: tab.outage.recoveries == 2, "back after the drop")
         await until_screen(pilot, lambda: "back after" in header_text(app, "#link"), "back after N s")

@@ -83,11 +83,14 @@ async def test_plus_and_minus_change_the_consumers_on_screen_and_at_the_broker(s
     async with app_on(settings, "work-queue") as (_app, tab, w, pilot):
         await w.until(at_broker(3), "the broker counts 3 consumers")
         # a scale pressed while the engine is still attaching only sets the target for the next connect
-        await w.until(lambda: tab.engine is not None and tab.engine.connected, "the engine connected")
+        await w.until(
+            lambda: tab.controller.engine is not None and tab.controller.engine.connected,
+            "the engine connected",
+        )
         await pilot.press("plus")
         await w.until(at_broker(4), "the broker counts 4 consumers")
         await until_screen(pilot, lambda: len(tab.view.roster["worker"]) == 4, "4 workers on screen")
-        await until_screen(pilot, lambda: "worker-4" in canvas_text(tab), "worker-4 drawn")
+        await until_screen(pilot, lambda: "4✓" in canvas_text(tab), "worker-4 drawn as a cell of its group")
         await until_screen(pilot, lambda: "worker: 4 consumers" in screen_text(tab, "#counters"), "4 counted")
         await pilot.press("minus")
         await pilot.press("minus")
@@ -178,7 +181,9 @@ def example(placeholder: str) -> str:
 @pytest.mark.parametrize("name", SCENARIOS)
 async def test_the_publish_forms_examples_route_in_their_tab(settings: Settings, name: str) -> None:
     async with app_on(settings, name) as (app, tab, w, pilot):
-        await w.until(lambda: tab.engine is not None and tab.engine.connected, "connected")
+        await w.until(
+            lambda: tab.controller.engine is not None and tab.controller.engine.connected, "connected"
+        )
         await pilot.press("space")  # quiet: only our message moves
         await pilot.press("m")
         await until_screen(pilot, lambda: isinstance(app.screen, PublishForm), "the form")

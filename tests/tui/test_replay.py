@@ -24,32 +24,46 @@ async def test_P_plays_the_story_with_progress_speed_and_the_headless_verdict(
 ) -> None:
     async with app_on(settings, "routing") as (_app, tab, w, pilot):
         await w.until(lambda: tab.view.connected, "the live engine connected")
-        live_engine = tab.engine
+        live_engine = tab.controller.engine
         await pilot.press("P")
-        await until_screen(pilot, lambda: tab.story is not None and tab.story.phase == "playing", "playing")
-        assert tab.engine is not live_engine and tab.query_one("#story-bar").display
+        await until_screen(
+            pilot,
+            lambda: tab.controller.story is not None and tab.controller.story.phase == "playing",
+            "playing",
+        )
+        assert tab.controller.engine is not live_engine and tab.query_one("#story-bar").display
         await pilot.press("p")  # paused: scenario time stands still
-        await until_screen(pilot, lambda: tab.story is not None and tab.story.phase == "paused", "paused")
-        assert tab.engine is not None
-        held_at = tab.engine.scenario_time()
+        await until_screen(
+            pilot,
+            lambda: tab.controller.story is not None and tab.controller.story.phase == "paused",
+            "paused",
+        )
+        assert tab.controller.engine is not None
+        held_at = tab.controller.engine.scenario_time()
         await pilot.pause()
         await pilot.pause()
-        assert tab.engine.scenario_time() == held_at
+        assert tab.controller.engine.scenario_time() == held_at
         await pilot.press("p")
-        await until_screen(pilot, lambda: tab.story is not None and tab.story.phase != "paused", "resumed")
+        await until_screen(
+            pilot,
+            lambda: tab.controller.story is not None and tab.controller.story.phase != "paused",
+            "resumed",
+        )
         await pilot.press("greater_than_sign", "greater_than_sign")
-        await until_screen(pilot, lambda: tab.story is not None and tab.story.speed == 4.0, "4x")
+        await until_screen(
+            pilot, lambda: tab.controller.story is not None and tab.controller.story.speed == 4.0, "4x"
+        )
         bar = tab.query_one("#story-progress", ProgressBar)
         await until_screen(pilot, lambda: (bar.progress or 0) > 0, "the progress bar moving")
         await until_screen(pilot, lambda: "at 4x" in str(tab.query_one("#story-time", Static).content), "4x")
         await until_screen(pilot, lambda: "✓" in verdicts(tab) or "✗" in verdicts(tab), "the expectations")
         # loss is judged once the messages in flight settle, not while they fly
-        story = tab.story
+        story = tab.controller.story
         assert story is not None
         assert "lost = 0 (checked when the story ends)" in verdicts(tab) or story.phase != "playing"
         await until_screen(
             pilot,
-            lambda: tab.story is not None and tab.story.phase == "done",
+            lambda: tab.controller.story is not None and tab.controller.story.phase == "done",
             "the story over",
             rounds=20_000,
         )
@@ -57,8 +71,8 @@ async def test_P_plays_the_story_with_progress_speed_and_the_headless_verdict(
         # the story is over: its producers are held, and their boxes say so
         await until_screen(pilot, lambda: "3 msg/s" not in canvas_text(tab), "no rate on a held producer")
         assert "held" in canvas_text(tab)
-        assert tab.story is not None
-        on_screen = [(v.expectation, v.passed) for v in tab.story.verdicts]
+        assert tab.controller.story is not None
+        on_screen = [(v.expectation, v.passed) for v in tab.controller.story.verdicts]
     headless = await run_scenario(tab.scenario, settings.with_(data_dir=tmp_path / "headless"), speed=4)
     assert headless is not None
     assert on_screen == [(v.expectation, v.passed) for v in headless.verdicts]
@@ -81,9 +95,9 @@ async def test_S_saves_a_session_that_replays_to_the_same_counts(settings: Setti
         await pilot.press("plus")  # a control, recorded as a step
         await w.until(lambda: w.tally.published >= 15, "more traffic")
         await pilot.press("S")
-        await until_screen(pilot, lambda: tab.saved is not None, "the file saved", rounds=20_000)
-        assert tab.saved is not None
-        path = tab.saved
+        await until_screen(pilot, lambda: tab.controller.saved is not None, "the file saved", rounds=20_000)
+        assert tab.controller.saved is not None
+        path = tab.controller.saved
     assert path.parent == folder and path.name.startswith("routing-recorded-")
     saved = load_scenario(path)
     figures = {e.metric + e.queue: e.equals for e in saved.expectations}
@@ -108,7 +122,9 @@ def free_port() -> int:
 async def test_an_uploaded_png_becomes_a_job_the_workers_process(settings: Settings) -> None:
     port = free_port()
     async with app_on(settings.with_(api_port=port)) as (_app, tab, w, pilot):
-        await until_screen(pilot, lambda: tab.uploads is not None, "the upload server", rounds=4000)
+        await until_screen(
+            pilot, lambda: tab.controller.uploads is not None, "the upload server", rounds=4000
+        )
         line = str(tab.query_one("#uploads", Static).content)
         assert f"curl -F image=@photo.png http://127.0.0.1:{port}/jobs" in line
         async with aiohttp.ClientSession() as http:
@@ -137,4 +153,4 @@ async def test_a_port_in_use_is_one_line_and_the_app_runs_on(settings: Settings)
                 lambda: any("cannot listen" in n.message for n in app._notifications),
                 "one line about the port",
             )
-            assert tab.uploads is None and not tab.query_one("#uploads").display
+            assert tab.controller.uploads is None and not tab.query_one("#uploads").display

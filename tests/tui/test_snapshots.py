@@ -55,8 +55,11 @@ def test_tab_mid_flight(name: str, snap_compare: object) -> None:
     assert snap_compare(recorded_app(), terminal_size=SIZE, run_before=story(name))  # type: ignore[operator]
 
 
-def test_an_80_column_terminal_shows_every_station(snap_compare: object) -> None:
-    assert snap_compare(recorded_app(), terminal_size=(80, 24), run_before=story("routing"))  # type: ignore[operator]
+@pytest.mark.parametrize("size", [(80, 24), (120, 40), (200, 60)], ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("name", sorted(STORIES))
+def test_tab_at_every_size(name: str, size: tuple[int, int], snap_compare: object) -> None:
+    """Each tab's whole diagram, every name in full, from 80x24 up."""
+    assert snap_compare(recorded_app(), terminal_size=size, run_before=story(name))  # type: ignore[operator]
 
 
 def test_help_screen(snap_compare: object) -> None:
@@ -72,3 +75,21 @@ def test_publish_form_refuses_bad_headers(snap_compare: object) -> None:
         await pilot.pause()
 
     assert snap_compare(recorded_app(), terminal_size=SIZE, run_before=type_bad_headers)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("size", "station"),
+    [((80, 24), "q:console-server"), ((160, 44), "g:console")],
+    ids=["80x24-queue", "160x44-group"],
+)
+def test_inspector_open(size: tuple[int, int], station: str, snap_compare: object) -> None:
+    """The inspector beside (wide) or below (narrow) the diagram, which stays whole."""
+
+    async def inspect(pilot: Pilot[None]) -> None:
+        await story("routing")(pilot)
+        app = pilot.app
+        assert isinstance(app, BrokerSimApp)
+        next(t for t in app.tabs if t.scenario.name == "routing").pick(station)
+        await pilot.pause()
+
+    assert snap_compare(recorded_app(), terminal_size=size, run_before=inspect)  # type: ignore[operator]

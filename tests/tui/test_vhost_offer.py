@@ -78,7 +78,9 @@ async def test_yes_creates_the_vhost_and_every_tab_traces_there_now_and_next_sta
         await until_traced_after(w, seen)
         await until(pilot, lambda: work_queue.view.traced is True, "the other tab traced too")
         await until(pilot, lambda: tab.view.traced is True and not offer_text(app), "the offer gone")
-        assert tab.engine is not None and parse_url(tab.engine.settings.url).vhost == r.own
+        assert (
+            tab.controller.engine is not None and parse_url(tab.controller.engine.settings.url).vhost == r.own
+        )
         assert (await asyncio.to_thread(r.vhosts))[r.own] is True
     assert remembered_vhost(tmp_path, r.admin_url) == r.own
     # the next start (a URL that names no vhost) goes straight there
@@ -107,7 +109,10 @@ async def test_no_changes_nothing(users_rabbitmq: UsersRabbitMQ, tmp_path: Path)
         assert (await asyncio.to_thread(r.definitions), await asyncio.to_thread(r.vhosts)) == before
         assert r.own not in before[1]
         assert tab.view.traced is False and "V:" in offer_text(app)
-        assert tab.engine is not None and parse_url(tab.engine.settings.url).vhost == r.plain
+        assert (
+            tab.controller.engine is not None
+            and parse_url(tab.controller.engine.settings.url).vhost == r.plain
+        )
     assert not memory_path(tmp_path).exists()
 
 

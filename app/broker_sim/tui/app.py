@@ -22,6 +22,7 @@ from broker_sim.domain.events import LinkState
 from broker_sim.domain.scenario import Scenario
 from broker_sim.domain.scenario_file import ScenarioError, load_scenarios
 from broker_sim.domain.words import in_words
+from broker_sim.layout.columns import warm_up as warm_up_ordering
 from broker_sim.resources import builtin_scenarios_dir, styles_dir
 from broker_sim.settings import Settings
 from broker_sim.tui.broker_choice import (
@@ -84,6 +85,18 @@ class BrokerSimApp(App[None]):
             "g", "next_group", "group", tooltip="select the next consumer group (the one + - f k act on)"
         ),
         Binding("space", "pause", "pause", tooltip="pause / resume this tab's producers"),
+        Binding(
+            "right",
+            "select_station(1)",
+            "inspect",
+            key_display="←→",
+            priority=True,
+            tooltip="select the next station (← the previous) and inspect it; a click does too",
+        ),
+        Binding(
+            "left", "select_station(-1)", "", show=False, priority=True, tooltip="select the previous station"
+        ),
+        Binding("escape", "close_inspector", "", show=False, tooltip="close the inspector"),
         Binding("up", "faster", "faster", key_display="↑", tooltip="double the publish rate"),
         Binding("down", "slower", "slower", key_display="↓", tooltip="halve the publish rate"),
         Binding("f", "prefetch", "prefetch", tooltip="prefetch 1 (fair dispatch) / unlimited (round robin)"),
@@ -170,7 +183,7 @@ class BrokerSimApp(App[None]):
         if settings.api_port is not None:
             desk = next((t for t in self.tabs if t.scenario.name == UPLOAD_SCENARIO), None)
             if desk is not None and desk.scenario.producers:
-                desk.upload_port = settings.api_port
+                desk.controller.upload_port = settings.api_port
 
     def compose(self) -> ComposeResult:
         """Header, one tab per scenario and the Durability tab last, footer."""
@@ -201,11 +214,18 @@ class BrokerSimApp(App[None]):
             self._choose_broker()
         self.set_interval(1 / HEADER_HZ, self._tick_header)
         self._update_header()
-        self.call_after_refresh(self._warm_up_help)
+        self.call_after_refresh(self._warm_up)
 
     @work(thread=True, group="warm-up", exit_on_error=False)
-    def _warm_up_help(self) -> None:
+    def _warm_up(self) -> None:
         load_help()
+        # igraph orders the diagrams' columns; the first frame was laid out without it
+        warm_up_ordering()
+        self.call_from_thread(self._ordering_ready)
+
+    def _ordering_ready(self) -> None:
+        for tab in self.tabs:
+            tab.canvas.redraw()
 
     # -- the broker -------------------------------------------------------------------------------
 
@@ -252,7 +272,7 @@ class BrokerSimApp(App[None]):
         self.header.moved(self.broker)
         move = functools.partial(_move_engine, url=message.url)
         for tab in self.tabs:
-            if tab.engine is not None:
+            if tab.controller.engine is not None:
                 tab.control(move)
         self.notify(f"{message.done}; every tab reconnects there", title="vhost", timeout=6)
 
@@ -324,7 +344,8 @@ class BrokerSimApp(App[None]):
         tab_actions = {
             "add_consumer", "remove_consumer", "next_group", "pause", "faster", "slower",
             "prefetch", "kill", "publish", "animation", "restart_broker", "drop_connection",
-            "play_story", "pause_story", "story_speed", "save_session", "own_vhost",
+            "play_story", "pause_story", "story_speed", "save_session", "own_vhost", "select_station",
+            "close_inspector",
         }  # fmt: skip
         if action in tab_actions and self.screen is not self.screen_stack[0]:
             return False
@@ -398,10 +419,25 @@ class BrokerSimApp(App[None]):
                 lambda e: e.kill_consumer(group), "killed {result}: its unacked messages go back to the queue"
             )
 
-    def action_publish(self) -> None:
-        """Open the publish-your-own form."""
+    def action_select_station(self, step: int) -> None:
+        """Select the next / previous station in reading order and show it in the inspector."""
+        if tab := self.active_tab:
+            tab.select(step)
+
+    def action_close_inspector(self) -> None:
+        """Close the inspector."""
+        if tab := self.active_tab:
+            tab.close_inspector()
+
+    def action_publish(self, exchange: str | None = None) -> None:
+        """Open the publish-your-own form (on that exchange, from the inspector)."""
         if tab := self.active_tab:
             draft = self._drafts.setdefault(tab.scenario.name, Draft())
+            inspected = tab.inspecting or ""
+            if exchange is None and inspected.startswith("x:"):  # m on an inspected exchange
+                exchange = inspected.removeprefix("x:")
+            if exchange is not None:
+                draft.exchange = exchange
             self.push_screen(PublishForm(tab.scenario, draft, tab.send))
 
     def action_animation(self) -> None:
@@ -423,9 +459,9 @@ class BrokerSimApp(App[None]):
         engine reconnects by itself.
         """
         tab, broker = self.active_tab, self.broker
-        if tab is None or tab.engine is None:
-            tab = next((t for t in self.tabs if t.engine is not None), tab)
-        if tab is None or broker is None or tab.engine is None:
+        if tab is None or tab.controller.engine is None:
+            tab = next((t for t in self.tabs if t.controller.engine is not None), tab)
+        if tab is None or broker is None or tab.controller.engine is None:
             self.notify("no engine runs on a broker yet: nothing to restart", severity="warning")
             return
         if self._restart is not None and self._restart.is_running:
@@ -464,10 +500,10 @@ class BrokerSimApp(App[None]):
     async def _restart_broker(self, tab: PatternTab, crash: bool) -> None:
         from broker_sim.sim import EngineError
 
-        if tab.engine is None:
+        if tab.controller.engine is None:
             return
         try:
-            seconds = await tab.engine.restart_broker(crash=crash)
+            seconds = await tab.controller.engine.restart_broker(crash=crash)
         except EngineError as exc:
             self.notify(str(exc), title="restart", severity="error", timeout=8)
             return
@@ -515,7 +551,7 @@ class BrokerSimApp(App[None]):
 
     async def stop_engines(self) -> None:
         """Stop every running engine, each within a grace period."""
-        running = [t for t in self.tabs if t.engine is not None]
+        running = [t for t in self.tabs if t.controller.engine is not None]
         results = await asyncio.gather(
             *(asyncio.wait_for(t.stop_engine(), STOP_GRACE) for t in running), return_exceptions=True
         )

@@ -8,18 +8,20 @@ rebuilt only when figures change, and each frame only overlays the tokens.
 
 from __future__ import annotations
 
-import textwrap
-
 from rich.segment import Segment
 from rich.style import Style
+from textual import events
 from textual.geometry import Size
+from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
-from broker_sim.domain.scenario import DEFAULT_EXCHANGE
-from broker_sim.tui.diagram import MANUAL, Box, Cell, Diagram, drawn_width, lay_out
+from broker_sim.layout.columns import ordering_ready
+from broker_sim.layout.from_scenario import GROUP_CONTROLS
+from broker_sim.layout.place import CELL_WIDTH
+from broker_sim.tui.diagram import MANUAL, Box, Cell, Diagram, control_cells, lay_out
 from broker_sim.tui.tokens import FLASH_FRAMES, Station, Token
-from broker_sim.tui.view_state import ScenarioView, exchange_label
+from broker_sim.tui.view_state import ScenarioView
 
 N, E, S, W = 1, 2, 4, 8
 LINES = {
@@ -40,10 +42,27 @@ LEGEND = [
     ("✓ acked", "ok"),
     ("✖ rejected / lost", "bad"),
 ]
+LEGEND_BRIEF = ["● msg", "○ inferred", "◆ redelivered", "● returned", "✓ acked", "✖ lost"]
+"""The legend on a narrow terminal."""
 
 
 class FlowCanvas(Widget):
     """Draws one scenario's topology and its tokens; call :meth:`redraw` when figures changed."""
+
+    class Picked(Message):
+        """A station was clicked: the tab shows it in the inspector."""
+
+        def __init__(self, selection: str) -> None:
+            super().__init__()
+            self.selection = selection
+
+    class Scaled(Message):
+        """A group's − or + was clicked."""
+
+        def __init__(self, group: str, step: int) -> None:
+            super().__init__()
+            self.group = group
+            self.step = step
 
     COMPONENT_CLASSES = {
         "flow--producer",
@@ -52,6 +71,8 @@ class FlowCanvas(Widget):
         "flow--consumer",
         "flow--fallen",
         "flow--selected",
+        "flow--picked",
+        "flow--control",
         "flow--edge",
         "flow--edge-inferred",
         "flow--label",
@@ -64,7 +85,7 @@ class FlowCanvas(Widget):
         "flow--bad",
     }
     DEFAULT_CSS = """
-    FlowCanvas { height: auto; }
+    FlowCanvas { width: auto; height: auto; }
     """
 
     def __init__(self, view: ScenarioView, *, id: str | None = None) -> None:
@@ -79,29 +100,64 @@ class FlowCanvas(Widget):
         self._styles: dict[str, Style] = {}
         self._stale = True
         self._key: tuple[object, ...] = ()
+        self._room = 0
+        self._recheck = True
+        """The width the canvas may take without scrolling: the picture is laid out for it."""
+        self.selected: str | None = None
+        """The station the inspector shows (a layout node id), drawn highlighted."""
 
     # -- sizing -----------------------------------------------------------------------------------
 
+    def get_content_width(self, container: Size, viewport: Size) -> int:
+        """The room there is, or more when the names need more (the tab then scrolls sideways)."""
+        self._room = container.width
+        return self._layout(container.width).width
+
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
-        """As tall as the diagram at this width, plus the legend."""
-        return self._layout(width).height + 1
+        """As tall as the diagram, plus the legend."""
+        return self._layout(self._room or width).height + 1
+
+    @property
+    def diagram(self) -> Diagram:
+        """The picture as laid out for the room there is now."""
+        return self._layout(self._room or self.size.width)
 
     def _layout_key(self, width: int) -> tuple[object, ...]:
         view = self.view
-        return (drawn_width(width), tuple(map(tuple, view.roster.values())), tuple(view.fallen))
+        return (width, tuple(map(tuple, view.roster.values())), tuple(view.fallen), ordering_ready())
 
     def _layout(self, width: int) -> Diagram:
+        # render_line asks for every row of every frame: the roster is compared only after
+        # redraw() (figures changed, at most 8 times a second), the width every time
+        if self._diagram is not None and not self._recheck and width == self._key[0]:
+            return self._diagram
+        self._recheck = False
         key = self._layout_key(width)
         if self._diagram is None or key != self._key:
-            old_height = None if self._diagram is None else self._diagram.height
+            old = None if self._diagram is None else (self._diagram.width, self._diagram.height)
             self._key = key
             self._diagram = lay_out(self.view.scenario, self.view.roster, self.view.fallen, width)
             self._stale = True
-            if old_height is not None and self._diagram.height != old_height:
-                # a consumer came or went and the picture changed height: ask for a new layout
+            if old is not None and (self._diagram.width, self._diagram.height) != old:
+                # a consumer came or went and the picture changed size: ask for a new layout
                 # (after this render pass, not in the middle of it)
                 self.call_later(self.refresh, layout=True)
         return self._diagram
+
+    def on_click(self, event: events.Click) -> None:
+        """A click on a group's − / + scales it; on a station, a consumer or a binding selects it."""
+        cell = (event.x, event.y)
+        control = self.diagram.control_at(cell)
+        if control is not None:
+            self.post_message(self.Scaled(*control))
+        elif (picked := self.diagram.pick(cell)) is not None:
+            self.post_message(self.Picked(picked))
+
+    def select(self, selection: str | None) -> None:
+        """Highlight a station (or nothing)."""
+        if selection != self.selected:
+            self.selected = selection
+            self.redraw()
 
     # -- drawing ----------------------------------------------------------------------------------
 
@@ -109,12 +165,14 @@ class FlowCanvas(Widget):
         """Draw another view of the same scenario (a story starts afresh): lay out again."""
         self.view = view
         self._diagram = None
+        self._recheck = True
         self._overlay = {}
         self.refresh(layout=True)
 
     def redraw(self) -> None:
         """Figures or the roster changed: rebuild the still picture on the next frame."""
         self._stale = True
+        self._recheck = True
         self.refresh()
 
     def tokens_moved(self, *, repaint: bool = True) -> None:
@@ -139,7 +197,7 @@ class FlowCanvas(Widget):
 
     def render_line(self, y: int) -> Strip:
         """One row of the picture: the cached background, with the row's tokens on top."""
-        diagram = self._layout(self.size.width)
+        diagram = self.diagram
         if self._stale:
             self._build(diagram)
         if not self._overlay:
@@ -181,13 +239,14 @@ class FlowCanvas(Widget):
         self._chars = [[" "] * width for _ in range(height)]
         self._kinds = [[""] * width for _ in range(height)]
         self._draw_edges(diagram)
-        for box in diagram.boxes.values():
-            self._draw_box(box)
-        self._draw_labels(diagram)
+        for node, box in diagram.picture.boxes.items():
+            self._draw_box(box, node)
+        long = sum(len(t) + 3 for t, _ in LEGEND) <= width
         x = 1
-        for text, kind in LEGEND:
+        for (text, kind), brief in zip(LEGEND, LEGEND_BRIEF, strict=True):
+            text = text if long else brief
             self._put((x, height - 1), text, kind, width)
-            x += len(text) + 3
+            x += len(text) + (3 if long else 2)
 
     def _put(self, cell: Cell, text: str, kind: str, room: int) -> None:
         x, y = cell
@@ -202,7 +261,8 @@ class FlowCanvas(Widget):
         bits: dict[Cell, int] = {}
         dashed: set[Cell] = set()
         inferred = self.view.traced is False
-        for (start, _end), cells in diagram.edges.items():
+        for (start, _end), cells in diagram.picture.routes.items():
+            edge = diagram.picture.kinds[(start, _end)]
             for i, cell in enumerate(cells):
                 here = bits.get(cell, 0)
                 for j in (i - 1, i + 1):
@@ -211,88 +271,125 @@ class FlowCanvas(Widget):
                 if i == 0:
                     here |= W
                 bits[cell] = here
-                if inferred and start[0] == "x":
+                # hops the trace does not report are inferred, and so is all routing without a trace
+                if edge.inferred or (inferred and edge.kind == "binding"):
                     dashed.add(cell)
         for cell, b in bits.items():
             is_dashed = cell in dashed
             char = (DASHED.get(b) if is_dashed else None) or LINES.get(b, "┼")
             self._put(cell, char, "edge-inferred" if is_dashed else "edge", 1)
-        for cells in diagram.edges.values():
+        for (source, target), cells in diagram.picture.routes.items():
             self._put(cells[-1], "▶", "edge", 1)
+            if self.selected == f"b:{source}>{target}":  # the selected binding: its arrow stands out
+                for cell in cells:
+                    self._put(cell, self._chars[cell[1]][cell[0]], "picked", 1)
 
-    def _draw_labels(self, diagram: Diagram) -> None:
-        scenario, view = self.view.scenario, self.view
-        for (start, end), cells in diagram.edges.items():
-            if start[0] == "p":
-                # the message's routing key (or headers) under the arrow, on two rows if need be
-                box = diagram.boxes[start]
-                key = view.last_key.get(start[1], "")
-                if key and (start[1] != MANUAL or end[1] == view.tokens.exchange_of.get(MANUAL)):
-                    room = max(4, cells[-1][0] - box.right[0] - 7)
-                    for row, line in enumerate(_wrap(key, room)):
-                        self._put((box.right[0] + 1, box.y + 1 + row), line, "label", room)
-            elif start[0] == "x":
-                if start[1] == DEFAULT_EXCHANGE:
-                    text = f"{end[1]} (implicit)"
-                else:
-                    text = ", ".join(
-                        b.describe() for b in scenario.bindings_of(end[1]) if b.exchange == start[1]
-                    )
-                if view.traced is False:
-                    text += " (inferred)"
-                # the binding above the arrow into its queue (continued on the arrow if long)
-                row = cells[-1][1]
-                run = next((i + 1 for i in range(len(cells) - 1, -1, -1) if cells[i][1] != row), 0)
-                bus = cells[run][0]
-                room = max(4, cells[-1][0] - bus - 4)
-                lines = _wrap(text, room)
-                self._put((bus + 2, row - 1), lines[0], "label", room)
-                if len(lines) > 1:  # the rest on the arrow itself
-                    self._put((bus + 2, row), f" {lines[1]} ", "label", room)
+    def _draw_box(self, box: Box, node: str) -> None:
+        kind, name = node.split(":", 1)
+        inner = box.width - 2
+        figures, details, style = self._box_text(kind, name)
+        title = list(box.title)
+        if kind == "g" and name == self.selected_group:
+            title[0] = "▸" + title[0][1:]
+        if self.selected == node:
+            style = "picked"
+        # the title row carries the first figures that fit after the name
+        room = inner - (GROUP_CONTROLS if kind == "g" else 0)
+        fit = next((f for f in figures if len(title[-1]) + 2 + len(f) <= room), "")
+        if fit:
+            title[-1] = f"{title[-1]}  {fit}"
+        # figures may be shortened or cut; names and notes never are (the layout made room)
+        shown = [_cut(_first_fit(variants, inner), inner) for variants in details[: box.detail_rows]]
+        rows = [*title, *shown, *[""] * (box.detail_rows - len(shown)), *box.notes]
+        for i in range(box.height):
+            text = rows[i] if i < len(rows) else ""
+            self._put((box.x, box.y + i), f" {text}".ljust(box.width), style, box.width)
+        if kind == "g":  # click − or + to scale the group
+            minus, plus = control_cells(box)
+            self._put((minus, box.y), "−", "control", 1)
+            self._put((plus, box.y), "+", "control", 1)
+        for consumer, cell in box.cells:
+            text, cell_style = self._cell_text(consumer)
+            if self.selected == f"c:{consumer}":
+                cell_style = "picked"
+            self._put(cell, text.ljust(CELL_WIDTH - 1), cell_style, CELL_WIDTH - 1)
+        if box.hidden:
+            self._put((box.x + 1, box.more_y), f"+{box.hidden} more (click)", "dim", inner)
 
-    def _draw_box(self, box: Box) -> None:
-        kind, name = box.station
-        top, bottom, style = self._box_text(kind, name)
-        self._put((box.x, box.y), f" {top}".ljust(box.width), style, box.width)
-        self._put((box.x, box.y + 1), f" {bottom}".ljust(box.width), style, box.width)
+    def _cell_text(self, consumer: str) -> tuple[str, str]:
+        view = self.view
+        tag = consumer.rsplit("-", 1)[-1]
+        if consumer in view.fallen:
+            return f"{tag}✝", "fallen"
+        fig = view.tally.consumers.get(consumer)
+        if fig is None:
+            return f"{tag}✓0", "consumer"
+        return f"{tag}✓{fig.acked}{'●' if fig.in_flight else ''}", "consumer"
 
-    def _box_text(self, kind: str, name: str) -> tuple[str, str, str]:
+    def _box_text(self, kind: str, name: str) -> tuple[list[str], list[list[str]], str]:
+        """Figures for the title row (the first that fits), the detail rows, and the box's style."""
         view, tally = self.view, self.view.tally
         if kind == "p":
             if name == MANUAL:
-                return "✎ you", "m: publish", "producer"
-            state = view.stopped(name) or f"{view.rates.get(name, 0):g} msg/s"
-            return f"▶ {name}", state, "producer"
+                return [], [["m: publish", "m"]], "producer"
+            stopped = view.stopped(name)
+            rate = view.rates.get(name, 0)
+            key = view.last_key.get(name, "")
+            keys = [f"key {key}", key] if key else [""]
+            if stopped:  # a held producer says so first, on the title row or else before its key
+                return (
+                    [stopped],
+                    [[f"{stopped} · {k}" if k else stopped for k in keys] + [stopped]],
+                    "producer",
+                )
+            return [f"{rate:g} msg/s", f"{rate:g}/s"], [keys], "producer"
         if kind == "x":
             spec = view.scenario.exchange(name)
-            kind_word = f"{spec.type} exchange" if spec else "direct, default"
+            kind_word = spec.type if spec else "direct, default"
             how = " · inferred" if view.traced is False else ""
-            return f"⇄ {exchange_label(name)}", f"{kind_word}{how}", "exchange"
+            brief = spec.type if spec else "default"
+            variants = [f"{kind_word} exchange{how}", f"{kind_word}{how}", f"{brief}{how}", brief]
+            return [], [variants], "exchange"
         if kind == "q":
             depth = tally.depth.get(name)
             ready = "?" if depth is None or depth.ready is None else str(depth.ready)
             unacked = "?" if depth is None else str(depth.unacked)
-            consumers = "" if depth is None or depth.consumers is None else f" · cons {depth.consumers}"
+            cons = "" if depth is None or depth.consumers is None else f" · cons {depth.consumers}"
+            routed = tally.routed[name]
             return (
-                f"▤ {name}  routed {tally.routed[name]}",
-                f"ready {ready} · unacked {unacked}{consumers}",
+                [f"routed {routed}", f"→{routed}"],
+                [[f"ready {ready} · unacked {unacked}{cons}", f"ready {ready} · unacked {unacked}",
+                  f"rdy {ready} · unack {unacked}"]],
                 "queue",
-            )
-        fig = tally.consumers.get(name)
-        if name in view.fallen:
-            return f"✝ {name}", view.fallen[name], "fallen"
-        group = fig.group if fig else ""
-        marker = "▸" if group and group == self.selected_group else "⚙"
-        if fig is None:
-            return f"{marker} {name}", "", "consumer"
-        busy = f" · {fig.in_flight} in hand" if fig.in_flight else ""
-        detail = ""
-        if fig.last_result.startswith("stored") and fig.last_message in view.previews:
-            detail = f"stored {view.previews[fig.last_message]}"  # what this log server wrote
-        elif fig.last_result:
-            detail = f"{_short(fig.last_message)} {fig.last_work_ms:.0f} ms: {fig.last_result}"
+            )  # fmt: skip
+        return self._group_text(name)
+
+    def _group_text(self, group: str) -> tuple[list[str], list[list[str]], str]:
+        view, tally = self.view, self.view.tally
+        members = [c for c in view.roster.get(group, [])]
+        figs = [f for c, f in tally.consumers.items() if f.group == group and c in members]
+        prefetch = view.prefetch.get(group, 0)
+        alive = len(members)
+        held = sum(f.in_flight for f in figs)
+        head = [
+            f"{alive} cons · prefetch {prefetch or '∞'}",
+            f"{alive} cons · pf {prefetch or '∞'}",
+            f"{alive} cons",
+        ]
         style = "selected" if group == self.selected_group else "consumer"
-        return f"{marker} {name}  ✓ {fig.acked}{busy}", detail, style
+        fallen = [c for c in view.fallen if c.rsplit("-", 1)[0] == group]
+        if not members and fallen:
+            return head, [[f"✝ {fallen[0]} {view.fallen[fallen[0]]}"]], "fallen"
+        latest = tally.consumers.get(view.last_acked_by.get(group, ""))
+        detail = ""
+        if latest is not None and latest.last_result:
+            if latest.last_result.startswith("stored") and latest.last_message in view.previews:
+                detail = f"stored {view.previews[latest.last_message]}"  # what this log server wrote
+            else:
+                detail = f"{_short(latest.last_message)} {latest.last_work_ms:.0f} ms: {latest.last_result}"
+        acked = sum(f.acked for f in figs)
+        busy = f" · {held} in hand" if held else ""
+        return head, [[f"✓ {acked}{busy} · {detail}" if detail else f"✓ {acked}{busy}"]], style
 
     # -- tokens -----------------------------------------------------------------------------------
 
@@ -319,26 +416,34 @@ class FlowCanvas(Widget):
             path = diagram.path(start, end)
             if path:
                 return path[min(len(path) - 1, int(progress * len(path)))]
-        box = diagram.boxes.get(start)
+        box = diagram.box(start)
         if box is None:
             return None
         rank = waiting.get(start, 0)
         waiting[start] = rank + 1
         if start[0] == "p":
             return (box.right[0] + rank, box.y)
+        spot = diagram.spot(start)
+        if spot is not None and box.cells:
+            # a consumer's cell says itself what it holds (●): only a finished job flashes there
+            return (spot[0] + CELL_WIDTH - 2, spot[1]) if token.ending is not None else None
         # a queue of waiting tokens stops short of the box to its left: no token over its words
         row, x = box.y + 1, box.x - 3 - rank
-        left = (b.x + b.width for b in diagram.boxes.values() if b.x < box.x and b.y <= row <= b.y + 1)
+        left = (
+            b.x + b.width
+            for b in diagram.picture.boxes.values()
+            if b.x < box.x and b.y <= row < b.y + b.height
+        )
         return (x, row) if x > max(left, default=0) else None
 
 
-def _wrap(text: str, room: int) -> list[str]:
-    """A label on at most two lines of ``room`` cells, broken between words where possible."""
-    lines = textwrap.wrap(text, room, break_on_hyphens=False, break_long_words=False) or [""]
-    if len(lines) > 2:
-        lines = [lines[0], " ".join(lines[1:])]
-    # a word longer than the room is cut with an ellipsis rather than broken over two lines
-    return [line if len(line) <= room else line[: room - 1] + "…" for line in lines]
+def _first_fit(variants: list[str], room: int) -> str:
+    """The first variant (longest first) that fits, else the shortest."""
+    return next((v for v in variants if len(v) <= room), variants[-1])
+
+
+def _cut(text: str, room: int) -> str:
+    return text if len(text) <= room else text[: max(0, room - 1)] + "…"
 
 
 def _direction(a: Cell, b: Cell) -> int:

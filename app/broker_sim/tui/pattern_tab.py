@@ -7,12 +7,8 @@ frame. Controls run in workers too; an :class:`EngineError` becomes a notificati
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import inspect
 import time
-from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -24,24 +20,22 @@ from textual.timer import Timer
 from textual.widgets import RichLog, Sparkline, Static
 
 from broker_sim.domain.events import FlowEvent, LinkState
-from broker_sim.domain.ledger import Ledger
-from broker_sim.domain.recording import Recorder
 from broker_sim.domain.scenario import Scenario
 from broker_sim.settings import Settings
 from broker_sim.tui.bridge import EventBridge, FlowBatch
 from broker_sim.tui.canvas import FlowCanvas
 from broker_sim.tui.ids import widget_id
-from broker_sim.tui.lazy import load_engine, load_uploads
+from broker_sim.tui.inspection import inspect as inspect_station
+from broker_sim.tui.inspector import StationPanel
 from broker_sim.tui.outage import Outage
 from broker_sim.tui.publish_form import PublishRequest
-from broker_sim.tui.replay import Story, StoryBar, step_speed
-from broker_sim.tui.session import save_session
+from broker_sim.tui.replay import StoryBar, step_speed
+from broker_sim.tui.tab_controller import Control, NotStarted, TabController
 from broker_sim.tui.view_state import ScenarioView, short_id
 
 if TYPE_CHECKING:
     from broker_sim.broker.handle import BrokerHandle
     from broker_sim.sim import Engine
-    from broker_sim.sim.uploads import UploadServer
 
 FPS = 30
 FIGURES_HZ = 8
@@ -49,14 +43,16 @@ FIGURES_HZ = 8
 STORY_HZ = 2
 """The replay bar (progress and live expectations) is redrawn this often."""
 LOG_PER_REDRAW = 40
+NARROW = 100
+"""Below this width the tab drops its sparkline."""
+INSPECTOR_MIN_ROWS = 8
+"""The inspector's least height: on a short terminal it covers the diagram's bottom rows."""
 MIN_RATE, MAX_RATE = 0.25, 2000.0
 LOG_KINDS = (
     "publish", "routed", "inferred", "returned", "failed", "delivered", "redelivered",
     "acked", "nacked", "abandoned", "consumer", "consumer-down", "link",
 )  # fmt: skip
 TROUBLE = {LinkState.UNREACHABLE, LinkState.AUTH_REFUSED, LinkState.LOST, LinkState.RECONNECTING}
-
-Control = Callable[["Engine"], Awaitable[object] | object]
 
 
 class ViewChanged(Message):
@@ -79,27 +75,14 @@ class PatternTab(Vertical):
         self.live = live
         self.view = ScenarioView(scenario)
         self.bridge = EventBridge(self)
-        self.engine: Engine | None = None
-        self.broker: BrokerHandle | None = None
-        """The broker, once the app has found or started it; engines start only then."""
-        self.started = False
+        self.controller = TabController(scenario, settings)
+        """The engine and what runs beside it (story, recorder, uploads): no widgets."""
         self.shown = False
         self.animating = settings.animation
         self.outage = Outage()
-        self.recorder: Recorder | None = None
-        self.story: Story | None = None
-        self.upload_port: int | None = None
-        """Set by the app for the work-queue tab with ``--api-port``: serve uploads into this engine."""
-        self.uploads: UploadServer | None = None
-        self.saved: Path | None = None
-        """The latest file ``S`` wrote."""
-        self.broker_problem = ""
-        """Why no broker could be found or started (shown on the panel), or ""."""
         self._dirty = True
         self._ticker: Timer | None = None
         self.canvas = FlowCanvas(self.view, id="canvas")
-        self.observers: list[Callable[[FlowEvent], None]] = []
-        """Extra engine-bus subscribers, added before each engine starts (tests count with them)."""
 
     def compose(self) -> ComposeResult:
         """Story line, trouble panel, replay bar, diagram, counters and sparkline, log."""
@@ -112,6 +95,7 @@ class PatternTab(Vertical):
             yield Static("", id="counters")
             yield Sparkline([0.0], id="rate")
         yield RichLog(id="log", max_lines=300, wrap=False, markup=False, auto_scroll=True)
+        yield StationPanel(id="inspector")
 
     def on_mount(self) -> None:
         """Figures redraw on a gentle timer; the rate history ticks once a second while live."""
@@ -125,6 +109,23 @@ class PatternTab(Vertical):
             self.set_interval(1 / STORY_HZ, self._show_story)
         self._redraw_figures()
 
+    def on_resize(self) -> None:
+        """Below 100 columns the sparkline gives its room to the counters (they would wrap)."""
+        self.set_class(self.size.width < NARROW, "-narrow")
+        self._show_rates()
+        self._place_inspector()
+
+    def _place_inspector(self) -> None:
+        # It covers counters and log below the diagram, which stays whole in view (a drawer at
+        # the right hid the consumer groups, the stations most often inspected). It floats over
+        # the tab: opening it lays nothing out again.
+        panel = self.query_one(StationPanel)
+        width, height = self.size
+        below = self.canvas.region.bottom - self.region.y if self.canvas.region else 0
+        top = min(max(0, below), max(0, height - INSPECTOR_MIN_ROWS))
+        panel.styles.offset = (0, top)
+        panel.styles.width, panel.styles.height = width, max(INSPECTOR_MIN_ROWS, height - top)
+
     # -- lifecycle --------------------------------------------------------------------------------
 
     def activate(self) -> None:
@@ -137,19 +138,20 @@ class PatternTab(Vertical):
 
     def ensure_started(self) -> None:
         """Start the live engine if it has not started and the broker is known."""
-        if self.live and not self.started and self.broker is not None:
-            self.started = True
+        run = self.controller
+        if self.live and not run.started and run.broker is not None:
+            run.started = True
             self._start_engine()
 
     def broker_ready(self, broker: BrokerHandle) -> None:
         """The app found or started the broker: engines may start (this one now, if shown)."""
-        self.broker = broker
-        if self.shown or self.upload_port is not None:
+        self.controller.broker = broker
+        if self.shown or self.controller.upload_port is not None:
             self.ensure_started()
 
     def broker_failed(self, reason: str) -> None:
         """No broker could be started: say why on the panel."""
-        self.broker_problem = reason
+        self.controller.broker_problem = reason
         self._show_trouble()
 
     def deactivate(self) -> None:
@@ -164,85 +166,41 @@ class PatternTab(Vertical):
 
     @work(group="engine", exit_on_error=False)
     async def _start_engine(self) -> None:
-        await self._new_engine()
+        engine = await self.controller.new_engine(self.bridge)
+        await self._open_uploads(engine)
 
-    async def _new_engine(
-        self, *, story: bool = False, also: tuple[Callable[[FlowEvent], None], ...] = ()
-    ) -> Engine:
-        # imported here, in a thread: aio_pika takes ~0.3 s to import and must not hold up the
-        # first frame or the event loop (an import inside a coroutine would block the loop)
-        await asyncio.to_thread(load_engine)
-        from broker_sim import sim
-
-        prefix = f"{self.settings.name_prefix}story." if story else None
-        # a story removes its durable queues when it stops: the next play-through starts empty
-        engine: Engine = sim.Engine(
-            self.scenario, self.settings, broker=self.broker, prefix=prefix, remove_durable=story
-        )
-        self.recorder = recorder = Recorder(self.scenario)
-        subscribers: list[Callable[[FlowEvent], None]] = [*self.observers, recorder, self.bridge, *also]
-        for subscriber in subscribers:
-            engine.bus.subscribe(subscriber)
-        self.engine = engine
-        await engine.start()
-        if self.upload_port is not None:
-            await self._open_uploads(engine, self.upload_port)
-        return engine
-
-    async def _open_uploads(self, engine: Engine, port: int) -> None:
-        await asyncio.to_thread(load_uploads)
-        from broker_sim.sim import uploads
-
-        first = self.scenario.producers[0]
-        server = uploads.UploadServer(
-            engine,
-            spool_dir=uploads.spool_dir(self.settings.data_dir),
-            exchange=first.exchange,
-            routing_key=first.routing_keys[0],
-            port=port,
-        )
-        try:
-            await server.start()
-        except OSError as exc:
-            self.notify(
-                f"uploads: cannot listen on 127.0.0.1:{port} ({exc.strerror or exc}); "
-                "start broker-sim with another --api-port",
-                severity="error",
-                timeout=10,
-            )
+    async def _open_uploads(self, engine: Engine) -> None:
+        if (port := self.controller.upload_port) is None:
             return
-        self.uploads = server
+        try:
+            words = await self.controller.open_uploads(engine, port)
+        except OSError as exc:
+            self.notify(str(exc), severity="error", timeout=10)
+            return
         line = self.query_one("#uploads", Static)
-        line.update(f"uploads: curl -F image=@photo.png http://127.0.0.1:{server.port}/jobs")
+        line.update(words)
         line.display = True
 
     async def stop_engine(self) -> None:
         """Stop the engine (it removes what it declared and restores tracing) and its uploads."""
-        engine, self.engine = self.engine, None
-        uploads, self.uploads = self.uploads, None
-        if uploads is not None:
-            await uploads.stop()
-        if engine is not None:
-            await engine.stop()
+        await self.controller.stop_engine()
 
     # -- the story (replay) -----------------------------------------------------------------------
 
     def play_story(self) -> None:
         """Play this scenario's story from the beginning on a fresh engine (again if it runs)."""
-        if self.broker is None:
+        if self.controller.broker is None:
             self.notify("the broker is not ready yet", severity="warning")
             return
-        self.started = True
+        self.controller.started = True
         self._play_story()
 
     @work(group="engine", exclusive=True, exit_on_error=False)
     async def _play_story(self) -> None:
-        self.story = None
-        await self.stop_engine()
+        await self.controller.stop_engine()
         self._reset_view()
-        ledger = Ledger()
-        engine = await self._new_engine(story=True, also=(ledger,))
-        story = self.story = Story(engine, self.view.tally, ledger)
+        story = await self.controller.new_story(self.bridge, self.view.tally)
+        await self._open_uploads(story.engine)
         self.query_one("#story-bar").display = True
         self._show_story()
         await story.play(self._show_story)
@@ -260,48 +218,39 @@ class PatternTab(Vertical):
         self._show_rates()
 
     def _show_story(self) -> None:
-        if self.story is not None and self.shown:
-            self.query_one(StoryBar).show(self.story)
+        if self.controller.story is not None and self.shown:
+            self.query_one(StoryBar).show(self.controller.story)
 
     def story_speed(self, step: int) -> None:
         """One step up or down the speed ladder (a story must be playing)."""
-        if self.story is None:
+        if (story := self.controller.story) is None:
             self.notify("P plays this tab's story first; < > then change its speed", severity="warning")
             return
-        self.story.set_speed(step_speed(self.story.speed, step))
+        story.set_speed(step_speed(story.speed, step))
         self._show_story()
 
     def toggle_story_pause(self) -> None:
         """Pause or resume the story (producers and timeline freeze together)."""
-        if self.story is None:
+        if (story := self.controller.story) is None:
             self.notify("P plays this tab's story first; p then pauses it", severity="warning")
             return
-        self.story.toggle_pause()
+        story.toggle_pause()
         self._show_story()
 
     # -- recording --------------------------------------------------------------------------------
 
-    def save_session(self) -> None:
-        """Save what happened on this engine as a scenario file (in a worker)."""
-        if self.engine is None or self.recorder is None:
-            self.notify("this tab's engine has not started yet: nothing to save", severity="warning")
-            return
-        self._save_session(self.engine, self.recorder)
-
     @work(group="save", exclusive=True, exit_on_error=False)
-    async def _save_session(self, engine: Engine, recorder: Recorder) -> None:
-        folder = self.settings.scenarios_dir or Path.cwd()
-        held = self.story is not None and self.story.phase in ("paused", "settling", "done")
-        path = await save_session(
-            engine,
-            recorder,
-            self.view.tally,
-            folder,
-            lambda words: self.notify(words, title=self.scenario.title, timeout=4),
-            resume=not held,
-        )
-        self.saved = path
-        self.notify(f"saved {path}\nreplay it: broker-sim run {path}", title=self.scenario.title, timeout=10)
+    async def save_session(self) -> None:
+        """Save what happened on this engine as a scenario file (in a worker)."""
+        title = self.scenario.title
+        try:
+            path = await self.controller.save(
+                self.view.tally, lambda words: self.notify(words, title=title, timeout=4)
+            )
+        except NotStarted as exc:
+            self.notify(str(exc), severity="warning")
+            return
+        self.notify(f"saved {path}\nreplay it: broker-sim run {path}", title=title, timeout=10)
 
     # -- events -----------------------------------------------------------------------------------
 
@@ -335,7 +284,7 @@ class PatternTab(Vertical):
         # an all-zero sparkline draws as a solid block: show it once something has been acked
         rate = self.query_one("#rate", Sparkline)
         rate.data = [float(n) for n in self.view.acked_history]
-        rate.display = any(self.view.acked_history)
+        rate.display = any(self.view.acked_history) and not self.has_class("-narrow")
 
     def set_animation(self, on: bool) -> None:
         """Animation on or off; off, tokens jump to where the events put them."""
@@ -355,6 +304,7 @@ class PatternTab(Vertical):
         self._dirty = False
         view = self.view
         self.canvas.redraw()
+        self._show_inspection()
         self.query_one("#counters", Static).update(self._counters_text())
         log = self.query_one("#log", RichLog)
         lines = view.drain_log()
@@ -397,15 +347,16 @@ class PatternTab(Vertical):
         text.append("\n" + "   ".join(groups))
         states = [f"{p}: {view.stopped(p) or f'{r:g}/s'}" for p, r in view.rates.items()]
         text.append("\nproducers  ", "dim").append(", ".join(states))
-        text.append("   acked/s (last 60 s) →", "dim")
+        if not self.has_class("-narrow"):
+            text.append("   acked/s (last 60 s) →", "dim")
         return text
 
     def _show_trouble(self) -> None:
         panel = self.query_one("#trouble", Static)
         link = self.view.link
-        if self.broker_problem:
+        if self.controller.broker_problem:
             panel.display = True
-            panel.update(_trouble_text("Could not start the broker", self.broker_problem))
+            panel.update(_trouble_text("Could not start the broker", self.controller.broker_problem))
             return
         if link is None or link.state not in TROUBLE:
             panel.display = False
@@ -428,16 +379,12 @@ class PatternTab(Vertical):
 
     @work(group="control", exit_on_error=False)
     async def _control(self, action: Control, done: str) -> None:
-        from broker_sim.sim import EngineError
-
-        if self.engine is None:
-            self.notify("this tab's engine has not started yet", severity="warning")
-            return
         try:
-            result = action(self.engine)
-            if inspect.isawaitable(result):
-                result = await result
-        except EngineError as exc:
+            result = await self.controller.control(action)
+        except NotStarted as exc:
+            self.notify(str(exc), severity="warning")
+            return
+        except ValueError as exc:
             self.notify(str(exc), title=self.scenario.title, severity="warning")
             return
         if done:
@@ -445,22 +392,63 @@ class PatternTab(Vertical):
 
     async def send(self, request: PublishRequest) -> str:
         """Publish a message typed in the form; ValueError (in words) when the engine refuses."""
-        from broker_sim.sim import EngineError
-
-        if self.engine is None:
-            raise ValueError("this tab's engine has not started yet")
-        try:
-            mid = await self.engine.publish_one(
-                request.exchange,
-                request.routing_key,
-                request.body,
-                headers=request.headers,
-                persistent=request.persistent,
-            )
-        except EngineError as exc:
-            raise ValueError(str(exc)) from None
+        mid = await self.controller.send(request)
         self.notify(f"published {short_id(mid)}: watch it go", title=self.scenario.title, timeout=3)
         return mid
+
+    # -- the inspector ----------------------------------------------------------------------------
+
+    def select(self, step: int) -> str | None:
+        """Select the next (+1) or previous (-1) station in reading order and inspect it."""
+        order = self.canvas.diagram.selectable()
+        if not order:
+            return None
+        current = self.canvas.selected
+        here = order.index(current) if current in order else (-1 if step > 0 else 0)
+        self.pick(order[(here + step) % len(order)])
+        return self.canvas.selected
+
+    def pick(self, selection: str) -> None:
+        """Show one station in the inspector; a group or consumer becomes the group keys act on."""
+        self.canvas.select(selection)
+        kind, _, name = selection.partition(":")
+        if kind == "g":
+            self.canvas.selected_group = name
+        elif kind == "c" and (group := self.canvas.diagram.group_of.get(name)):
+            self.canvas.selected_group = group
+        self.query_one(StationPanel).add_class("-open")
+        self._place_inspector()
+        self._show_inspection()
+
+    def close_inspector(self) -> bool:
+        """Close the inspector; False when it was not open."""
+        panel = self.query_one(StationPanel)
+        if not panel.has_class("-open"):
+            return False
+        panel.remove_class("-open")
+        self.canvas.select(None)
+        return True
+
+    @property
+    def inspecting(self) -> str | None:
+        """The station the open inspector shows, or None."""
+        return self.canvas.selected if self.query_one(StationPanel).has_class("-open") else None
+
+    def _show_inspection(self) -> None:
+        if (selection := self.inspecting) is not None:
+            self.query_one(StationPanel).show(inspect_station(self.view, selection))
+
+    @on(FlowCanvas.Picked)
+    def _picked(self, message: FlowCanvas.Picked) -> None:
+        message.stop()
+        self.pick(message.selection)
+
+    @on(FlowCanvas.Scaled)
+    def _scaled(self, message: FlowCanvas.Scaled) -> None:
+        message.stop()
+        group, step = message.group, message.step
+        self.canvas.selected_group = group
+        self.control(lambda e: e.add_consumer(group) if step > 0 else e.remove_consumer(group))
 
     def cycle_group(self) -> str | None:
         """Select the next consumer group (the one + - f k act on)."""

@@ -21,8 +21,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select
 from broker_sim.domain.scenario import DEFAULT_EXCHANGE, HeaderValue, Scenario
 from broker_sim.domain.topic import MAX_KEY_BYTES
 from broker_sim.domain.topic_match import pattern, split_words, topic_matches
-from broker_sim.tui.diagram import exchanges_used
-from broker_sim.tui.view_state import exchange_label
+from broker_sim.layout.from_scenario import exchange_label, exchanges_used
 
 
 @dataclass

@@ -30,10 +30,13 @@ from broker_sim.domain.events import (
     Routed,
     TracingChanged,
 )
-from broker_sim.domain.scenario import DEFAULT_EXCHANGE, Scenario
+from broker_sim.domain.scenario import Scenario
 from broker_sim.domain.tally import Tally
+from broker_sim.layout.from_scenario import exchange_label
 from broker_sim.tui.tokens import TokenField
 
+RECENT = 6
+"""Messages remembered per station for the inspector."""
 HISTORY = 60
 """Seconds of rate history kept for the sparkline."""
 LOG_LINES = 200
@@ -54,11 +57,6 @@ def short_id(message_id: str) -> str:
     if len(parts) >= 3:
         return f"{'.'.join(parts[1:-1])}#{parts[-1]}"
     return message_id
-
-
-def exchange_label(name: str) -> str:
-    """An exchange's name as shown: the nameless default exchange gets a name a user can read."""
-    return name if name != DEFAULT_EXCHANGE else "(default)"
 
 
 class ScenarioView:
@@ -95,6 +93,11 @@ class ScenarioView:
         """Messages each queue held from an earlier run when this run started."""
         self.previews: dict[str, str] = {}
         """Body previews of recent messages: what a log server stored, shown in its box."""
+        self.recent: dict[str, deque[FlowEvent]] = {}
+        """The latest events at each station (by layout node id, consumers as ``c:NAME``): what
+        the inspector lists as the last messages through it."""
+        self.last_acked_by: dict[str, str] = {}
+        """Per consumer group, its consumer that acked last: its job is the group's latest."""
 
     # -- events -----------------------------------------------------------------------------------
 
@@ -104,6 +107,25 @@ class ScenarioView:
             self.tally(event)
             self.tokens.apply(event)
             self._note(event)
+            self._remember(event)
+
+    def _remember(self, event: FlowEvent) -> None:
+        match event:
+            case Published(producer=p, exchange=x) | Returned(producer=p, exchange=x):
+                stations: tuple[str, ...] = (f"p:{p}", f"x:{x}")
+            case Routed(exchange=x, queues=queues):
+                stations = (f"x:{x}", *(f"q:{q}" for q in queues))
+            case Delivered(queue=q, consumer=c):
+                stations = (f"q:{q}", f"c:{c}")
+            case Acked(consumer=c) | Nacked(consumer=c):
+                stations = (f"c:{c}",)
+            case _:
+                return
+        for station in stations:
+            line = self.recent.get(station)
+            if line is None:
+                line = self.recent[station] = deque(maxlen=RECENT)
+            line.append(event)
 
     def _sampled(self, message_id: str) -> bool:
         # only messages that have a token are logged hop by hop, so the log keeps up at any rate
@@ -157,6 +179,8 @@ class ScenarioView:
                 elif self._sampled(mid):
                     self._say("delivered", f"{self.label_of(mid)}  {q} → {c}")
             case Acked(message_id=mid, consumer=c, work_ms=ms, result=result):
+                if (fig := self.tally.consumers.get(c)) is not None:
+                    self.last_acked_by[fig.group] = c
                 if self._sampled(mid):
                     self._say("acked", f"{self.label_of(mid)}  {c} ✓ {result or 'done'} in {ms:.0f} ms")
             case Nacked(message_id=mid, consumer=c, requeue=requeue, reason=why):

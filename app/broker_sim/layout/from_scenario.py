@@ -1,0 +1,125 @@
+"""The one adapter from a scenario (and its live roster) to the layout's plain graph.
+
+Exchange → exchange bindings, alternate exchanges and dead-letter targets become edges of their
+own kinds here once the scenario model has them; the layout already places and draws them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from broker_sim.domain.scenario import DEFAULT_EXCHANGE, Scenario
+from broker_sim.layout.graph import Edge, FlowGraph, Node
+
+MANUAL = "you"
+"""The producer of messages typed by hand: it can publish to any exchange."""
+PRODUCER_STATE = 5
+"""A producer's box likes room for its rate (``  12/s``) after its name."""
+GROUP_CONTROLS = 5
+"""A group's title row ends in ``− +`` (click to scale): room kept for it."""
+KEY_WIDTH = 30
+"""A producer's box is at most this much wider to show its routing keys (the rest is cut)."""
+
+
+def node_id(kind: str, name: str) -> str:
+    """A station's id in the graph: its kind's letter and its name (``q:image-jobs``)."""
+    return f"{kind}:{name}"
+
+
+def exchange_label(name: str) -> str:
+    """An exchange's name as shown: the nameless default exchange gets a name a user can read."""
+    return name if name != DEFAULT_EXCHANGE else "(default)"
+
+
+def exchanges_used(scenario: Scenario) -> list[str]:
+    """Exchanges to draw: the scenario's, plus the default one when a producer uses it."""
+    names = [e.name for e in scenario.exchanges]
+    if any(p.exchange == DEFAULT_EXCHANGE for p in scenario.producers) and DEFAULT_EXCHANGE not in names:
+        names.insert(0, DEFAULT_EXCHANGE)
+    return names or [DEFAULT_EXCHANGE]
+
+
+def binding_notes(scenario: Scenario, queue: str, exchanges: Sequence[str]) -> tuple[str, ...]:
+    """What binds a queue, as its box says it: one note per exchange bound to it."""
+    notes = []
+    for exchange in exchanges:
+        if exchange == DEFAULT_EXCHANGE:
+            rule = "by its name (implicit)"
+        else:
+            rules = [b.describe() for b in scenario.bindings if b.queue == queue and b.exchange == exchange]
+            if not rules:
+                continue
+            rule = ", ".join(rules)
+        source = f"{exchange_label(exchange)}: " if len(exchanges) > 1 else ""
+        notes.append(f"⇠ {source}{rule}")
+    return tuple(notes)
+
+
+def _key_text(headers: Mapping[str, object]) -> str:
+    return " ".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in headers.items())
+
+
+def scenario_graph(
+    scenario: Scenario,
+    consumers: Mapping[str, Sequence[str]] | None = None,
+) -> FlowGraph:
+    """The scenario's stations and arrows; ``consumers`` (per group, the running and the fallen)
+    become each group's cells."""
+    consumers = consumers or {}
+    nodes: list[Node] = []
+    edges: list[Edge] = []
+    exchanges = exchanges_used(scenario)
+    for spec in scenario.producers:
+        keys = [_key_text(h) for h in spec.headers] or list(spec.routing_keys)
+        width = min(KEY_WIDTH, max((len(k) for k in keys), default=0))
+        nodes.append(
+            Node(
+                node_id("p", spec.name),
+                "producer",
+                spec.name,
+                f"▶ {spec.name}",
+                detail_width=max(width, len(spec.name) + 2 + PRODUCER_STATE),
+            )
+        )
+        edges.append(Edge(node_id("p", spec.name), node_id("x", spec.exchange), "publish"))
+    nodes.append(
+        Node(node_id("p", MANUAL), "producer", MANUAL, f"✎ {MANUAL}", detail_rows=1, detail_width=10)
+    )
+    for exchange in exchanges:
+        nodes.append(
+            Node(
+                node_id("x", exchange), "exchange", exchange, f"⇄ {exchange_label(exchange)}", detail_width=16
+            )
+        )
+        edges.append(Edge(node_id("p", MANUAL), node_id("x", exchange), "publish"))
+    for queue in scenario.queues:
+        binds = {b.exchange for b in scenario.bindings if b.queue == queue.name}
+        bound = [x for x in exchanges if x == DEFAULT_EXCHANGE or x in binds]
+        nodes.append(
+            Node(
+                node_id("q", queue.name),
+                "queue",
+                queue.name,
+                f"▤ {queue.name}",
+                notes=binding_notes(scenario, queue.name, bound),
+                detail_width=26,
+            )
+        )
+        edges.extend(Edge(node_id("x", x), node_id("q", queue.name), "binding") for x in bound)
+    for group in scenario.consumers:
+        # one consumer needs no grid: the group's own figures are its figures
+        members = tuple(consumers.get(group.name, ()))
+        cells = members if len(members) > 1 else ()
+        nodes.append(
+            Node(
+                node_id("g", group.name),
+                "group",
+                group.name,
+                f"⚙ {group.name}",
+                detail_width=22,
+                cells=cells,
+                controls=GROUP_CONTROLS,
+            )
+        )
+        edges.append(Edge(node_id("q", group.queue), node_id("g", group.name), "consume"))
+    return FlowGraph(tuple(nodes), tuple(edges))

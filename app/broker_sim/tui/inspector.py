@@ -1,0 +1,62 @@
+"""The inspector: a panel beside the diagram with everything about the selected station.
+
+It lays out an :class:`~broker_sim.tui.inspection.Inspection` (each figure tagged with where it
+comes from) and offers the station's actions as buttons that run the same app actions as the keys.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import Button, Static
+
+from broker_sim.tui.inspection import Action, Inspection
+
+SOURCE_STYLE = {"scenario": "cyan", "engine": "green", "broker": "magenta"}
+
+
+class StationPanel(VerticalScroll):
+    """The inspector panel: facts with their sources, the latest messages, action buttons."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._actions: list[Action] = []
+
+    def compose(self) -> ComposeResult:
+        """The heading, the buttons (above the facts, so they stay put as figures change), the facts."""
+        yield Static("", id="inspection-heading")
+        yield Vertical(id="inspector-actions")
+        yield Static("", id="inspection")
+
+    def show(self, inspection: Inspection) -> None:
+        """Show one station's facts (called at most once per figures redraw, not per event)."""
+        heading = Text(inspection.heading, "bold")
+        heading.append("   Esc closes · ←→ next station", "dim")
+        self.query_one("#inspection-heading", Static).update(heading)
+        self.query_one("#inspection", Static).update(_text(inspection))
+        if inspection.actions != self._actions:
+            self._actions = inspection.actions
+            row = self.query_one("#inspector-actions", Vertical)
+            row.remove_children()
+            row.mount_all(
+                Button(f"{a.label} ({a.key})", action=f"app.{a.action}", compact=True)
+                for a in inspection.actions
+            )
+
+
+def _text(inspection: Inspection) -> Text:
+    text = Text("where each figure comes from: ", "dim")
+    text.append("scenario", SOURCE_STYLE["scenario"]).append(" · ", "dim")
+    text.append("engine", SOURCE_STYLE["engine"]).append(" · ", "dim")
+    text.append("broker\n", SOURCE_STYLE["broker"])
+    width = max((len(f.label) for f in inspection.facts), default=0)
+    for fact in inspection.facts:
+        text.append(f"{fact.label:<{width}}  ", "dim")
+        text.append(fact.value)
+        text.append(f"  {fact.source}\n", SOURCE_STYLE[fact.source])
+    if inspection.recent:
+        text.append("\nlatest messages\n", "bold")
+        for line in inspection.recent:
+            text.append(f"{line}\n")
+    return text
