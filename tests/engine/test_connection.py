@@ -99,7 +99,8 @@ async def test_reconnecting_outlives_a_task_that_fails_oddly_or_will_not_stop(se
                 await release.wait()
 
     async with running(SCENARIO, settings) as (engine, w):
-        engine._session += [asyncio.create_task(fails_oddly()), asyncio.create_task(will_not_stop())]
+        assert engine._session is not None
+        engine._session.tasks += [asyncio.create_task(fails_oddly()), asyncio.create_task(will_not_stop())]
         await asyncio.sleep(0)  # the odd one fails now, before the drop cancels it
         await engine.drop_connection()
         await w.until(lambda: any(e.state == LinkState.BACK for e in w.of(ConnectionChanged)), "back")

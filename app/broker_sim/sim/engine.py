@@ -9,12 +9,10 @@ import logging
 import time
 import uuid
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aio_pika
-import aiormq
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 
 from broker_sim.broker.handle import BrokerHandle, RestartUnavailable
 from broker_sim.broker.tracing import TraceSwitch, may_trace, owns_tracing
@@ -29,19 +27,20 @@ from broker_sim.domain.events import (
     LinkState,
     Routed,
     StepApplied,
-    TracingChanged,
 )
 from broker_sim.domain.scenario import DEFAULT_EXCHANGE, HeaderValue, Scenario
 from broker_sim.domain.scenario_file import MAX_PREFETCH
 from broker_sim.domain.timeline import Step
 from broker_sim.domain.topic import MAX_KEY_BYTES
+from broker_sim.domain.urls import parse_url, with_vhost
 from broker_sim.domain.words import in_words
 from broker_sim.settings import Settings
 from broker_sim.sim.bus import EventBus
 from broker_sim.sim.consumer import ChannelError, ConsumerGroup
-from broker_sim.sim.link import GET_A_BROKER, connect_with_retry, watch_blocked
-from broker_sim.sim.observe import DepthPoller, RouteTracer
+from broker_sim.sim.link import GET_A_BROKER, connect_with_retry
+from broker_sim.sim.observe import DepthPoller
 from broker_sim.sim.producer import WINDOW, Outgoing, Producer, publish
+from broker_sim.sim.session import CLOSE_TIMEOUT, Session, close_connection
 from broker_sim.sim.topology import Topology
 from broker_sim.sim.work import spool_dir
 
@@ -49,14 +48,27 @@ log = logging.getLogger(__name__)
 
 MANUAL_PRODUCER = "you"
 """The producer name of messages a user publishes by hand."""
-CLOSE_TIMEOUT = 5.0
-"""Seconds a close (the D key's, the observer's, a task's cancel) may take before it is left behind."""
 ATTACH_TIMEOUT = 30.0
 """Seconds setting the scenario up on a fresh connection may take before it is tried again."""
 
 
 class EngineError(Exception):
     """A control that cannot be done now, with the reason in words (shown to the user as is)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """What a step did: the step as carried out (a kill names the consumer it chose), in words,
+    and the figures a caller needs without parsing the words back."""
+
+    step: Step
+    text: str
+    consumer: str = ""
+    """kill: the consumer killed."""
+    message_id: str = ""
+    """publish: the id of the message sent."""
+    seconds: float = 0.0
+    """restart-broker: how long the restart took."""
 
 
 class Engine:
@@ -103,34 +115,25 @@ class Engine:
         self.state = LinkState.CONNECTING
         self.traced = False
         self._remove_durable = remove_durable
-        self._may_trace = may_trace(settings.url, settings.trace, started_by_us=self.broker.started_by_us)
-        self._switch = TraceSwitch(
+        self.may_trace = may_trace(settings.url, settings.trace, started_by_us=self.broker.started_by_us)
+        self.trace_switch = TraceSwitch(
             settings.url,
             node_ctl=self.broker.ctl,
             owned=owns_tracing(settings.url, started_by_us=self.broker.started_by_us),
         )
-        self._conn: AbstractConnection | None = None
-        self._publishing: AbstractConnection | None = None
-        """Producers publish on a connection of their own: a broker under an alarm stops reading
-        from publishing connections, and consumers' acks must still get through to drain it."""
+        self._session: Session | None = None
+        """The live connection's session; None between connections."""
         self._declared_once = False
-        self._observer: AbstractConnection | None = None
-        self._tracer: RouteTracer | None = None
-        self._poller = DepthPoller(self.topology, self.emit, self.unacked)
-        self._manual_exchange: dict[str, AbstractExchange] = {}
-        self._manual_channel: AbstractChannel | None = None
+        self.poller = DepthPoller(self.topology, self.emit, self.unacked)
         self._manual_seq = 0
-        self._producer_exchanges: dict[str, AbstractExchange] = {}
         self.speed = 1.0
         self._held = False
         self._clock_started: float | None = None
         self._vt_base = 0.0
         self._vt_wall = 0.0
         self._manual_tasks: set[asyncio.Task[Any]] = set()
-        self._session: list[asyncio.Task[None]] = []
         self._runner: asyncio.Task[None] | None = None
         self._attached = asyncio.Event()
-        self._lost = asyncio.Event()
         self._retry_now = asyncio.Event()
         self._stop_requested = asyncio.Event()
 
@@ -182,8 +185,10 @@ class Engine:
     async def _run(self) -> None:
         reconnecting = False
         while not self._stop_requested.is_set():
-            if self.broker.url != self.settings.url:  # a container may come back on another port
-                self.settings = self.settings.with_(url=self.broker.url)
+            if _host_port(self.broker.url) != _host_port(self.settings.url):
+                # a container may come back on another port; the engine's vhost stays (move_to)
+                vhost = parse_url(self.settings.url).vhost
+                self.settings = self.settings.with_(url=with_vhost(self.broker.url, vhost))
             conn = await connect_with_retry(
                 self.settings.url,
                 self.settings.url_source,
@@ -193,11 +198,9 @@ class Engine:
                 wake=self._retry_now,
                 advice=self._advice(),
             )
-            lost = self._lost = asyncio.Event()
-            conn.close_callbacks.add(lambda *_, ev=lost: ev.set())
-            self._conn = conn
+            session = self._session = Session(self, conn)
             try:
-                await asyncio.wait_for(self._attach(conn, lost), ATTACH_TIMEOUT)
+                await asyncio.wait_for(session.open(), ATTACH_TIMEOUT)
             except Exception as exc:  # the loop that reconnects must outlive any failure
                 if isinstance(exc, TimeoutError):
                     why = f"the broker did not answer within {ATTACH_TIMEOUT:.0f} s; trying again"
@@ -207,8 +210,7 @@ class Engine:
                     # the whole advice, not 200 characters of the broker's reply: it ends with what to do
                     why = in_words(exc, 500)
                 self.emit(EngineProblem(f"setting up {self.scenario.title!r} failed: {why}"))
-                await self._detach()
-                await _close(conn)
+                await session.close()
                 await asyncio.sleep(2.0)
                 continue
             state = LinkState.BACK if reconnecting else LinkState.CONNECTED
@@ -222,13 +224,13 @@ class Engine:
             if self._clock_started is None:
                 self._clock_started = self._vt_wall = time.monotonic()
             self._attached.set()
-            await lost.wait()
+            await session.lost.wait()
             self._attached.clear()
             if self._stop_requested.is_set():
                 return
             # said first: taking the session apart can take a while on a busy machine
             self.emit(ConnectionChanged(LinkState.LOST, self.settings.masked_url, "the connection closed"))
-            await self._detach()
+            await session.close()
             reconnecting = True
 
     def _advice(self) -> str:
@@ -237,114 +239,19 @@ class Engine:
             return f"broker-sim's {self.broker.kind} is not answering (restarting?); it retries by itself"
         return GET_A_BROKER
 
-    async def _attach(self, conn: AbstractConnection, lost: asyncio.Event) -> None:
-        channel = await conn.channel(publisher_confirms=False)
-        try:
-            await self.topology.declare(channel)
-            if not self._declared_once:
-                # Only the first time: after a broker restart what waits there is this run's own.
-                self._declared_once = True
-                for name, held in self.topology.held.items():
-                    if held:
-                        self.emit(Leftover(name, held, self.run_id))
-        except aiormq.exceptions.ChannelPreconditionFailed as exc:
-            raise OSError(
-                f"the broker already has a queue or exchange of this name with other settings "
-                f"({in_words(exc)}); delete it or use another vhost"
-            ) from None
-        finally:
-            with contextlib.suppress(*ChannelError):
-                await channel.close()
-        await self._observe(conn)
-        for group in self.groups.values():
-            await group.attach(conn)
-        self._session.append(asyncio.create_task(self._poller.run(conn), name="depth poller"))
-        publishing = self._publishing = await connect_with_retry(
-            self.settings.url,
-            self.settings.url_source,
-            lambda e: None,
-            name=f"broker-sim {self.scenario.name} publishers",
-        )
-        publishing.close_callbacks.add(lambda *_, ev=lost: ev.set())
-        watch_blocked(publishing, self._blocked)
-        for producer in self.producers.values():
-            ch = await publishing.channel(publisher_confirms=True, on_return_raises=False)
-            exchange = await self._exchange(ch, producer.spec.exchange)
-            self._producer_exchanges[producer.spec.name] = exchange
-            self._session.append(
-                asyncio.create_task(
-                    producer.run(
-                        exchange, functools.partial(self.topology.routing_key, producer.spec.exchange)
-                    ),
-                    name=f"producer {producer.spec.name}",
-                )
-            )
-        self._manual_channel = await publishing.channel(publisher_confirms=True, on_return_raises=False)
-        self._manual_exchange = {}
+    def announce_leftovers(self) -> None:
+        """Say what durable queues held from an earlier run, the first time only: after a broker
+        restart what waits there is this run's own."""
+        if not self._declared_once:
+            self._declared_once = True
+            for name, held in self.topology.held.items():
+                if held:
+                    self.emit(Leftover(name, held, self.run_id))
 
-    def _blocked(self, reason: str) -> None:
+    def blocked(self, reason: str) -> None:
         """The broker blocked (or unblocked: ``""``) the publishing connection."""
         for producer in self.producers.values():
             producer.set_blocked(reason)
-
-    async def _observe(self, conn: AbstractConnection) -> None:
-        self._observer = await connect_with_retry(
-            self.settings.url,
-            self.settings.url_source,
-            lambda e: None,
-            name=f"broker-sim {self.scenario.name} observer",
-        )
-        # Losing the observer silently would stop the routing picture: treat it as losing the broker.
-        self._observer.close_callbacks.add(lambda *_, ev=self._lost: ev.set())
-        self._tracer = RouteTracer(self.topology, self.emit, own_prefix=f"{self.run_id}.")
-        await self._tracer.start(self._observer)
-        self.traced = await self._tracer.probe()
-        if self.traced:
-            detail = self._switch.how or "the broker traces this vhost"
-        elif self._may_trace:
-            how = await self._switch.turn_on()
-            self.traced = how is not None and await self._tracer.probe()
-            if how is None:
-                detail = f"could not turn tracing on: {self._switch.how}"
-            elif not self.traced:  # say what the broker showed, not what was attempted
-                detail = f"{how}, but no trace came back: routing is inferred from deliveries"
-            else:
-                detail = how
-        else:
-            detail = "tracing is off on this vhost and not broker-sim's to turn on (use --trace)"
-        self.emit(TracingChanged(self.traced, detail))
-
-    async def _exchange(self, channel: AbstractChannel, name: str) -> AbstractExchange:
-        if name == DEFAULT_EXCHANGE:
-            return channel.default_exchange
-        return await channel.get_exchange(self.topology.exchange_name(name), ensure=False)
-
-    async def _detach(self) -> None:
-        # Bounded at every step: a task or a close that never ends would stop the reconnecting.
-        session, self._session = self._session, []
-        for task in session:
-            task.cancel()
-        if session:
-            done, stuck = await asyncio.wait(session, timeout=CLOSE_TIMEOUT)
-            for task in done:
-                failure = None if task.cancelled() else task.exception()
-                if failure is not None and not isinstance(failure, ChannelError):
-                    log.error("%s failed", task.get_name(), exc_info=failure)
-            for task in stuck:
-                log.error("%s did not stop within %.0f s; left behind", task.get_name(), CLOSE_TIMEOUT)
-        for group in self.groups.values():
-            group.detach()
-        self.unacked.clear()
-        if self._tracer is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._tracer.stop(), CLOSE_TIMEOUT)
-        if self._observer is not None:
-            await _close(self._observer)
-            self._observer = None
-        if self._publishing is not None:
-            await _close(self._publishing)
-            self._publishing = None
-        self._blocked("")  # a new connection starts unblocked; the broker says again if not
 
     async def stop(self) -> None:
         """Stop actors, remove what was declared (durable things stay), close, restore tracing."""
@@ -354,25 +261,23 @@ class Engine:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
-        conn = self._conn
-        if self._attached.is_set() and conn is not None:
-            for task in self._session:
-                task.cancel()
+        session = self._session
+        if self._attached.is_set() and session is not None:
+            session.cancel_tasks()
             for group in self.groups.values():
                 with contextlib.suppress(*ChannelError):
                     await group.stop()
             with contextlib.suppress(*ChannelError):
-                channel = await conn.channel(publisher_confirms=False)
+                channel = await session.conn.channel(publisher_confirms=False)
                 await self.topology.remove(channel, include_durable=self._remove_durable)
         self._attached.clear()
         for task in self._manual_tasks:
             task.cancel()
         await asyncio.gather(*self._manual_tasks, return_exceptions=True)
-        await self._detach()
+        if session is not None:
+            await session.close()
         with contextlib.suppress(*ChannelError, OSError):
-            await self._switch.restore()
-        if conn is not None:
-            await _close(conn)
+            await self.trace_switch.restore()
         if self._runner is not None:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -381,10 +286,10 @@ class Engine:
 
     async def refresh_depths(self) -> None:
         """Poll every queue's depth now (emits :class:`QueueDepth` events)."""
-        if self.connected and self._conn is not None:
+        if self.connected and (session := self._session) is not None:
             for spec in self.scenario.queues:
                 with contextlib.suppress(*ChannelError):
-                    await self._poller.poll_one(self._conn, spec.name)
+                    await self.poller.poll_one(session.conn, spec.name)
 
     # -- scenario time ----------------------------------------------------------------------------
 
@@ -441,25 +346,24 @@ class Engine:
     def _step(self, action: str, **fields: Any) -> Step:
         return Step(at=round(self.scenario_time(), 2), action=action, **fields)  # type: ignore[arg-type]
 
-    async def apply(self, step: Step, source: str = "timeline") -> str:
-        """Carry out one step (from a timeline or a user); returns what was done, in words.
+    async def apply(self, step: Step, source: str = "timeline") -> Done:
+        """Carry out one step (from a timeline or a user); returns what was done.
 
         Raises :class:`EngineError` when it cannot be done; nothing is half-done then.
         """
         try:
-            done, step = await self._apply(step)
+            done = await self._apply(step)
         except (*ChannelError, OSError) as exc:  # the broker or the connection failed under the step
             raise EngineError(f"{step.describe()} failed: {in_words(exc)}") from None
-        self.emit(StepApplied(step, source))
+        self.emit(StepApplied(done.step, source))
         return done
 
-    async def _apply(self, step: Step) -> tuple[str, Step]:
+    async def _apply(self, step: Step) -> Done:
         match step.action:
             case "scale":
                 if step.count < 0:
                     raise EngineError("a consumer group cannot have fewer than 0 consumers")
                 await self._group(step.group).scale(step.count)
-                done = step.describe()
             case "kill":
                 if not self.connected:
                     raise EngineError("not connected to the broker: nothing to kill")
@@ -467,31 +371,26 @@ class Engine:
                 if name is None:
                     what = f"consumer {step.consumer!r}" if step.consumer else "consumer"
                     raise EngineError(f"{step.group} has no {what} to kill")
-                step = replace(step, consumer=name)
-                done = f"killed {name}"
+                return Done(replace(step, consumer=name), f"killed {name}", consumer=name)
             case "prefetch":
                 if not 0 <= step.prefetch <= MAX_PREFETCH:
                     raise EngineError(f"prefetch must be between 0 (unlimited) and {MAX_PREFETCH}")
                 await self._group(step.group).set_prefetch(step.prefetch)
-                done = step.describe()
             case "pause" | "resume" | "rate":
                 self._set_producers(step)
-                done = step.describe()
             case "burst":
                 await self._burst(step.producer, step.count)
-                done = step.describe()
             case "publish":
                 mid = await self._publish_one(step)
-                done = f"published {mid}"
+                return Done(step, f"published {mid}", message_id=mid)
             case "drop-connection":
                 await self._drop_connection()
-                done = "dropped the connection"
+                return Done(step, "dropped the connection")
             case "restart-broker":
                 seconds = await self._restart_broker(crash=step.crash)
-                done = (
-                    f"{'crashed and restarted' if step.crash else 'restarted'} the broker in {seconds:.1f} s"
-                )
-        return done, step
+                how = "crashed and restarted" if step.crash else "restarted"
+                return Done(step, f"{how} the broker in {seconds:.1f} s", seconds=seconds)
+        return Done(step, step.describe())
 
     async def scale(self, group: str, count: int) -> None:
         """Run ``count`` consumers in a group (applied on connect if not connected now)."""
@@ -515,7 +414,7 @@ class Engine:
     async def kill_consumer(self, group: str, consumer: str | None = None) -> str:
         """Kill a consumer mid-message; its unacked messages are redelivered. Returns its name."""
         done = await self.apply(self._step("kill", group=group, consumer=consumer or ""), "user")
-        return done.removeprefix("killed ")
+        return done.consumer
 
     def _set_producers(self, step: Step) -> None:
         targets = [self._producer(step.producer)] if step.producer else list(self.producers.values())
@@ -550,7 +449,7 @@ class Engine:
 
     async def _burst(self, name: str, count: int) -> None:
         producer = self._producer(name)
-        exchange = self._producer_exchanges.get(name)
+        exchange = self._session.producer_exchanges.get(name) if self._session is not None else None
         if not self.connected or exchange is None:
             raise EngineError("not connected to the broker: the burst was not sent")
         if not 0 < count <= 100_000:
@@ -568,45 +467,42 @@ class Engine:
         await self.apply(self._step("drop-connection"), "user")
 
     async def _drop_connection(self) -> None:
-        if not self.connected or self._conn is None:
+        if not self.connected or self._session is None:
             raise EngineError("not connected to the broker: nothing to drop")
         # Closing it from our side fires the same close callbacks a network failure does, so the
         # engine goes through lost → reconnecting → back exactly as it would then. A broker that
         # does not answer the close in time is left behind all the same.
-        lost = self._lost
-        await _close(self._conn)
-        if self._publishing is not None:
-            await _close(self._publishing)
-        lost.set()
+        await self._session.drop()
 
     async def move_to(self, url: str) -> None:
         """Run on at ``url`` (the same broker, another vhost): the session drops and comes back there.
 
         Tracing is decided afresh for the new vhost; what this engine declared at the old URL is
         removed there, as a stop would (durable things stay). Controls keep their state.
-        An engine that is (re)connecting now moves once it is there (at most ATTACH_TIMEOUT):
-        its connect loop holds the URL it started with.
+        An engine that is (re)connecting now moves once it is there (at most ATTACH_TIMEOUT).
         """
         if not self.connected:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._attached.wait(), ATTACH_TIMEOUT)
-        old, conn = self.settings.url, self._conn
+        old = self.settings.url
         self.settings = self.settings.with_(url=url)
-        self._may_trace = may_trace(url, self.settings.trace, started_by_us=self.broker.started_by_us)
+        self.may_trace = may_trace(url, self.settings.trace, started_by_us=self.broker.started_by_us)
         with contextlib.suppress(*ChannelError, OSError):
-            await self._switch.restore()
-        self._switch = TraceSwitch(url, node_ctl=self.broker.ctl)
-        if self.connected and conn is not None:
-            lost = self._lost
-            await _close(conn)  # the run loop takes the session apart and connects to the new URL
-            lost.set()
+            await self.trace_switch.restore()
+        self.trace_switch = TraceSwitch(
+            url,
+            node_ctl=self.broker.ctl,
+            owned=owns_tracing(url, started_by_us=self.broker.started_by_us),
+        )
+        if self.connected and self._session is not None:
+            await self._session.drop()  # the run loop takes the session apart and connects to the new URL
         with contextlib.suppress(*ChannelError, OSError, TimeoutError):
             old_conn = await asyncio.wait_for(aio_pika.connect(old), CLOSE_TIMEOUT)
             try:
                 channel = await old_conn.channel(publisher_confirms=False)
                 await self.topology.remove(channel, include_durable=self._remove_durable)
             finally:
-                await _close(old_conn)
+                await close_connection(old_conn)
 
     async def restart_broker(self, *, crash: bool = False) -> float:
         """Restart the broker where broker-sim knows how; returns the seconds it took.
@@ -614,10 +510,7 @@ class Engine:
         ``crash``: kill -9 it instead (only a broker broker-sim started). The connection drops
         and comes back by itself (lost → reconnecting → back events).
         """
-        step = self._step("restart-broker", crash=crash)
-        seconds = await self._restart_broker(crash=crash)
-        self.emit(StepApplied(step, "user"))
-        return seconds
+        return (await self.apply(self._step("restart-broker", crash=crash), "user")).seconds
 
     async def _restart_broker(self, *, crash: bool) -> float:
         if not self.broker.can_restart:
@@ -656,8 +549,7 @@ class Engine:
             headers=dict(headers or {}),
             persistent=persistent,
         )
-        done = await self.apply(step, "user")
-        return done.removeprefix("published ")
+        return (await self.apply(step, "user")).message_id
 
     async def _publish_one(self, step: Step) -> str:
         exchange, routing_key = step.exchange, step.routing_key
@@ -666,7 +558,8 @@ class Engine:
             raise EngineError(f"no exchange {exchange!r} in {self.scenario.title} (exchanges: {names})")
         if len(routing_key.encode()) > MAX_KEY_BYTES:
             raise EngineError(f"the routing key is longer than {MAX_KEY_BYTES} bytes; shorten it")
-        if not self.connected or self._manual_channel is None:
+        ex = await self._session.manual_exchange(exchange) if self.connected and self._session else None
+        if ex is None:
             raise EngineError(
                 "not connected to the broker: the message was not sent, try again when connected"
             )
@@ -681,9 +574,6 @@ class Engine:
             mandatory=True,
             body=step.body.encode(),
         )
-        ex = self._manual_exchange.get(exchange)
-        if ex is None:
-            ex = self._manual_exchange[exchange] = await self._exchange(self._manual_channel, exchange)
         task = asyncio.create_task(
             publish(ex, out, MANUAL_PRODUCER, self.emit), name=f"publish {out.message_id}"
         )
@@ -692,7 +582,6 @@ class Engine:
         return out.message_id
 
 
-async def _close(connection: AbstractConnection) -> None:
-    """Close a connection, giving the broker CLOSE_TIMEOUT to answer; a failed close is no error."""
-    with contextlib.suppress(TimeoutError, *ChannelError):
-        await asyncio.wait_for(connection.close(), CLOSE_TIMEOUT)
+def _host_port(url: str) -> tuple[str, int]:
+    address = parse_url(url)
+    return address.host, address.port
