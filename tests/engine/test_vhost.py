@@ -77,7 +77,8 @@ async def test_an_engine_moves_into_the_new_vhost_and_routing_becomes_traced(
         assert engine.topology.queue_name("q") not in queues  # nothing left behind in the old vhost
         acked = w.tally.acked
         await w.until(lambda: w.tally.acked > acked, "messages still flow after the move")
-    assert (await asyncio.to_thread(r.vhosts))[r.own] is False  # and turned it off again on stop
+    # a vhost of broker-sim's own keeps tracing on after a stop: another tab or process may read it
+    assert (await asyncio.to_thread(r.vhosts))[r.own] is True
 
 
 async def test_the_headless_runner_says_why_inferred_and_how_to_get_traced(

@@ -94,7 +94,7 @@ class ConfirmOwnVhost(YesNoScreen):
                 f"  • {first}\n"
                 f"  • move every tab there now: each reconnects, and what it declared in {where.vhost!r} "
                 "is removed\n"
-                f"  • turn tracing on there while it runs, and off again when it quits\n"
+                f"  • turn tracing on there (it stays on: the vhost is broker-sim's own)\n"
                 f"  • {later}"
             )
             with Horizontal(id="vhost-buttons"):
