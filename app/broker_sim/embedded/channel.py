@@ -34,7 +34,7 @@ from broker_sim.embedded.errors import (
 from broker_sim.embedded.exchange import Exchange
 from broker_sim.embedded.queue import Consumer, Message, Queue, QueuedMessage
 from broker_sim.embedded.quorum import delivery_limit, global_qos_refused, with_delivery_count
-from broker_sim.embedded.reply_to import REPLY_TO, rewrite_reply_to
+from broker_sim.embedded.reply_to import REPLY_MARKER, REPLY_TO, rewrite_reply_to
 from broker_sim.embedded.routing import amqp_type_name, sender_selected
 from broker_sim.embedded.trace import TRACE_EXCHANGE, deliver_trace, publish_trace
 from broker_sim.embedded.tx import Transaction, tx_commit, tx_rollback, tx_select
@@ -63,10 +63,9 @@ class Channel:
         self._nacked: set[int] = set()  # publishes refused by a queue (x-overflow reject-publish)
         self.reply_queue: Queue | None = None  # this channel's direct reply-to queue, while consuming
         self.tx: Transaction | None = None  # after Tx.Select: publishes and acks held until commit
-        # (delivery tag, when) of deliveries awaiting an ack, oldest first, for consumer_timeout; entries
-        # already acked are skipped lazily, so the ack path does not pay for it.
-        self._delivered_at: deque[tuple[int, float]] = deque()
+        # consumer_timeout: a timer runs while deliveries are unacked; (tag, first seen) of the oldest.
         self._timeout_timer: asyncio.TimerHandle | None = None
+        self._oldest = (0, 0.0)
         self.consumers: dict[str, Consumer] = {}
         self.unacked: dict[int, tuple[QueuedMessage, Queue, Consumer | None]] = {}
         self._next_tag = 1
@@ -137,8 +136,10 @@ class Channel:
         exchange, routing_key, mandatory = self._pending
         props = self._props
         self._pending, self._props = None, b""
-        cc, props = sender_selected(props)
-        props = rewrite_reply_to(props, self.reply_queue)
+        cc: tuple[str, ...] = ()
+        if b"CC" in props or REPLY_MARKER in props:  # one scan each on the hot path, decoding only if so
+            cc, props = sender_selected(props)
+            props = rewrite_reply_to(props, self.reply_queue)
         try:
             message = Message.published(exchange.name, routing_key, props, body)
         except CodecError as exc:
@@ -287,7 +288,8 @@ class Channel:
             self.unacked[tag] = (entry, queue, consumer)
             consumer.unacked += 1
             self._global_unacked += 1
-            self._watch_ack(tag)
+            if self._timeout_timer is None:
+                self._arm_timeout()
         if self.connection.tracing():
             self._trace_delivery(message, queue, entry.redelivered)
 
@@ -305,27 +307,23 @@ class Channel:
                 )
             )
 
-    def _watch_ack(self, tag: int) -> None:
-        self._delivered_at.append((tag, self.connection.clock()))
-        if self._timeout_timer is None:
-            self._arm_timeout()
-
     def _arm_timeout(self) -> None:
         # Checked at a quarter of the timeout (at most each minute, as RabbitMQ's channel tick).
         interval = min(self.broker.consumer_timeout_ms / 4000, 60.0)
         self._timeout_timer = asyncio.get_running_loop().call_later(interval, self._check_timeout)
 
     def _check_timeout(self) -> None:
+        # The oldest unacked delivery is the first in ``unacked`` (tags ascend). It is timed from the
+        # first check that saw it, so nothing is timed on the delivery path and nothing times out early.
         self._timeout_timer = None
-        if self.closing:
+        if self.closing or not self.unacked:
+            self._oldest = (0, 0.0)
             return
-        pending = self._delivered_at
-        while pending and pending[0][0] not in self.unacked:
-            pending.popleft()
-        if not pending:
-            return
+        tag, now = next(iter(self.unacked)), self.connection.clock()
+        if tag != self._oldest[0]:
+            self._oldest = (tag, now)
         timeout = self.broker.consumer_timeout_ms
-        if (self.connection.clock() - pending[0][1]) * 1000 > timeout:
+        if (now - self._oldest[1]) * 1000 >= timeout:
             self.connection.channel_failed(
                 self,
                 AMQPError(
@@ -642,7 +640,8 @@ class Channel:
             self.broker.drop(entry)
         else:
             self.unacked[tag] = (entry, queue, None)
-            self._watch_ack(tag)
+            if self._timeout_timer is None:
+                self._arm_timeout()
         if self.connection.tracing():
             self._trace_delivery(message, queue, entry.redelivered)
 

@@ -150,6 +150,7 @@ class Queue:
     consumer_priorities: bool = False  # set once a consumer with x-priority arrives
     quorum: bool = False  # x-queue-type=quorum: x-delivery-count, x-delivery-limit
     single_active: bool = False  # x-single-active-consumer: one consumer at a time receives
+    _limited: bool = False  # x-max-length or x-max-length-bytes set
     _dispatching: bool = False
     _timer: asyncio.TimerHandle | None = None
     _timer_at: float = 0.0
@@ -158,6 +159,7 @@ class Queue:
     def __post_init__(self) -> None:
         self.quorum = self.arguments.get("x-queue-type") == "quorum"
         self.single_active = self.arguments.get("x-single-active-consumer") is True
+        self._limited = "x-max-length" in self.arguments or "x-max-length-bytes" in self.arguments
         max_priority = self.arguments.get("x-max-priority")
         if isinstance(max_priority, int) or isinstance(self.arguments.get("x-max-length-bytes"), int):
             self.messages = PriorityMessages(max_priority if isinstance(max_priority, int) else 0)
@@ -218,7 +220,7 @@ class Queue:
         """Enqueue at the tail, hand out what consumers can take, then enforce max-length and TTL."""
         self.messages.append(entry)
         self.dispatch()
-        if self.max_length is not None or self.max_length_bytes is not None:
+        if self._limited:
             while self.messages and self._over_limit():
                 self._dead(self.messages.popleft(), "maxlen")
         self.expire()

@@ -18,7 +18,8 @@ from broker_sim.embedded.queue import Queue
 
 REPLY_TO = "amq.rabbitmq.reply-to"
 REPLY_PREFIX = REPLY_TO + "."
-_MARKER = bytes((len(REPLY_TO),)) + REPLY_TO.encode()
+REPLY_MARKER = bytes((len(REPLY_TO),)) + REPLY_TO.encode()
+"""How ``reply_to: amq.rabbitmq.reply-to`` looks in raw properties (a quick test before decoding)."""
 
 
 class DirectReplyTo:
@@ -54,7 +55,7 @@ class DirectReplyTo:
 def rewrite_reply_to(props: bytes, reply_queue: Queue | None) -> bytes:
     """Properties with ``reply_to: amq.rabbitmq.reply-to`` pointed at the publishing channel's reply
     queue; 406 when that channel has no reply consumer, as on RabbitMQ."""
-    if _MARKER not in props:
+    if REPLY_MARKER not in props:
         return props
     try:
         decoded = decode_properties(props)

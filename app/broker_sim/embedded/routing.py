@@ -23,7 +23,6 @@ from broker_sim.embedded.errors import PRECONDITION_FAILED, AMQPError
 from broker_sim.embedded.exchange import Exchange
 
 ALTERNATE_EXCHANGE = "alternate-exchange"
-_CC_MARKERS = (b"\x02CC", b"\x03BCC")
 
 
 def alternate_of(exchange: Exchange) -> str | None:
@@ -102,7 +101,7 @@ def sender_selected(props: bytes) -> tuple[tuple[str, ...], bytes]:
     Only arrays are accepted (RabbitMQ closes the channel with 406 ``unacceptable_type_in_header``
     for anything else); array items that are not strings are ignored, as RabbitMQ does.
     """
-    if not any(marker in props for marker in _CC_MARKERS):
+    if b"CC" not in props:  # also in "BCC"
         return (), props
     try:
         decoded = decode_properties(props)
