@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
 
@@ -23,6 +24,7 @@ from broker_sim.domain.events import (
     Nacked,
     PrefetchChanged,
 )
+from broker_sim.domain.rejecting import deaths, job_fails
 from broker_sim.domain.scenario import ConsumerGroupSpec
 from broker_sim.sim.topology import Topology
 from broker_sim.sim.work import perform
@@ -109,13 +111,49 @@ class Consumer:
                 result = await perform(
                     spec.work, message.body, self._log_file, self.group.spool_dir, self.group.speed
                 )
-                failed = ""
+                failed = self._told_to_fail(message)
             except Exception as exc:  # a job the work cannot do is rejected, not fatal to the worker
                 result, failed = "", f"{type(exc).__name__}: {exc}"
             if self._dead:
                 return
             await self._finish(message, result, failed, (time.perf_counter() - started) * 1000)
             self.current = None
+
+    def _tries(self, message: AbstractIncomingMessage) -> int:
+        """This try's number: one more than the times the queue dead-lettered the job as rejected."""
+        queue = self.group.topology.queue_name(self.group.spec.queue)
+        return 1 + deaths(message.headers, queue, "rejected")
+
+    def _told_to_fail(self, message: AbstractIncomingMessage) -> str:
+        """The scenario's reason to fail this job (its ``reject`` table), or ""."""
+        reject = self.group.spec.reject
+        if not (reject.share or reject.flaky):
+            return ""
+        tries = self._tries(message)
+        first_try = tries == 1 and not message.redelivered
+        if not job_fails(reject, message.message_id or "", first_try):
+            return ""
+        return f"job failed on try {tries}"
+
+    async def _park(self, message: AbstractIncomingMessage) -> None:
+        """Publish the job to the parking lot, on this channel before its ack (the broker keeps the order)."""
+        reject = self.group.spec.reject
+        names = self.group.topology
+        if self.channel is None:
+            raise RuntimeError("the consumer has no channel")
+        exchange = (
+            self.channel.default_exchange
+            if not reject.park_exchange
+            else await self.channel.get_exchange(names.exchange_name(reject.park_exchange), ensure=False)
+        )
+        copy = aio_pika.Message(
+            message.body,
+            message_id=message.message_id,
+            headers=dict(message.headers or {}),
+            delivery_mode=message.delivery_mode,
+            content_type=message.content_type,
+        )
+        await exchange.publish(copy, names.routing_key(reject.park_exchange, reject.park_key))
 
     async def _finish(self, message: AbstractIncomingMessage, result: str, failed: str, ms: float) -> None:
         spec = self.group.spec
@@ -124,9 +162,15 @@ class Consumer:
             self.processed += 1
             self.group.emit(Acked(mid, spec.queue, self.name, ms, result or failed, auto=True))
             return
+        reject = spec.reject
+        requeue = bool(failed) and reject.requeue
         try:
-            if failed:
-                await message.reject(requeue=False)
+            if failed and reject.tries and self._tries(message) >= reject.tries:
+                await self._park(message)
+                await message.ack()
+                failed = f"{failed}: parked after {reject.tries} tries"
+            elif failed:
+                await message.reject(requeue=requeue)
             elif message.delivery_tag is not None:
                 # Don't wait for the socket to drain: the next job can start while the ack is
                 # written (what message.ack() waits for costs 10-20 us a message here).
@@ -136,7 +180,7 @@ class Consumer:
             return
         self.group.track(-1)
         if failed:
-            self.group.emit(Nacked(mid, spec.queue, self.name, requeue=False, reason=failed))
+            self.group.emit(Nacked(mid, spec.queue, self.name, requeue=requeue, reason=failed))
         else:
             self.processed += 1
             self.group.emit(Acked(mid, spec.queue, self.name, ms, result))

@@ -44,6 +44,8 @@ class Outgoing:
     persistent: bool
     mandatory: bool
     body: bytes
+    priority: int | None = None
+    expiration_ms: int | None = None
 
 
 class Producer:
@@ -130,6 +132,8 @@ class Producer:
             persistent=self.spec.persistent,
             mandatory=self.spec.mandatory,
             body=make_body(self.spec.body, seq, key, self._rng),
+            priority=self.spec.priority,
+            expiration_ms=self.spec.expiration_ms,
         )
 
     async def run(self, exchange: AbstractExchange, map_key: Callable[[str], str]) -> None:
@@ -225,6 +229,9 @@ async def publish(
         if out.persistent
         else aio_pika.DeliveryMode.NOT_PERSISTENT,
         content_type="application/json" if out.body[:1] == b"{" else "text/plain",
+        priority=out.priority,
+        # aio-pika takes seconds and sends AMQP's string of milliseconds
+        expiration=None if out.expiration_ms is None else out.expiration_ms / 1000,
     )
     try:
         result = await exchange.publish(message, out.broker_routing_key, mandatory=out.mandatory)
