@@ -57,6 +57,7 @@ async def test_unroutable_goes_to_the_alternate_and_a_full_queue_nacks_the_publi
         paid, refunds = set(ids(published, "paid")), set(ids(published, "refund"))
         refused = {f.message_id for f in w.of(PublishFailed) if f.refused}
         assert len(refused) == 3 and refused < paid  # shipping took 2 'paid', then was full
+        assert w.tally.publish_refused == 3  # the tab counts them as nacked by the broker
         assert not w.of(Returned)  # the alternate exchange caught 'refund': nothing comes back
         got = lambda q: {a.message_id for a in w.of(Acked) if a.queue == q}  # noqa: E731
         assert got("caught") == refunds
