@@ -237,3 +237,10 @@ def test_exported_definitions_import_cleanly_into_rabbitmq(name: str, rabbitmq_u
         if b.exchange
     }
     assert expected <= {tuple(line.split("\t")) for line in bindings.splitlines()}
+
+
+def test_the_publish_forms_hint_names_an_exchange_binding_as_an_exchange() -> None:
+    from broker_sim.tui.publish_form import key_hint
+
+    scenario = load_scenario(builtin_scenarios_dir() / "7-overflow.toml")
+    assert key_hint(scenario, "orders") == "e.g. paid (bound to shipping, exchange audit)"
