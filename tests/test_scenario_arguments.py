@@ -74,10 +74,17 @@ routing_keys = ["job"]
 priority = 7
 expiration_ms = 250
 
+[[producers]]
+name = "asker"
+exchange = ""
+routing_keys = ["jobs"]
+reply_queue = "parked"
+
 [[consumers]]
 name = "w"
 queue = "jobs"
 reject = { share = 0.25, flaky = 0.5, tries = 2, park_exchange = "copy", park_key = "parked" }
+reply = true
 """
 
 
@@ -96,6 +103,7 @@ def test_every_new_argument_is_read() -> None:
     assert [(b.exchange, b.to_exchange, b.queue, b.routing_key) for b in e2e] == [("work", "copy", "", "job")]
     assert (s.producers[0].priority, s.producers[0].expiration_ms) == (7, 250)
     assert s.consumers[0].reject == RejectSpec(0.25, 0.5, False, 2, "copy", "parked")
+    assert (s.producers[1].reply_queue, s.consumers[0].reply) == ("parked", True)
 
 
 def test_they_write_back_to_toml_that_reads_the_same() -> None:
@@ -172,6 +180,19 @@ def test_export_carries_them_as_rabbitmq_arguments() -> None:
         ),
         ("reject = {", 'ack = "auto"\nreject = {', "consumers[0].reject", "auto-ack consumer cannot reject"),
         ("reject = {", "reject = { when = 1, ", "consumers[0].reject.when", "unknown key"),
+        (
+            'reply_queue = "parked"',
+            'reply_queue = "inbox"',
+            "producers[1].reply_queue",
+            "no queue named 'inbox'",
+        ),
+        (
+            'exchange = ""\nrouting_keys = ["jobs"]',
+            'exchange = "work"\nrouting_keys = ["jobs"]',
+            "producers[1].reply_queue",
+            "default exchange",
+        ),
+        ("reply = true", "reply = 1", "consumers[0].reply", "expected true or false"),
     ],
 )
 def test_bad_arguments_get_one_line_naming_key_line_and_reason(
@@ -187,7 +208,7 @@ def test_bad_arguments_get_one_line_naming_key_line_and_reason(
     assert "\n" not in str(err)
 
 
-@pytest.mark.parametrize("name", ["6-retry.toml", "7-overflow.toml", "8-priority.toml"])
+@pytest.mark.parametrize("name", ["6-retry.toml", "7-overflow.toml", "8-priority.toml", "9-rpc.toml"])
 def test_exported_definitions_import_cleanly_into_rabbitmq(name: str, rabbitmq_url: str) -> None:
     from tests.support import rabbitmqctl
 

@@ -24,7 +24,7 @@ name = "q"
 
 def test_the_patterns_are_built_in() -> None:
     scenarios = load_scenarios(builtin_scenarios_dir())
-    names = ["work-queue", "pubsub", "routing", "topic", "headers", "retry", "overflow", "priority"]
+    names = ["work-queue", "pubsub", "routing", "topic", "headers", "retry", "overflow", "priority", "rpc"]
     assert [s.name for s in scenarios] == names
     kinds = {s.name: {e.type for e in s.exchanges} for s in scenarios}
     assert kinds == {
@@ -36,6 +36,7 @@ def test_the_patterns_are_built_in() -> None:
         "retry": {"direct", "fanout"},
         "overflow": {"direct", "fanout"},
         "priority": set(),
+        "rpc": set(),
     }
     headers = next(s for s in scenarios if s.name == "headers")
     assert {b.match for b in headers.bindings} == {"all", "any"}

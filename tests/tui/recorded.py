@@ -256,6 +256,32 @@ def priority() -> Story:
     return s.frames(6)
 
 
+def rpc() -> Story:
+    """Two requests answered and matched; a third in a server's hands, its reply not back yet."""
+    s = Story("")
+    s.up("server-1", "server", "rpc-requests", prefetch=1).up(
+        "server-2", "server", "rpc-requests", prefetch=1
+    )
+    s.up("inbox-1", "inbox", "replies", prefetch=20)
+    for seq, server in ((1, "server-1"), (2, "server-2")):
+        mid = s.publish("client", seq, "rpc-requests")
+        s.add(Confirmed(mid, "client"), Routed(mid, "", "rpc-requests", ("rpc-requests",), "trace"))
+        s.add(Delivered(mid, "rpc-requests", server, False, "rpc-requests", ""))
+        s.add(Acked(mid, "rpc-requests", server, 400.0, f"answered {mid}: done"))
+        reply = f"{mid}.reply"
+        s.add(Routed(reply, "", "amq.gen-x", ("replies",), "trace"))
+        s.add(Delivered(reply, "replies", "inbox-1", False, "amq.gen-x", ""))
+        s.add(Acked(reply, "replies", "inbox-1", 0.0, f"reply to {mid} after {402 + seq} ms"))
+    s.frames(40)
+    mid = s.publish("client", 3, "rpc-requests")
+    s.add(Confirmed(mid, "client"), Routed(mid, "", "rpc-requests", ("rpc-requests",), "trace"))
+    s.add(Delivered(mid, "rpc-requests", "server-1", False, "rpc-requests", ""))
+    s.frames(20)
+    s.publish("client", 4, "rpc-requests")
+    s.depth("rpc-requests", 0, 1, 2).depth("replies", 0, 0, 1)
+    return s.frames(6)
+
+
 STORIES = {
     "work-queue": work_queue,
     "pubsub": pubsub,
@@ -265,4 +291,5 @@ STORIES = {
     "retry": retry,
     "overflow": overflow,
     "priority": priority,
+    "rpc": rpc,
 }

@@ -32,7 +32,7 @@ from broker_sim.tui.publish_form import PublishForm
 from tests.support import Watcher
 from tests.tui.harness import app_on, until_screen
 
-SCENARIOS = ["work-queue", "pubsub", "routing", "topic", "headers", "retry", "overflow", "priority"]
+SCENARIOS = ["work-queue", "pubsub", "routing", "topic", "headers", "retry", "overflow", "priority", "rpc"]
 COUNTED = ("published", "confirmed", "returned", "delivered", "acked", "nacked", "redelivered", "lost")
 
 

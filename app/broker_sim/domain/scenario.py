@@ -111,6 +111,9 @@ class ProducerSpec:
     """Each message's priority (a queue with ``max_priority`` delivers higher ones first)."""
     expiration_ms: int | None = None
     """Each message's own TTL; it expires only once it reaches the head of its queue."""
+    reply_queue: str = ""
+    """RPC: each message is a request whose ``reply_to`` names this scenario queue (its broker
+    name, ``amq.gen-…`` for a server-named one) and whose ``correlation_id`` is its id."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +157,9 @@ class ConsumerGroupSpec:
     work: WorkSpec = field(default_factory=WorkSpec)
     label: str = ""
     reject: RejectSpec = field(default_factory=RejectSpec)
+    reply: bool = False
+    """RPC server: answer each request that has a ``reply_to`` on the default exchange, with its
+    ``correlation_id``, before acking it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -363,6 +363,7 @@ def _producer(r: _Reader, key: str, data: Any, types: dict[str, str]) -> Produce
         "count",
         "priority",
         "expiration_ms",
+        "reply_queue",
     }
     t = r.table(data, key, allowed, {"name", "exchange"})
     exchange = r.get(t, key, "exchange", str, "")
@@ -387,6 +388,14 @@ def _producer(r: _Reader, key: str, data: Any, types: dict[str, str]) -> Produce
     expiration = r.get(t, key, "expiration_ms", int, -1)
     if "expiration_ms" in t:
         _positive(r, f"{key}.expiration_ms", expiration)
+    reply_queue = r.get(t, key, "reply_queue", str, "")
+    if "reply_queue" in t and reply_queue not in types["\0queues"]:
+        raise r.fail(f"{key}.reply_queue", f"no queue named {reply_queue!r} in this scenario")
+    if reply_queue and exchange != DEFAULT_EXCHANGE:
+        raise r.fail(
+            f"{key}.reply_queue",
+            "requests go to the default exchange (exchange = ''), as in the RPC tutorial",
+        )
     return ProducerSpec(
         name=r.get(t, key, "name", str, ""),
         exchange=exchange,
@@ -400,6 +409,7 @@ def _producer(r: _Reader, key: str, data: Any, types: dict[str, str]) -> Produce
         count=count if count >= 0 else None,
         priority=priority if priority >= 0 else None,
         expiration_ms=expiration if expiration >= 0 else None,
+        reply_queue=reply_queue,
     )
 
 
@@ -431,7 +441,7 @@ def _reject(r: _Reader, key: str, data: Any, exchanges: set[str], ack: str) -> R
 
 
 def _consumers(r: _Reader, key: str, data: Any, queues: set[str], exchanges: set[str]) -> ConsumerGroupSpec:
-    allowed = {"name", "queue", "count", "prefetch", "ack", "work", "label", "reject"}
+    allowed = {"name", "queue", "count", "prefetch", "ack", "work", "label", "reject", "reply"}
     t = r.table(data, key, allowed, {"name", "queue"})
     queue = r.get(t, key, "queue", str, "")
     if queue not in queues:
@@ -473,6 +483,7 @@ def _consumers(r: _Reader, key: str, data: Any, queues: set[str], exchanges: set
         work=work,
         label=r.get(t, key, "label", str, ""),
         reject=_reject(r, f"{key}.reject", t.get("reject", {}), exchanges, ack),
+        reply=r.get(t, key, "reply", bool, False),
     )
 
 

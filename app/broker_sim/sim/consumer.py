@@ -25,7 +25,8 @@ from broker_sim.domain.events import (
     PrefetchChanged,
 )
 from broker_sim.domain.rejecting import deaths, job_fails
-from broker_sim.domain.scenario import ConsumerGroupSpec
+from broker_sim.domain.replies import SENT_AT, match_reply, reply_body
+from broker_sim.domain.scenario import DEFAULT_EXCHANGE, ConsumerGroupSpec
 from broker_sim.sim.topology import Topology
 from broker_sim.sim.work import perform
 
@@ -112,6 +113,8 @@ class Consumer:
                     spec.work, message.body, self._log_file, self.group.spool_dir, self.group.speed
                 )
                 failed = self._told_to_fail(message)
+                if message.correlation_id and not message.reply_to:  # a reply to an RPC request
+                    result, failed = match_reply(message.correlation_id, message.body, message.headers)
             except Exception as exc:  # a job the work cannot do is rejected, not fatal to the worker
                 result, failed = "", f"{type(exc).__name__}: {exc}"
             if self._dead:
@@ -135,17 +138,21 @@ class Consumer:
             return ""
         return f"job failed on try {tries}"
 
-    async def _park(self, message: AbstractIncomingMessage) -> None:
-        """Publish the job to the parking lot, on this channel before its ack (the broker keeps the order)."""
-        reject = self.group.spec.reject
+    async def _send(self, exchange_name: str, key: str, message: aio_pika.Message) -> None:
+        """Publish on this channel, before the ack of the message in hand (the broker keeps the order)."""
         names = self.group.topology
         if self.channel is None:
             raise RuntimeError("the consumer has no channel")
         exchange = (
             self.channel.default_exchange
-            if not reject.park_exchange
-            else await self.channel.get_exchange(names.exchange_name(reject.park_exchange), ensure=False)
+            if not exchange_name
+            else await self.channel.get_exchange(names.exchange_name(exchange_name), ensure=False)
         )
+        await exchange.publish(message, names.routing_key(exchange_name, key))
+
+    async def _park(self, message: AbstractIncomingMessage) -> None:
+        """Publish the job to the parking lot, as it came."""
+        reject = self.group.spec.reject
         copy = aio_pika.Message(
             message.body,
             message_id=message.message_id,
@@ -153,7 +160,20 @@ class Consumer:
             delivery_mode=message.delivery_mode,
             content_type=message.content_type,
         )
-        await exchange.publish(copy, names.routing_key(reject.park_exchange, reject.park_key))
+        await self._send(reject.park_exchange, reject.park_key, copy)
+
+    async def _answer(self, message: AbstractIncomingMessage, result: str) -> None:
+        """RPC server: send the result to the request's ``reply_to`` queue, with its correlation id."""
+        mid = message.message_id or ""
+        answer = aio_pika.Message(
+            reply_body(mid, result),
+            message_id=f"{mid}.reply",
+            correlation_id=message.correlation_id,
+            headers={k: v for k, v in (message.headers or {}).items() if k == SENT_AT},
+            content_type="text/plain",
+        )
+        # reply_to is already the broker's name (amq.gen-… for a server-named queue)
+        await self._send(DEFAULT_EXCHANGE, message.reply_to or "", answer)
 
     async def _finish(self, message: AbstractIncomingMessage, result: str, failed: str, ms: float) -> None:
         spec = self.group.spec
@@ -165,6 +185,9 @@ class Consumer:
         reject = spec.reject
         requeue = bool(failed) and reject.requeue
         try:
+            if not failed and spec.reply and message.reply_to:
+                await self._answer(message, result)
+                result = f"answered {message.correlation_id or '?'}: {result or 'done'}"
             if failed and reject.tries and self._tries(message) >= reject.tries:
                 await self._park(message)
                 await message.ack()
