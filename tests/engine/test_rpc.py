@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from broker_sim.domain.events import Acked, Delivered, Published
-from broker_sim.domain.replies import SENT_AT, match_reply, reply_body
+from broker_sim.domain.replies import SENT_AT, match_reply, reply_body, reply_id
 from broker_sim.domain.scenario_file import load_scenario
 from broker_sim.resources import builtin_scenarios_dir
 from broker_sim.settings import Settings
@@ -23,12 +23,16 @@ async def test_every_request_gets_one_reply_that_matches_it(settings: Settings) 
         requests = {p.message_id for p in w.of(Published)}
         assert len(requests) == 12
         replies = [d for d in w.of(Delivered) if d.queue == "replies"]
-        assert sorted(d.message_id for d in replies) == sorted(f"{r}.reply" for r in requests)
+        assert sorted(d.message_id for d in replies) == sorted(reply_id(r) for r in requests)
         # the reply queue is server-named: the requests named it by the broker's name
         assert engine.topology.queue_name("replies").startswith("amq.gen-")
         matched = [a.result for a in w.of(Acked) if a.queue == "replies"]
         assert all(r.startswith("reply to ") and " after " in r for r in matched), matched
         assert w.tally.nacked == 0
+
+
+def test_a_reply_reads_as_the_same_number_as_its_request() -> None:
+    assert reply_id("3f2a.client.7") == "3f2a.client-reply.7"
 
 
 def test_a_reply_for_another_request_is_refused() -> None:

@@ -268,7 +268,7 @@ def rpc() -> Story:
         s.add(Confirmed(mid, "client"), Routed(mid, "", "rpc-requests", ("rpc-requests",), "trace"))
         s.add(Delivered(mid, "rpc-requests", server, False, "rpc-requests", ""))
         s.add(Acked(mid, "rpc-requests", server, 400.0, f"answered {mid}: done"))
-        reply = f"{mid}.reply"
+        reply = f"r1.client-reply.{seq}"
         s.add(Routed(reply, "", "amq.gen-x", ("replies",), "trace"))
         s.add(Delivered(reply, "replies", "inbox-1", False, "amq.gen-x", ""))
         s.add(Acked(reply, "replies", "inbox-1", 0.0, f"reply to {mid} after {402 + seq} ms"))

@@ -15,6 +15,13 @@ SENT_AT = "sent-at-ms"
 """Header of an RPC request (copied into its answer): wall-clock milliseconds when it was published."""
 
 
+def reply_id(request_id: str) -> str:
+    """The answer's message id: ``RUN.client.7`` is answered by ``RUN.client-reply.7``, so both
+    read as number 7 on screen (``client#7``, ``client-reply#7``)."""
+    head, dot, number = request_id.rpartition(".")
+    return f"{head}-reply.{number}" if dot else f"{request_id}-reply"
+
+
 def reply_body(request_id: str, result: str) -> bytes:
     """The answer to one request."""
     return f"reply to {request_id}: {result or 'done'}".encode()

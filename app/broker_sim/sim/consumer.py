@@ -25,7 +25,7 @@ from broker_sim.domain.events import (
     PrefetchChanged,
 )
 from broker_sim.domain.rejecting import deaths, job_fails
-from broker_sim.domain.replies import SENT_AT, match_reply, reply_body
+from broker_sim.domain.replies import SENT_AT, match_reply, reply_body, reply_id
 from broker_sim.domain.scenario import DEFAULT_EXCHANGE, ConsumerGroupSpec
 from broker_sim.sim.topology import Topology
 from broker_sim.sim.work import perform
@@ -167,7 +167,7 @@ class Consumer:
         mid = message.message_id or ""
         answer = aio_pika.Message(
             reply_body(mid, result),
-            message_id=f"{mid}.reply",
+            message_id=reply_id(mid),
             correlation_id=message.correlation_id,
             headers={k: v for k, v in (message.headers or {}).items() if k == SENT_AT},
             content_type="text/plain",
