@@ -181,6 +181,12 @@ def test_export_carries_them_as_rabbitmq_arguments() -> None:
         ("reject = {", 'ack = "auto"\nreject = {', "consumers[0].reject", "auto-ack consumer cannot reject"),
         ("reject = {", "reject = { when = 1, ", "consumers[0].reject.when", "unknown key"),
         (
+            'dead_letter_exchange = ""\ndead_letter_routing_key = "wait"\n',
+            "",
+            "consumers[0].reject.tries",
+            "give that queue a dead_letter_exchange",
+        ),
+        (
             'reply_queue = "parked"',
             'reply_queue = "inbox"',
             "producers[1].reply_queue",

@@ -667,6 +667,14 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     consumers = [_consumers(r, k, v, types["\0queues"], exchange_names) for k, v in r.items(doc, "consumers")]
     _unique(r, "producers", [p.name for p in producers])
     _unique(r, "consumers", [c.name for c in consumers])
+    for i, c in enumerate(consumers):
+        queue = next(q for q in queues if q.name == c.queue)
+        if c.reject.tries and queue.dead_letter_exchange is None:
+            raise r.fail(
+                f"consumers[{i}].reject.tries",
+                f"tries are counted when {c.queue!r} dead-letters a rejected job: "
+                "give that queue a dead_letter_exchange (the retry's way back)",
+            )
     names = {
         "consumers": {c.name for c in consumers},
         "producers": {p.name for p in producers},
