@@ -22,9 +22,10 @@ name = "q"
 """
 
 
-def test_the_five_patterns_are_built_in() -> None:
+def test_the_patterns_are_built_in() -> None:
     scenarios = load_scenarios(builtin_scenarios_dir())
-    assert [s.name for s in scenarios] == ["work-queue", "pubsub", "routing", "topic", "headers"]
+    names = ["work-queue", "pubsub", "routing", "topic", "headers", "retry", "overflow", "priority", "rpc"]
+    assert [s.name for s in scenarios] == names
     kinds = {s.name: {e.type for e in s.exchanges} for s in scenarios}
     assert kinds == {
         "work-queue": set(),
@@ -32,6 +33,10 @@ def test_the_five_patterns_are_built_in() -> None:
         "routing": {"direct"},
         "topic": {"topic"},
         "headers": {"headers"},
+        "retry": {"direct", "fanout"},
+        "overflow": {"direct", "fanout"},
+        "priority": set(),
+        "rpc": set(),
     }
     headers = next(s for s in scenarios if s.name == "headers")
     assert {b.match for b in headers.bindings} == {"all", "any"}

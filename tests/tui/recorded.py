@@ -20,7 +20,9 @@ from broker_sim.domain.events import (
     Delivered,
     FlowEvent,
     LinkState,
+    Nacked,
     Published,
+    PublishFailed,
     QueueDepth,
     Returned,
     Routed,
@@ -189,10 +191,105 @@ def headers() -> Story:
     return s.frames(4)
 
 
+def retry() -> Story:
+    """Job 2 fails once, waits in 'wait' and comes back done; poison job 3 parks after 3 tries."""
+    s = Story("jobs")
+    s.up("worker-1", "worker", "work", prefetch=1).up("worker-2", "worker", "work", prefetch=1)
+    s.up("ops-1", "ops", "parking-lot")
+    s.through("server", 1, "job", {"work": "worker-1"})
+    mid2 = s.publish("server", 2, "job")
+    s.add(Confirmed(mid2, "server"), Routed(mid2, "jobs", "job", ("work",), "trace"))
+    s.add(Delivered(mid2, "work", "worker-2", False, "job", "jobs"))
+    s.add(Nacked(mid2, "work", "worker-2", requeue=False, reason="job failed on try 1"))
+    s.depth("wait", 1, 0, 0)
+    s.frames(40)
+    mid3 = s.publish("server", 3, "job")
+    s.add(Confirmed(mid3, "server"), Routed(mid3, "jobs", "job", ("work",), "trace"))
+    s.add(Delivered(mid2, "work", "worker-1", False, "job", "jobs"))  # back from 'wait'
+    s.add(Acked(mid2, "work", "worker-1", 201.0, "done"))
+    s.add(Delivered(mid3, "work", "worker-2", False, "job", "jobs"))
+    s.add(Nacked(mid3, "work", "worker-2", requeue=False, reason="job failed on try 3: parked after 3 tries"))
+    s.add(Routed(mid3, "parking", "job", ("parking-lot",), "trace"))
+    s.frames(20)
+    s.add(Delivered(mid3, "parking-lot", "ops-1", False, "job", "parking"))
+    s.publish("server", 4, "job")
+    s.depth("work", 0, 1, 2).depth("wait", 2, 0, 0).depth("parking-lot", 0, 1, 1)
+    return s.frames(6)
+
+
+def overflow() -> Story:
+    """'refund' caught by the alternate exchange; 'paid' #4 nacked by a full 'shipping'."""
+    s = Story("orders")
+    s.up("shipper-1", "shipper", "shipping", prefetch=1)
+    s.up("auditor-1", "auditor", "audit-log").up("ops-1", "ops", "unrouted-orders")
+    s.through("shop", 1, "paid", {"shipping": "shipper-1", "audit-log": "auditor-1"})
+    s.through("shop", 2, "refund", {"unrouted-orders": "ops-1"})
+    s.frames(40)
+    mid = s.publish("shop", 3, "paid")
+    s.add(Confirmed(mid, "shop"), Routed(mid, "orders", "paid", ("shipping", "audit-log"), "trace"))
+    s.add(Delivered(mid, "audit-log", "auditor-1", False, "paid", "orders"))
+    mid = s.publish("shop", 4, "paid")
+    s.add(Routed(mid, "orders", "paid", ("shipping", "audit-log"), "trace"))
+    s.add(PublishFailed(mid, "shop", "the broker refused it (Basic.Nack)", refused=True))
+    s.frames(20)
+    s.publish("shop", 5, "refund")
+    s.depth("shipping", 5, 1, 1).depth("audit-log", 0, 1, 1).depth("unrouted-orders", 0, 0, 1)
+    return s.frames(6)
+
+
+def priority() -> Story:
+    """A backlog of bulk tasks; an urgent one published later is delivered next."""
+    s = Story("")
+    s.up("worker-1", "worker", "tasks", prefetch=1)
+    for seq in (1, 2, 3):
+        mid = s.publish("bulk", seq, "tasks")
+        s.add(Confirmed(mid, "bulk"), Routed(mid, "", "tasks", ("tasks",), "trace"))
+    s.add(Delivered("r1.bulk.1", "tasks", "worker-1", False, "tasks", ""))
+    s.add(Acked("r1.bulk.1", "tasks", "worker-1", 500.0, "done"))
+    s.frames(40)
+    mid = s.publish("urgent", 1, "tasks")
+    s.add(Confirmed(mid, "urgent"), Routed(mid, "", "tasks", ("tasks",), "trace"))
+    s.add(Delivered(mid, "tasks", "worker-1", False, "tasks", ""))  # ahead of bulk 2 and 3
+    s.frames(20)
+    s.publish("bulk", 4, "tasks")
+    s.depth("tasks", 3, 1, 1)
+    return s.frames(6)
+
+
+def rpc() -> Story:
+    """Two requests answered and matched; a third in a server's hands, its reply not back yet."""
+    s = Story("")
+    s.up("server-1", "server", "rpc-requests", prefetch=1).up(
+        "server-2", "server", "rpc-requests", prefetch=1
+    )
+    s.up("inbox-1", "inbox", "replies", prefetch=20)
+    for seq, server in ((1, "server-1"), (2, "server-2")):
+        mid = s.publish("client", seq, "rpc-requests")
+        s.add(Confirmed(mid, "client"), Routed(mid, "", "rpc-requests", ("rpc-requests",), "trace"))
+        s.add(Delivered(mid, "rpc-requests", server, False, "rpc-requests", ""))
+        s.add(Acked(mid, "rpc-requests", server, 400.0, f"answered {mid}: done"))
+        reply = f"r1.client-reply.{seq}"
+        s.add(Routed(reply, "", "amq.gen-x", ("replies",), "trace"))
+        s.add(Delivered(reply, "replies", "inbox-1", False, "amq.gen-x", ""))
+        s.add(Acked(reply, "replies", "inbox-1", 0.0, f"reply to {mid} after {402 + seq} ms"))
+    s.frames(40)
+    mid = s.publish("client", 3, "rpc-requests")
+    s.add(Confirmed(mid, "client"), Routed(mid, "", "rpc-requests", ("rpc-requests",), "trace"))
+    s.add(Delivered(mid, "rpc-requests", "server-1", False, "rpc-requests", ""))
+    s.frames(20)
+    s.publish("client", 4, "rpc-requests")
+    s.depth("rpc-requests", 0, 1, 2).depth("replies", 0, 0, 1)
+    return s.frames(6)
+
+
 STORIES = {
     "work-queue": work_queue,
     "pubsub": pubsub,
     "routing": routing,
     "topic": topic,
     "headers": headers,
+    "retry": retry,
+    "overflow": overflow,
+    "priority": priority,
+    "rpc": rpc,
 }

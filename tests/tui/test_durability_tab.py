@@ -365,7 +365,7 @@ async def test_at_80x24_the_tab_scrolls_and_a_finished_run_shows_the_table(tmp_p
     app, seen = make_app(settings), Seen()
     async with app.run_test(size=(80, 24), message_hook=seen) as pilot:
         try:
-            await pilot.press("6")
+            await pilot.press("0")  # the last tab
             tab = app.durability
             await seen.until(lambda _m: tab.handle is not None, "the broker known to the tab")
             await pilot.pause()

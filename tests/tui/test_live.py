@@ -6,6 +6,7 @@ starts), waits on events with a deadline, and compares what the screen shows wit
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 
 import pytest
@@ -18,6 +19,7 @@ from broker_sim.domain.events import (
     ConnectionChanged,
     Delivered,
     LinkState,
+    Nacked,
     PrefetchChanged,
     Published,
     QueueDepth,
@@ -30,20 +32,31 @@ from broker_sim.tui.publish_form import PublishForm
 from tests.support import Watcher
 from tests.tui.harness import app_on, until_screen
 
-SCENARIOS = ["work-queue", "pubsub", "routing", "topic", "headers"]
+SCENARIOS = ["work-queue", "pubsub", "routing", "topic", "headers", "retry", "overflow", "priority", "rpc"]
 COUNTED = ("published", "confirmed", "returned", "delivered", "acked", "nacked", "redelivered", "lost")
+
+
+def retried_back(w: Watcher) -> bool:
+    """Every job rejected into a retry loop (not parked) has come back and been delivered again."""
+    due: Counter[str] = Counter(
+        n.message_id for n in w.of(Nacked) if not n.requeue and "parked" not in n.reason
+    )
+    seen = Counter(d.message_id for d in w.of(Delivered))
+    return all(seen[m] > n for m, n in due.items())
 
 
 async def settled(pilot: Pilot[None], tab: PatternTab, w: Watcher) -> None:
     """Producers paused, every message finished, and the screen has caught up with the engine."""
     await pilot.press("space")
     t = w.tally
+    retrying = any(q.message_ttl_ms and q.dead_letter_exchange is not None for q in tab.scenario.queues)
     await w.until(
         lambda: (
             bool(w.of(Published))
             and t.confirmed + t.returned + t.publish_failed == t.published
             and t.acked + t.nacked + t.abandoned >= t.delivered
             and all(not f.in_flight for f in t.consumers.values())
+            and (not retrying or retried_back(w))
         ),
         "every published message confirmed and every delivery finished",
     )

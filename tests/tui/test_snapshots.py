@@ -62,6 +62,11 @@ def test_tab_at_every_size(name: str, size: tuple[int, int], snap_compare: objec
     assert snap_compare(recorded_app(), terminal_size=size, run_before=story(name))  # type: ignore[operator]
 
 
+@pytest.mark.parametrize("name", ["retry", "overflow", "priority", "rpc"])
+def test_the_pattern_tabs_of_issue_13_at_80_columns(name: str, snap_compare: object) -> None:
+    assert snap_compare(recorded_app(), terminal_size=(80, 24), run_before=story(name))  # type: ignore[operator]
+
+
 def test_help_screen(snap_compare: object) -> None:
     assert snap_compare(recorded_app(), terminal_size=SIZE, press=["question_mark"])  # type: ignore[operator]
 

@@ -16,6 +16,10 @@ ExchangeType = Literal["direct", "fanout", "topic", "headers"]
 AckMode = Literal["manual", "auto"]
 WorkKind = Literal["image", "log", "delay"]
 BodyKind = Literal["image-job", "log-line", "text"]
+Overflow = Literal["drop-head", "reject-publish", "reject-publish-dlx"]
+OVERFLOWS: tuple[str, ...] = ("drop-head", "reject-publish", "reject-publish-dlx")
+MAX_PRIORITY = 255
+"""The highest priority AMQP 0-9-1 carries (RabbitMQ advises 1-10 for a queue's ``x-max-priority``)."""
 HeaderValue = str | int | float | bool
 
 DEFAULT_EXCHANGE = ""
@@ -30,6 +34,8 @@ class ExchangeSpec:
     type: ExchangeType
     durable: bool = False
     auto_delete: bool = False
+    alternate_exchange: str = ""
+    """Where messages that match no binding go (the ``alternate-exchange`` argument); "" for none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +43,9 @@ class QueueSpec:
     """A queue the scenario declares.
 
     ``server_named`` queues get a broker-generated name (as pub/sub subscribers do); ``name``
-    stays the scenario's handle for them.
+    stays the scenario's handle for them. ``dead_letter_exchange`` ("" is the default exchange,
+    ``None`` no dead-lettering) receives what is rejected without requeue, expires or overflows
+    (``reject-publish-dlx``); ``dead_letter_routing_key`` replaces the message's key when set.
     """
 
     name: str
@@ -47,17 +55,31 @@ class QueueSpec:
     server_named: bool = False
     max_length: int | None = None
     message_ttl_ms: int | None = None
+    dead_letter_exchange: str | None = None
+    dead_letter_routing_key: str | None = None
+    overflow: Overflow | None = None
+    max_priority: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class BindingSpec:
-    """A binding from an exchange to a queue, by routing key / pattern or by header rule."""
+    """A binding from an exchange to a queue, by routing key / pattern or by header rule.
+
+    With ``to_exchange`` set the destination is that exchange instead (an exchange-to-exchange
+    binding) and ``queue`` is "".
+    """
 
     exchange: str
     queue: str
     routing_key: str = ""
     headers: dict[str, HeaderValue] = field(default_factory=dict)
     match: Literal["all", "any"] | None = None
+    to_exchange: str = ""
+
+    @property
+    def destination(self) -> str:
+        """The queue or exchange the binding leads to."""
+        return self.to_exchange or self.queue
 
     def describe(self) -> str:
         """The binding as a user reads it: its key or pattern, or its header rule."""
@@ -85,6 +107,13 @@ class ProducerSpec:
     mandatory: bool = True
     body: BodyKind = "text"
     count: int | None = None
+    priority: int | None = None
+    """Each message's priority (a queue with ``max_priority`` delivers higher ones first)."""
+    expiration_ms: int | None = None
+    """Each message's own TTL; it expires only once it reaches the head of its queue."""
+    reply_queue: str = ""
+    """RPC: each message is a request whose ``reply_to`` names this scenario queue (its broker
+    name, ``amq.gen-…`` for a server-named one) and whose ``correlation_id`` is its id."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +123,26 @@ class WorkSpec:
     kind: WorkKind = "delay"
     seconds: float = 0.0
     operations: tuple[str, ...] = ("thumbnail",)
+
+
+@dataclass(frozen=True, slots=True)
+class RejectSpec:
+    """Which jobs a consumer group fails, and what it does with a failed job.
+
+    A job fails by its message id (a stable hash), so the same job fails on every try:
+    ``share`` of the jobs fail every time (poison), ``flaky`` more fail on their first try only.
+    A failed job is rejected, requeued when ``requeue`` (straight back to the same queue) or else
+    dead-lettered by the queue. With ``tries`` > 0 the consumer reads the job's ``x-death``
+    header: on its ``tries``-th try it stops rejecting and publishes the job to
+    ``park_exchange`` with ``park_key`` (the parking lot), then acks it.
+    """
+
+    share: float = 0.0
+    flaky: float = 0.0
+    requeue: bool = False
+    tries: int = 0
+    park_exchange: str = ""
+    park_key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +156,10 @@ class ConsumerGroupSpec:
     ack: AckMode = "manual"
     work: WorkSpec = field(default_factory=WorkSpec)
     label: str = ""
+    reject: RejectSpec = field(default_factory=RejectSpec)
+    reply: bool = False
+    """RPC server: answer each request that has a ``reply_to`` on the default exchange, with its
+    ``correlation_id``, before acking it."""
 
 
 @dataclass(frozen=True, slots=True)

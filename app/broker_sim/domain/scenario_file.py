@@ -15,12 +15,15 @@ from typing import Any, TypeVar, cast
 
 from broker_sim.domain.scenario import (
     DEFAULT_EXCHANGE,
+    MAX_PRIORITY,
+    OVERFLOWS,
     BindingSpec,
     ConsumerGroupSpec,
     ExchangeSpec,
     HeaderValue,
     ProducerSpec,
     QueueSpec,
+    RejectSpec,
     Scenario,
     WorkSpec,
 )
@@ -226,7 +229,7 @@ def _prefetch(r: _Reader, key: str, prefetch: int) -> None:
 
 
 def _exchange(r: _Reader, key: str, data: Any) -> ExchangeSpec:
-    t = r.table(data, key, {"name", "type", "durable", "auto_delete"}, {"name", "type"})
+    t = r.table(data, key, {"name", "type", "durable", "auto_delete", "alternate_exchange"}, {"name", "type"})
     name = r.get(t, key, "name", str, "")
     if not name or name.startswith("amq."):
         raise r.fail(f"{key}.name", "needs a name of its own (not empty, not amq.*)")
@@ -236,10 +239,27 @@ def _exchange(r: _Reader, key: str, data: Any) -> ExchangeSpec:
         type=kind,  # type: ignore[arg-type]
         durable=r.get(t, key, "durable", bool, False),
         auto_delete=r.get(t, key, "auto_delete", bool, False),
+        alternate_exchange=r.get(t, key, "alternate_exchange", str, ""),
     )
 
 
-def _queue(r: _Reader, key: str, data: Any) -> QueueSpec:
+def _known_exchange(r: _Reader, key: str, name: str, exchanges: set[str], *, default_ok: bool) -> None:
+    """Refuse a reference to an exchange the scenario does not declare."""
+    if name in exchanges or (default_ok and name == DEFAULT_EXCHANGE):
+        return
+    known = ", ".join(sorted(repr(n) for n in exchanges)) or "none"
+    default = " or '' (the default exchange)" if default_ok else ""
+    raise r.fail(key, f"no exchange named {name!r} in this scenario (known: {known}{default})")
+
+
+def _priority(r: _Reader, key: str, value: int, least: int) -> None:
+    if not least <= value <= MAX_PRIORITY:
+        raise r.fail(
+            key, f"must be from {least} to {MAX_PRIORITY} (1-10 is what RabbitMQ advises), got {value}"
+        )
+
+
+def _queue(r: _Reader, key: str, data: Any, exchanges: set[str]) -> QueueSpec:
     allowed = {
         "name",
         "durable",
@@ -248,6 +268,10 @@ def _queue(r: _Reader, key: str, data: Any) -> QueueSpec:
         "server_named",
         "max_length",
         "message_ttl_ms",
+        "dead_letter_exchange",
+        "dead_letter_routing_key",
+        "overflow",
+        "max_priority",
     }
     t = r.table(data, key, allowed, {"name"})
     name = r.get(t, key, "name", str, "")
@@ -262,6 +286,15 @@ def _queue(r: _Reader, key: str, data: Any) -> QueueSpec:
         _positive(r, f"{key}.max_length", max_length)
     if "message_ttl_ms" in t:
         _positive(r, f"{key}.message_ttl_ms", ttl)
+    dlx = r.get(t, key, "dead_letter_exchange", str, "")
+    if "dead_letter_exchange" in t:
+        _known_exchange(r, f"{key}.dead_letter_exchange", dlx, exchanges, default_ok=True)
+    if "dead_letter_routing_key" in t and "dead_letter_exchange" not in t:
+        raise r.fail(f"{key}.dead_letter_routing_key", "needs dead_letter_exchange too (where to send it)")
+    overflow = r.choice(t, key, "overflow", OVERFLOWS, "drop-head") if "overflow" in t else None
+    max_priority = r.get(t, key, "max_priority", int, 0)
+    if "max_priority" in t:
+        _priority(r, f"{key}.max_priority", max_priority, 1)
     return QueueSpec(
         name=name,
         durable=r.get(t, key, "durable", bool, False),
@@ -270,16 +303,33 @@ def _queue(r: _Reader, key: str, data: Any) -> QueueSpec:
         server_named=r.get(t, key, "server_named", bool, False),
         max_length=max_length if max_length >= 0 else None,
         message_ttl_ms=ttl if ttl >= 0 else None,
+        dead_letter_exchange=dlx if "dead_letter_exchange" in t else None,
+        dead_letter_routing_key=r.get(t, key, "dead_letter_routing_key", str, "")
+        if "dead_letter_routing_key" in t
+        else None,
+        overflow=overflow,  # type: ignore[arg-type]
+        max_priority=max_priority or None,
     )
 
 
 def _bindings(r: _Reader, key: str, data: Any, types: dict[str, str]) -> list[BindingSpec]:
-    t = r.table(data, key, {"exchange", "queue", "keys", "headers", "match"}, {"exchange", "queue"})
+    allowed = {"exchange", "queue", "to_exchange", "keys", "headers", "match"}
+    t = r.table(data, key, allowed, {"exchange"})
     exchange = r.get(t, key, "exchange", str, "")
     queue = r.get(t, key, "queue", str, "")
+    to_exchange = r.get(t, key, "to_exchange", str, "")
     if exchange not in types:
         raise r.fail(f"{key}.exchange", f"no exchange named {exchange!r} in this scenario")
-    if queue not in types["\0queues"]:
+    if ("queue" in t) == ("to_exchange" in t):
+        raise r.fail(key, "give the destination: queue = … or to_exchange = … (one of them)")
+    if "to_exchange" in t:
+        if not exchange or to_exchange not in types or not to_exchange:
+            raise r.fail(
+                f"{key}.to_exchange" if exchange else f"{key}.exchange",
+                "an exchange-to-exchange binding joins two exchanges of this scenario "
+                f"(not the default exchange), got {exchange!r} → {to_exchange!r}",
+            )
+    elif queue not in types["\0queues"]:
         raise r.fail(f"{key}.queue", f"no queue named {queue!r} in this scenario")
     kind = types[exchange]
     if kind == "headers":
@@ -287,7 +337,7 @@ def _bindings(r: _Reader, key: str, data: Any, types: dict[str, str]) -> list[Bi
             raise r.fail(f"{key}.keys", "a headers exchange ignores routing keys: use headers = {...}")
         headers = r.headers(t.get("headers", {}), f"{key}.headers")
         match = r.choice(t, key, "match", ("all", "any"), "all")
-        return [BindingSpec(exchange, queue, "", headers, match)]  # type: ignore[arg-type]
+        return [BindingSpec(exchange, queue, "", headers, match, to_exchange)]  # type: ignore[arg-type]
     if "headers" in t or "match" in t:
         raise r.fail(f"{key}.headers", f"header rules need a headers exchange, {exchange!r} is {kind}")
     keys = r.strings(t, key, "keys", ("",))
@@ -296,7 +346,7 @@ def _bindings(r: _Reader, key: str, data: Any, types: dict[str, str]) -> list[Bi
             problem = validate_pattern(k)
             if problem:
                 raise r.fail(f"{key}.keys", f"pattern {k!r}: {problem}")
-    return [BindingSpec(exchange, queue, k) for k in keys]
+    return [BindingSpec(exchange, queue, k, to_exchange=to_exchange) for k in keys]
 
 
 def _producer(r: _Reader, key: str, data: Any, types: dict[str, str]) -> ProducerSpec:
@@ -311,6 +361,9 @@ def _producer(r: _Reader, key: str, data: Any, types: dict[str, str]) -> Produce
         "mandatory",
         "body",
         "count",
+        "priority",
+        "expiration_ms",
+        "reply_queue",
     }
     t = r.table(data, key, allowed, {"name", "exchange"})
     exchange = r.get(t, key, "exchange", str, "")
@@ -329,6 +382,20 @@ def _producer(r: _Reader, key: str, data: Any, types: dict[str, str]) -> Produce
     if not isinstance(headers_raw, list):
         raise r.fail(f"{key}.headers", "expected a list of header tables")
     headers = tuple(r.headers(h, f"{key}.headers[{i}]") for i, h in enumerate(headers_raw))
+    priority = r.get(t, key, "priority", int, -1)
+    if "priority" in t:
+        _priority(r, f"{key}.priority", priority, 0)
+    expiration = r.get(t, key, "expiration_ms", int, -1)
+    if "expiration_ms" in t:
+        _positive(r, f"{key}.expiration_ms", expiration)
+    reply_queue = r.get(t, key, "reply_queue", str, "")
+    if "reply_queue" in t and reply_queue not in types["\0queues"]:
+        raise r.fail(f"{key}.reply_queue", f"no queue named {reply_queue!r} in this scenario")
+    if reply_queue and exchange != DEFAULT_EXCHANGE:
+        raise r.fail(
+            f"{key}.reply_queue",
+            "requests go to the default exchange (exchange = ''), as in the RPC tutorial",
+        )
     return ProducerSpec(
         name=r.get(t, key, "name", str, ""),
         exchange=exchange,
@@ -340,11 +407,41 @@ def _producer(r: _Reader, key: str, data: Any, types: dict[str, str]) -> Produce
         mandatory=r.get(t, key, "mandatory", bool, True),
         body=r.choice(t, key, "body", ("image-job", "log-line", "text"), "text"),  # type: ignore[arg-type]
         count=count if count >= 0 else None,
+        priority=priority if priority >= 0 else None,
+        expiration_ms=expiration if expiration >= 0 else None,
+        reply_queue=reply_queue,
     )
 
 
-def _consumers(r: _Reader, key: str, data: Any, queues: set[str]) -> ConsumerGroupSpec:
-    allowed = {"name", "queue", "count", "prefetch", "ack", "work", "label"}
+def _reject(r: _Reader, key: str, data: Any, exchanges: set[str], ack: str) -> RejectSpec:
+    allowed = {"share", "flaky", "requeue", "tries", "park_exchange", "park_key"}
+    t = r.table(data, key, allowed, set())
+    share = r.get(t, key, "share", float, 0.0)
+    flaky = r.get(t, key, "flaky", float, 0.0)
+    for name, value in (("share", share), ("flaky", flaky)):
+        _positive(r, f"{key}.{name}", value)
+        _at_most(r, f"{key}.{name}", value, 1, "(a share of the jobs)")
+    if share + flaky > 1:
+        raise r.fail(f"{key}.flaky", f"share + flaky is at most 1 (all the jobs), got {share + flaky:g}")
+    if (share or flaky) and ack == "auto":
+        raise r.fail(key, "an auto-ack consumer cannot reject: the broker counts a job done on delivery")
+    tries = r.get(t, key, "tries", int, 0)
+    _positive(r, f"{key}.tries", tries)
+    requeue = r.get(t, key, "requeue", bool, False)
+    park = r.get(t, key, "park_exchange", str, "")
+    if tries:
+        if requeue:
+            raise r.fail(f"{key}.requeue", "tries are counted from x-death, which a requeue never adds")
+        if "park_exchange" not in t:
+            raise r.fail(key, "tries needs park_exchange (where a job goes after its last try)")
+        _known_exchange(r, f"{key}.park_exchange", park, exchanges, default_ok=True)
+    elif "park_exchange" in t or "park_key" in t:
+        raise r.fail(f"{key}.park_exchange", "a parking lot needs tries = N (after how many tries)")
+    return RejectSpec(share, flaky, requeue, tries, park, r.get(t, key, "park_key", str, ""))
+
+
+def _consumers(r: _Reader, key: str, data: Any, queues: set[str], exchanges: set[str]) -> ConsumerGroupSpec:
+    allowed = {"name", "queue", "count", "prefetch", "ack", "work", "label", "reject", "reply"}
     t = r.table(data, key, allowed, {"name", "queue"})
     queue = r.get(t, key, "queue", str, "")
     if queue not in queues:
@@ -376,14 +473,17 @@ def _consumers(r: _Reader, key: str, data: Any, queues: set[str]) -> ConsumerGro
     name = r.get(t, key, "name", str, "")
     if (why := unsafe_name(name)) is not None:
         raise r.fail(f"{key}.name", why)
+    ack = r.choice(t, key, "ack", ("manual", "auto"), "manual")
     return ConsumerGroupSpec(
         name=name,
         queue=queue,
         count=count,
         prefetch=prefetch,
-        ack=r.choice(t, key, "ack", ("manual", "auto"), "manual"),  # type: ignore[arg-type]
+        ack=ack,  # type: ignore[arg-type]
         work=work,
         label=r.get(t, key, "label", str, ""),
+        reject=_reject(r, f"{key}.reject", t.get("reject", {}), exchanges, ack),
+        reply=r.get(t, key, "reply", bool, False),
     )
 
 
@@ -546,7 +646,17 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     if (why := unsafe_name(r.get(doc, "", "name", str, ""))) is not None:
         raise r.fail("name", why)
     exchanges = [_exchange(r, k, v) for k, v in r.items(doc, "exchanges")]
-    queues = [_queue(r, k, v) for k, v in r.items(doc, "queues")]
+    exchange_names = {e.name for e in exchanges}
+    for i, e in enumerate(exchanges):
+        if e.alternate_exchange:
+            _known_exchange(
+                r,
+                f"exchanges[{i}].alternate_exchange",
+                e.alternate_exchange,
+                exchange_names,
+                default_ok=False,
+            )
+    queues = [_queue(r, k, v, exchange_names) for k, v in r.items(doc, "queues")]
     _unique(r, "exchanges", [e.name for e in exchanges])
     _unique(r, "queues", [q.name for q in queues])
     types: dict[str, Any] = {e.name: e.type for e in exchanges}
@@ -554,9 +664,17 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     types["\0queues"] = {q.name for q in queues}
     bindings = [b for k, v in r.items(doc, "bindings") for b in _bindings(r, k, v, types)]
     producers = [_producer(r, k, v, types) for k, v in r.items(doc, "producers")]
-    consumers = [_consumers(r, k, v, types["\0queues"]) for k, v in r.items(doc, "consumers")]
+    consumers = [_consumers(r, k, v, types["\0queues"], exchange_names) for k, v in r.items(doc, "consumers")]
     _unique(r, "producers", [p.name for p in producers])
     _unique(r, "consumers", [c.name for c in consumers])
+    for i, c in enumerate(consumers):
+        queue = next(q for q in queues if q.name == c.queue)
+        if c.reject.tries and queue.dead_letter_exchange is None:
+            raise r.fail(
+                f"consumers[{i}].reject.tries",
+                f"tries are counted when {c.queue!r} dead-letters a rejected job: "
+                "give that queue a dead_letter_exchange (the retry's way back)",
+            )
     names = {
         "consumers": {c.name for c in consumers},
         "producers": {p.name for p in producers},

@@ -12,6 +12,7 @@ from broker_sim.domain.scenario import (
     ExchangeSpec,
     ProducerSpec,
     QueueSpec,
+    RejectSpec,
     Scenario,
     WorkSpec,
 )
@@ -39,16 +40,16 @@ def _queue(q: QueueSpec) -> dict[str, Any]:
 def _bindings(bindings: tuple[BindingSpec, ...]) -> list[dict[str, Any]]:
     # The reader takes several keys per binding entry: group them back by (exchange, queue).
     out: list[dict[str, Any]] = []
-    keyed: dict[tuple[str, str], dict[str, Any]] = {}
+    keyed: dict[tuple[str, str, str], dict[str, Any]] = {}
     for b in bindings:
+        ends: dict[str, Any] = {"exchange": b.exchange}
+        ends.update({"to_exchange": b.to_exchange} if b.to_exchange else {"queue": b.queue})
         if b.match:
-            out.append(
-                {"exchange": b.exchange, "queue": b.queue, "match": b.match, "headers": dict(b.headers)}
-            )
+            out.append({**ends, "match": b.match, "headers": dict(b.headers)})
             continue
-        entry = keyed.get((b.exchange, b.queue))
+        entry = keyed.get((b.exchange, b.queue, b.to_exchange))
         if entry is None:
-            entry = keyed[(b.exchange, b.queue)] = {"exchange": b.exchange, "queue": b.queue, "keys": []}
+            entry = keyed[(b.exchange, b.queue, b.to_exchange)] = {**ends, "keys": []}
             out.append(entry)
         entry["keys"].append(b.routing_key)
     return out
@@ -66,6 +67,8 @@ def _consumer(c: ConsumerGroupSpec) -> dict[str, Any]:
     if "work" in data:
         data["work"] = _drop_defaults(c.work, WorkSpec(kind="image" if c.work.kind != "image" else "delay"))
         data["work"]["kind"] = c.work.kind
+    if "reject" in data:
+        data["reject"] = _drop_defaults(c.reject, RejectSpec())
     return data
 
 

@@ -52,6 +52,8 @@ class Tally:
     confirmed: int = 0
     returned: int = 0
     publish_failed: int = 0
+    publish_refused: int = 0
+    """Publishes the broker nacked (a full ``reject-publish`` queue): part of ``publish_failed``."""
     delivered: int = 0
     acked: int = 0
     nacked: int = 0
@@ -77,8 +79,9 @@ class Tally:
                 self.confirmed += 1
             case Returned():
                 self.returned += 1
-            case PublishFailed():
+            case PublishFailed(refused=refused):
                 self.publish_failed += 1
+                self.publish_refused += refused
             case Routed(queues=queues, source=source):
                 for q in queues:
                     self.routed[q] += 1

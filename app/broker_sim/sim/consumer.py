@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
 
@@ -23,7 +24,9 @@ from broker_sim.domain.events import (
     Nacked,
     PrefetchChanged,
 )
-from broker_sim.domain.scenario import ConsumerGroupSpec
+from broker_sim.domain.rejecting import deaths, job_fails
+from broker_sim.domain.replies import SENT_AT, match_reply, reply_body, reply_id
+from broker_sim.domain.scenario import DEFAULT_EXCHANGE, ConsumerGroupSpec
 from broker_sim.sim.topology import Topology
 from broker_sim.sim.work import perform
 
@@ -109,13 +112,68 @@ class Consumer:
                 result = await perform(
                     spec.work, message.body, self._log_file, self.group.spool_dir, self.group.speed
                 )
-                failed = ""
+                failed = self._told_to_fail(message)
+                if message.correlation_id and not message.reply_to:  # a reply to an RPC request
+                    result, failed = match_reply(message.correlation_id, message.body, message.headers)
             except Exception as exc:  # a job the work cannot do is rejected, not fatal to the worker
                 result, failed = "", f"{type(exc).__name__}: {exc}"
             if self._dead:
                 return
             await self._finish(message, result, failed, (time.perf_counter() - started) * 1000)
             self.current = None
+
+    def _tries(self, message: AbstractIncomingMessage) -> int:
+        """This try's number: one more than the times the queue dead-lettered the job as rejected."""
+        queue = self.group.topology.queue_name(self.group.spec.queue)
+        return 1 + deaths(message.headers, queue, "rejected")
+
+    def _told_to_fail(self, message: AbstractIncomingMessage) -> str:
+        """The scenario's reason to fail this job (its ``reject`` table), or ""."""
+        reject = self.group.spec.reject
+        if not (reject.share or reject.flaky):
+            return ""
+        tries = self._tries(message)
+        first_try = tries == 1 and not message.redelivered
+        if not job_fails(reject, message.message_id or "", first_try):
+            return ""
+        return f"job failed on try {tries}"
+
+    async def _send(self, exchange_name: str, key: str, message: aio_pika.Message) -> None:
+        """Publish on this channel, before the ack of the message in hand (the broker keeps the order)."""
+        names = self.group.topology
+        if self.channel is None:
+            raise RuntimeError("the consumer has no channel")
+        exchange = (
+            self.channel.default_exchange
+            if not exchange_name
+            else await self.channel.get_exchange(names.exchange_name(exchange_name), ensure=False)
+        )
+        await exchange.publish(message, names.routing_key(exchange_name, key))
+
+    async def _park(self, message: AbstractIncomingMessage) -> None:
+        """Publish the job to the parking lot, as it came."""
+        reject = self.group.spec.reject
+        copy = aio_pika.Message(
+            message.body,
+            message_id=message.message_id,
+            headers=dict(message.headers or {}),
+            delivery_mode=message.delivery_mode,
+            content_type=message.content_type,
+        )
+        await self._send(reject.park_exchange, reject.park_key, copy)
+
+    async def _answer(self, message: AbstractIncomingMessage, result: str) -> None:
+        """RPC server: send the result to the request's ``reply_to`` queue, with its correlation id."""
+        mid = message.message_id or ""
+        answer = aio_pika.Message(
+            reply_body(mid, result),
+            message_id=reply_id(mid),
+            correlation_id=message.correlation_id,
+            headers={k: v for k, v in (message.headers or {}).items() if k == SENT_AT},
+            content_type="text/plain",
+        )
+        # reply_to is already the broker's name (amq.gen-… for a server-named queue)
+        await self._send(DEFAULT_EXCHANGE, message.reply_to or "", answer)
 
     async def _finish(self, message: AbstractIncomingMessage, result: str, failed: str, ms: float) -> None:
         spec = self.group.spec
@@ -124,9 +182,18 @@ class Consumer:
             self.processed += 1
             self.group.emit(Acked(mid, spec.queue, self.name, ms, result or failed, auto=True))
             return
+        reject = spec.reject
+        requeue = bool(failed) and reject.requeue
         try:
-            if failed:
-                await message.reject(requeue=False)
+            if not failed and spec.reply and message.reply_to:
+                await self._answer(message, result)
+                result = f"answered {message.correlation_id or '?'}: {result or 'done'}"
+            if failed and reject.tries and self._tries(message) >= reject.tries:
+                await self._park(message)
+                await message.ack()
+                failed = f"{failed}: parked after {reject.tries} tries"
+            elif failed:
+                await message.reject(requeue=requeue)
             elif message.delivery_tag is not None:
                 # Don't wait for the socket to drain: the next job can start while the ack is
                 # written (what message.ack() waits for costs 10-20 us a message here).
@@ -136,7 +203,7 @@ class Consumer:
             return
         self.group.track(-1)
         if failed:
-            self.group.emit(Nacked(mid, spec.queue, self.name, requeue=False, reason=failed))
+            self.group.emit(Nacked(mid, spec.queue, self.name, requeue=requeue, reason=failed))
         else:
             self.processed += 1
             self.group.emit(Acked(mid, spec.queue, self.name, ms, result))

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -23,6 +24,7 @@ from broker_sim.domain.events import (
     PublishFailed,
     Returned,
 )
+from broker_sim.domain.replies import SENT_AT
 from broker_sim.domain.scenario import HeaderValue, ProducerSpec
 from broker_sim.sim.messages import make_body, preview
 
@@ -44,6 +46,10 @@ class Outgoing:
     persistent: bool
     mandatory: bool
     body: bytes
+    priority: int | None = None
+    expiration_ms: int | None = None
+    reply_to: str | None = None
+    """RPC: the broker's name of the queue the answer goes to; the correlation id is the message id."""
 
 
 class Producer:
@@ -130,6 +136,9 @@ class Producer:
             persistent=self.spec.persistent,
             mandatory=self.spec.mandatory,
             body=make_body(self.spec.body, seq, key, self._rng),
+            priority=self.spec.priority,
+            expiration_ms=self.spec.expiration_ms,
+            reply_to=map_key(self.spec.reply_queue) if self.spec.reply_queue else None,
         )
 
     async def run(self, exchange: AbstractExchange, map_key: Callable[[str], str]) -> None:
@@ -220,11 +229,19 @@ async def publish(
     message = aio_pika.Message(
         out.body,
         message_id=out.message_id,
-        headers=dict(out.headers) or None,
+        # an RPC request says when it left, so the client can tell its reply's round trip
+        headers={**out.headers, SENT_AT: time.time_ns() // 1_000_000}
+        if out.reply_to
+        else dict(out.headers) or None,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT
         if out.persistent
         else aio_pika.DeliveryMode.NOT_PERSISTENT,
         content_type="application/json" if out.body[:1] == b"{" else "text/plain",
+        priority=out.priority,
+        reply_to=out.reply_to,
+        correlation_id=out.message_id if out.reply_to else None,
+        # aio-pika takes seconds and sends AMQP's string of milliseconds
+        expiration=None if out.expiration_ms is None else out.expiration_ms / 1000,
     )
     try:
         result = await exchange.publish(message, out.broker_routing_key, mandatory=out.mandatory)

@@ -32,19 +32,40 @@ async def _finish_counts(engine: Engine) -> None:
         await asyncio.sleep(0.1)
 
 
+def _activity(tally: Tally) -> int:
+    return tally.acked + tally.nacked + tally.delivered
+
+
 async def _drain(engine: Engine, tally: Tally) -> None:
-    """Stop publishing and let consumers finish what is in flight, so the figures settle."""
+    """Stop publishing and let consumers finish what is in flight, so the figures settle.
+
+    A queue with a TTL and a dead-letter exchange (a retry's wait queue) hands its messages on
+    when they expire, in real time whatever the speed: the run waits for it to empty too, polling
+    depths itself (one stale depth could show both queues empty while a job moves between them).
+    """
     engine.hold(True)
-    last_acks, quiet_since = tally.acked, time.monotonic()
+    last_seen, quiet_since = _activity(tally), time.monotonic()
     deadline = time.monotonic() + DRAIN_LIMIT
-    consumed = {g.spec.queue for g in engine.groups.values() if g.members}
+    watched = {g.spec.queue for g in engine.groups.values() if g.members}
+    delaying = {
+        q.name for q in engine.scenario.queues if q.message_ttl_ms and q.dead_letter_exchange is not None
+    }
+    watched |= delaying
+    empty_since: float | None = None
     while time.monotonic() < deadline:
         await asyncio.sleep(0.1)
-        if tally.acked != last_acks:
-            last_acks, quiet_since = tally.acked, time.monotonic()
-        depths = [tally.depth.get(q) for q in consumed]
-        empty = all(d is not None and not d.ready and not d.unacked for d in depths)
-        if empty and time.monotonic() - quiet_since >= DRAIN_QUIET / engine.speed:
+        if delaying:
+            await engine.refresh_depths()
+        if _activity(tally) != last_seen:
+            last_seen, quiet_since = _activity(tally), time.monotonic()
+        depths = [tally.depth.get(q) for q in watched]
+        now = time.monotonic()
+        if not all(d is not None and not d.ready and not d.unacked for d in depths):
+            empty_since = None
+            continue
+        empty_since = empty_since or now
+        quiet = DRAIN_QUIET / engine.speed
+        if now - quiet_since >= quiet and now - empty_since >= quiet:
             break
     await engine.refresh_depths()  # so the report's ready counts are current
 

@@ -8,6 +8,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractQueue
 
+from broker_sim.domain.definitions import queue_arguments
 from broker_sim.domain.scenario import DEFAULT_EXCHANGE, QueueSpec, Scenario
 
 log = logging.getLogger(__name__)
@@ -59,11 +60,13 @@ class Topology:
         self._queue_names.clear()
         self._queue_keys.clear()
         for ex in self.scenario.exchanges:
+            alternate = ex.alternate_exchange
             await channel.declare_exchange(
                 self.exchange_name(ex.name),
                 aio_pika.ExchangeType(ex.type),
                 durable=ex.durable,
                 auto_delete=ex.auto_delete,
+                arguments={"alternate-exchange": self.exchange_name(alternate)} if alternate else None,
             )
         for q in self.scenario.queues:
             declared = await self._declare_queue(channel, q)
@@ -74,15 +77,20 @@ class Topology:
             arguments: dict[str, Any] | None = None
             if b.match:
                 arguments = {"x-match": b.match, **b.headers}
+            if b.to_exchange:
+                # exchange-to-exchange: what the source routes by this key goes on to the destination
+                destination = await channel.get_exchange(self.exchange_name(b.to_exchange), ensure=False)
+                await destination.bind(
+                    self.exchange_name(b.exchange), routing_key=b.routing_key, arguments=arguments
+                )
+                continue
             queue = await channel.get_queue(self.queue_name(b.queue), ensure=False)
             await queue.bind(self.exchange_name(b.exchange), routing_key=b.routing_key, arguments=arguments)
 
     async def _declare_queue(self, channel: AbstractChannel, q: QueueSpec) -> AbstractQueue:
-        arguments: dict[str, Any] = {}
-        if q.max_length is not None:
-            arguments["x-max-length"] = q.max_length
-        if q.message_ttl_ms is not None:
-            arguments["x-message-ttl"] = q.message_ttl_ms
+        arguments = queue_arguments(
+            q, self.exchange_name, lambda key: self.routing_key(DEFAULT_EXCHANGE, key)
+        )
         return await channel.declare_queue(
             "" if q.server_named else self.prefix + q.name,
             durable=q.durable,

@@ -155,6 +155,8 @@ class BrokerSimApp(App[None]):
             Binding(str(n), f"show_tab({n - 1})", f"tab {n}", show=False, tooltip=f"pattern {n}")
             for n in range(1, 10)
         ),
+        # with nine scenario tabs the Durability tab (always last) has no digit of its own
+        Binding("0", "show_tab(-1)", "last tab", show=False, tooltip="the last tab (Durability)"),
     ]
 
     def __init__(
@@ -322,7 +324,7 @@ class BrokerSimApp(App[None]):
 
     def action_show_tab(self, index: int) -> None:
         """Show the tab with that number."""
-        if 0 <= index < len(self.pane_ids):
+        if -len(self.pane_ids) <= index < len(self.pane_ids):  # -1: the last tab
             self.patterns.active = self.pane_ids[index]
 
     def action_next_tab(self) -> None:

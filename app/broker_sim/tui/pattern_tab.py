@@ -323,6 +323,8 @@ class PatternTab(Vertical):
         text.append("published ", "dim").append(f"{t.published}")
         text.append("  confirmed ", "dim").append(f"{t.confirmed}")
         text.append("  returned ", "dim").append(f"{t.returned}", "bold" if t.returned else "")
+        if t.publish_refused:  # only where a queue refuses publishes (x-overflow reject-publish)
+            text.append("  nacked by the broker ", "dim").append(f"{t.publish_refused}", "bold")
         # the publisher's side, then the consumers': two short lines rather than one that wraps
         # mid-pair ("redelivered" / "0") beside the sparkline
         text.append("\ndelivered ", "dim").append(f"{t.delivered}")

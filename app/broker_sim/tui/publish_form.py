@@ -104,7 +104,11 @@ def key_hint(scenario: Scenario, exchange: str) -> str:
     keys = [b.routing_key for b in bindings if b.routing_key]
     if not keys:
         return "nothing is bound to this exchange yet: any key comes back"
-    queues = ", ".join(b.queue for b in bindings if b.routing_key == keys[0])
+    queues = ", ".join(
+        f"exchange {b.to_exchange}" if b.to_exchange else b.queue
+        for b in bindings
+        if b.routing_key == keys[0]
+    )
     return f"e.g. {keys[0]} (bound to {queues})"
 
 

@@ -143,6 +143,15 @@ class ScenarioView:
             return f"{short_id(message_id)} (earlier run)"
         return short_id(message_id)
 
+    def _fate_of_rejected(self, queue: str, reason: str) -> str:
+        """Where a job rejected without requeue goes: parked, dead-lettered, or nowhere."""
+        if "parked" in reason:  # the consumer published it to the parking lot and acked it
+            return "to the parking lot"
+        spec = self.scenario.queue(queue)
+        if spec is not None and spec.dead_letter_exchange is not None:
+            return f"dead-lettered to {exchange_label(spec.dead_letter_exchange)}"
+        return "dropped"
+
     def _say(self, kind: str, text: str) -> None:
         line = LogLine(kind, text)
         self.log.append(line)
@@ -183,8 +192,8 @@ class ScenarioView:
                     self.last_acked_by[fig.group] = c
                 if self._sampled(mid):
                     self._say("acked", f"{self.label_of(mid)}  {c} ✓ {result or 'done'} in {ms:.0f} ms")
-            case Nacked(message_id=mid, consumer=c, requeue=requeue, reason=why):
-                back = "back to the queue" if requeue else "dropped"
+            case Nacked(message_id=mid, consumer=c, queue=q, requeue=requeue, reason=why):
+                back = "back to the queue" if requeue else self._fate_of_rejected(q, why)
                 self._say("nacked", f"{self.label_of(mid)}  {c} ✖ rejected ({why or 'no reason'}), {back}")
             case Abandoned(message_id=mid, consumer=c, queue=q, redelivered=again):
                 fate = f"back to {q}, will be redelivered" if again else "LOST (auto-ack)"
