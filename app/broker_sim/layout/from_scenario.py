@@ -1,7 +1,9 @@
 """The one adapter from a scenario (and its live roster) to the layout's plain graph.
 
-Exchange → exchange bindings, alternate exchanges and dead-letter targets become edges of their
-own kinds here once the scenario model has them; the layout already places and draws them.
+Besides producers → exchanges → queues → groups, the scenario's other ways become edges of their
+own kinds: an exchange → exchange binding (``e2e``), an exchange's alternate exchange
+(``alternate``), a queue's dead-letter exchange (``dead-letter``, usually a loop back) and a
+group that parks failed jobs on an exchange (``publish``, from the group).
 """
 
 from __future__ import annotations
@@ -34,23 +36,35 @@ def exchange_label(name: str) -> str:
 def exchanges_used(scenario: Scenario) -> list[str]:
     """Exchanges to draw: the scenario's, plus the default one when a producer uses it."""
     names = [e.name for e in scenario.exchanges]
-    if any(p.exchange == DEFAULT_EXCHANGE for p in scenario.producers) and DEFAULT_EXCHANGE not in names:
+    if DEFAULT_EXCHANGE in _targets(scenario) and DEFAULT_EXCHANGE not in names:
         names.insert(0, DEFAULT_EXCHANGE)
     return names or [DEFAULT_EXCHANGE]
 
 
-def binding_notes(scenario: Scenario, queue: str, exchanges: Sequence[str]) -> tuple[str, ...]:
-    """What binds a queue, as its box says it: one note per exchange bound to it."""
+def _targets(scenario: Scenario) -> set[str]:
+    """Exchanges something sends to: producers, dead-lettering queues, parking groups."""
+    dead_letter = {q.dead_letter_exchange for q in scenario.queues if q.dead_letter_exchange is not None}
+    parked = {g.reject.park_exchange for g in scenario.consumers if g.reject.tries}
+    return {p.exchange for p in scenario.producers} | dead_letter | parked
+
+
+def binding_notes(
+    scenario: Scenario, queue: str, exchanges: Sequence[str], *, named: bool = False
+) -> tuple[str, ...]:
+    """What binds a queue (or an exchange, through exchange bindings), as its box says it: one
+    note per exchange bound to it, naming that exchange when there are several or ``named``."""
     notes = []
     for exchange in exchanges:
         if exchange == DEFAULT_EXCHANGE:
             rule = "by its name (implicit)"
         else:
-            rules = [b.describe() for b in scenario.bindings if b.queue == queue and b.exchange == exchange]
+            rules = [
+                b.describe() for b in scenario.bindings if b.destination == queue and b.exchange == exchange
+            ]
             if not rules:
                 continue
             rule = ", ".join(rules)
-        source = f"{exchange_label(exchange)}: " if len(exchanges) > 1 else ""
+        source = f"{exchange_label(exchange)}: " if named or len(exchanges) > 1 else ""
         notes.append(f"⇠ {source}{rule}")
     return tuple(notes)
 
@@ -86,12 +100,23 @@ def scenario_graph(
         Node(node_id("p", MANUAL), "producer", MANUAL, f"✎ {MANUAL}", detail_rows=1, detail_width=10)
     )
     for exchange in exchanges:
+        sources = list(dict.fromkeys(b.exchange for b in scenario.bindings if b.to_exchange == exchange))
         nodes.append(
             Node(
-                node_id("x", exchange), "exchange", exchange, f"⇄ {exchange_label(exchange)}", detail_width=16
+                node_id("x", exchange),
+                "exchange",
+                exchange,
+                f"⇄ {exchange_label(exchange)}",
+                # an exchange's box says which exchange feeds it: a key alone reads as its own
+                notes=binding_notes(scenario, exchange, sources, named=True),
+                detail_width=16,
             )
         )
         edges.append(Edge(node_id("p", MANUAL), node_id("x", exchange), "publish"))
+        edges.extend(Edge(node_id("x", s), node_id("x", exchange), "e2e") for s in sources)
+        declared = scenario.exchange(exchange)
+        if declared is not None and declared.alternate_exchange:
+            edges.append(Edge(node_id("x", exchange), node_id("x", declared.alternate_exchange), "alternate"))
     for queue in scenario.queues:
         binds = {b.exchange for b in scenario.bindings if b.queue == queue.name}
         bound = [x for x in exchanges if x == DEFAULT_EXCHANGE or x in binds]
@@ -106,6 +131,10 @@ def scenario_graph(
             )
         )
         edges.extend(Edge(node_id("x", x), node_id("q", queue.name), "binding") for x in bound)
+        if queue.dead_letter_exchange is not None:
+            edges.append(
+                Edge(node_id("q", queue.name), node_id("x", queue.dead_letter_exchange), "dead-letter")
+            )
     for group in scenario.consumers:
         # one consumer needs no grid: the group's own figures are its figures
         members = tuple(consumers.get(group.name, ()))
@@ -122,4 +151,6 @@ def scenario_graph(
             )
         )
         edges.append(Edge(node_id("q", group.queue), node_id("g", group.name), "consume"))
+        if group.reject.tries:  # on its last try a job is published to the parking exchange
+            edges.append(Edge(node_id("g", group.name), node_id("x", group.reject.park_exchange), "publish"))
     return FlowGraph(tuple(nodes), tuple(edges))
