@@ -138,6 +138,11 @@ def test_the_retry_loop_is_drawn_back_to_the_work_exchange() -> None:
     assert col["q:wait"] > col["x:jobs"], "the wait queue feeds the jobs exchange again: a loop back"
     bottom = max(b.y + b.height for b in picture.boxes.values())
     assert max(y for _, y in picture.routes[("q:wait", "x:jobs")]) >= bottom, "the loop runs below the boxes"
+    # loops nest: the one into the topmost exchange runs outermost (lowest lane, leftmost way up)
+    lane = {e: max(y for _, y in picture.routes[e]) for e in [("q:wait", "x:jobs"), ("q:work", "x:retry")]}
+    up = {e: min(x for x, y in picture.routes[e] if y == lane[e]) for e in lane}
+    assert lane[("q:wait", "x:jobs")] > lane[("q:work", "x:retry")]
+    assert up[("q:wait", "x:jobs")] < up[("q:work", "x:retry")]
 
 
 def test_overflow_draws_its_alternate_exchange_and_exchange_binding() -> None:

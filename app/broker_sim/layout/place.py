@@ -203,12 +203,27 @@ def place(graph: FlowGraph, width: int, *, ordered: bool = True) -> Picture:
             node_id, xs[c], y, w, heights[node_id], title, node.detail_rows, notes, grid, hidden
         )
     bottom = max((b.y + b.height for b in picture.boxes.values()), default=0)
+    # loops back nest like boxes in boxes: the one into the lowest station is innermost (the
+    # lane just below the boxes, the rightmost bus where it comes back in, the leftmost where
+    # it leaves), the one into the topmost station outermost, so loops do not cross each other
+    loops = sorted(
+        (e for e in edges if column[e.target] <= column[e.source]),
+        key=lambda e: (picture.boxes[e.target].y, picture.boxes[e.source].y),
+        reverse=True,
+    )
+    rank = {f"{e.source}>{e.target}": i for i, e in enumerate(loops)}
+    for users in gap_users:
+        for side, sign in (("back-out", 1), ("back-in", -1)):
+            slots = [i for i, (kind, _) in enumerate(users) if kind == side]
+            ranked = sorted((users[i] for i in slots), key=lambda u: sign * rank[u[1]])
+            for i, who in zip(slots, ranked, strict=True):
+                users[i] = who
+    lanes = {key: bottom + 1 + i for key, i in rank.items()}
     bus_x = {
         (gap, who): (xs[gap] - gaps[gap] if gap < len(xs) else x) + 1 + k
         for gap, users in enumerate(gap_users)
         for k, who in enumerate(users)
     }
-    lane = bottom
     for edge in edges:
         a, b = picture.boxes[edge.source], picture.boxes[edge.target]
         cs, ct = column[edge.source], column[edge.target]
@@ -224,14 +239,17 @@ def place(graph: FlowGraph, width: int, *, ordered: bool = True) -> Picture:
         elif ct > cs:
             cells = _route(a.right, [], a.y, bus_x[(ct, ("in", edge.source))], b.left)
         else:  # a loop back: down to a lane of its own below everything, along it, and up
-            lane += 1
             key = f"{edge.source}>{edge.target}"
             cells = _route(
-                a.right, [bus_x[(cs + 1, ("back-out", key))]], lane, bus_x[(ct, ("back-in", key))], b.left
+                a.right,
+                [bus_x[(cs + 1, ("back-out", key))]],
+                lanes[key],
+                bus_x[(ct, ("back-in", key))],
+                b.left,
             )
         picture.routes[(edge.source, edge.target)] = cells
         picture.kinds[(edge.source, edge.target)] = edge
-    picture.height = lane + 1
+    picture.height = bottom + len(loops) + 1
     return picture
 
 
