@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,10 +110,11 @@ def node_answers_rabbitmqctl(url: str) -> bool:
 class EmbeddedHandle(BrokerHandle):
     """broker-sim's own broker, in a child process it started."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, options: Sequence[str] = ()) -> None:
+        """``options``: more ``broker-sim broker`` options (``--disk-free-limit 8MB``…)."""
         from broker_sim.embedded.launch import EmbeddedBroker
 
-        self.broker = EmbeddedBroker(data_dir)
+        self.broker = EmbeddedBroker(data_dir, options=options)
         self.data_dir = data_dir
         super().__init__("", "embedded broker", True, "stop and start its child process (or kill -9 it)")
 

@@ -177,7 +177,9 @@ class Connection(asyncio.Protocol):
         size_limit = self.frame_max
         end = len(buffer)
         try:
-            while end - offset >= 7 and self.state != CLOSED:
+            # Blocked: stop at the publish that blocked it, as RabbitMQ's reader does; what was read
+            # with it (its content, often in the same segment) waits until the alarm clears.
+            while end - offset >= 7 and self.state != CLOSED and not self.blocked:
                 kind, channel, size = FRAME_HEAD.unpack_from(buffer, offset)
                 if size + 8 > size_limit:
                     raise AMQPError(
@@ -498,6 +500,10 @@ class Connection(asyncio.Protocol):
                 self.transport.resume_reading()
             if self._blocked_notices:
                 self.send(method_frame(0, 10, 61))
+            if self._buffer:
+                # the frames read before the block, held back till now (not from inside the
+                # alarm's callback: a publish here may change the alarms again)
+                self._loop.call_soon(self.data_received, b"")
 
     def _abort(self) -> None:
         if self.transport is not None:
