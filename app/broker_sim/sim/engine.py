@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import aio_pika
+from aio_pika.abc import AbstractConnection
 
 from broker_sim.broker.handle import BrokerHandle, RestartUnavailable
 from broker_sim.broker.tracing import TraceSwitch, may_trace, owns_tracing
@@ -21,7 +22,6 @@ from broker_sim.domain.events import (
     BrokerRestarting,
     ConnectionChanged,
     Delivered,
-    EngineProblem,
     FlowEvent,
     Leftover,
     LinkState,
@@ -32,14 +32,13 @@ from broker_sim.domain.scenario import DEFAULT_EXCHANGE, HeaderValue, Scenario
 from broker_sim.domain.scenario_file import MAX_PREFETCH
 from broker_sim.domain.timeline import Step
 from broker_sim.domain.topic import MAX_KEY_BYTES
-from broker_sim.domain.urls import parse_url, with_vhost
 from broker_sim.domain.words import in_words
 from broker_sim.settings import Settings
 from broker_sim.sim.bus import EventBus
 from broker_sim.sim.consumer import ChannelError, ConsumerGroup
-from broker_sim.sim.link import GET_A_BROKER, connect_with_retry
 from broker_sim.sim.observe import DepthPoller
 from broker_sim.sim.producer import WINDOW, Outgoing, Producer, publish
+from broker_sim.sim.reconnect import ATTACH_TIMEOUT, Reconnector
 from broker_sim.sim.session import CLOSE_TIMEOUT, Session, close_connection
 from broker_sim.sim.topology import Topology
 from broker_sim.sim.work import spool_dir
@@ -48,8 +47,6 @@ log = logging.getLogger(__name__)
 
 MANUAL_PRODUCER = "you"
 """The producer name of messages a user publishes by hand."""
-ATTACH_TIMEOUT = 30.0
-"""Seconds setting the scenario up on a fresh connection may take before it is tried again."""
 
 
 class EngineError(Exception):
@@ -121,8 +118,6 @@ class Engine:
             node_ctl=self.broker.ctl,
             owned=owns_tracing(settings.url, started_by_us=self.broker.started_by_us),
         )
-        self._session: Session | None = None
-        """The live connection's session; None between connections."""
         self._declared_once = False
         self.poller = DepthPoller(self.topology, self.emit, self.unacked)
         self._manual_seq = 0
@@ -132,10 +127,7 @@ class Engine:
         self._vt_base = 0.0
         self._vt_wall = 0.0
         self._manual_tasks: set[asyncio.Task[Any]] = set()
-        self._runner: asyncio.Task[None] | None = None
-        self._attached = asyncio.Event()
-        self._retry_now = asyncio.Event()
-        self._stop_requested = asyncio.Event()
+        self._link = Reconnector(self)
 
     # -- events -----------------------------------------------------------------------------------
 
@@ -154,90 +146,48 @@ class Engine:
 
     async def start(self) -> None:
         """Begin connecting and running in the background."""
-        if self._runner is None:
-            self.broker.wakers.add(self._retry_now)
-            self._runner = asyncio.create_task(self._run(), name=f"engine {self.scenario.name}")
-            self._runner.add_done_callback(self._runner_ended)
-
-    def _runner_ended(self, runner: asyncio.Task[None]) -> None:
-        # The loop that connects and reconnects ends only when stopped: anything else must be seen,
-        # not leave a screen that waits for ever for a connection that will never come back.
-        failure = None if runner.cancelled() else runner.exception()
-        if failure is not None:
-            log.error("the engine of %s stopped", self.scenario.name, exc_info=failure)
-            self._attached.clear()
-            self.emit(
-                EngineProblem(
-                    f"{self.scenario.title!r} stopped after an internal error ({type(failure).__name__}: "
-                    f"{in_words(failure)}); the log in the data folder has the details"
-                )
-            )
+        self._link.start()
 
     async def ready(self) -> None:
         """Wait until the scenario runs on a live connection."""
-        await self._attached.wait()
+        await self._link.attached.wait()
 
     @property
     def connected(self) -> bool:
         """True while the scenario runs on a live connection."""
-        return self._attached.is_set()
+        return self._link.attached.is_set()
 
-    async def _run(self) -> None:
-        reconnecting = False
-        while not self._stop_requested.is_set():
-            if _host_port(self.broker.url) != _host_port(self.settings.url):
-                # a container may come back on another port; the engine's vhost stays (move_to)
-                vhost = parse_url(self.settings.url).vhost
-                self.settings = self.settings.with_(url=with_vhost(self.broker.url, vhost))
-            conn = await connect_with_retry(
-                self.settings.url,
-                self.settings.url_source,
-                self.emit,
-                name=f"broker-sim {self.scenario.name}",
-                reconnecting=reconnecting,
-                wake=self._retry_now,
-                advice=self._advice(),
-            )
-            session = self._session = Session(self, conn)
-            try:
-                await asyncio.wait_for(session.open(), ATTACH_TIMEOUT)
-            except Exception as exc:  # the loop that reconnects must outlive any failure
-                if isinstance(exc, TimeoutError):
-                    why = f"the broker did not answer within {ATTACH_TIMEOUT:.0f} s; trying again"
-                else:
-                    if not isinstance(exc, (*ChannelError, OSError)):
-                        log.exception("setting up %s failed", self.scenario.name)
-                    # the whole advice, not 200 characters of the broker's reply: it ends with what to do
-                    why = in_words(exc, 500)
-                self.emit(EngineProblem(f"setting up {self.scenario.title!r} failed: {why}"))
-                await session.close()
-                await asyncio.sleep(2.0)
-                continue
-            state = LinkState.BACK if reconnecting else LinkState.CONNECTED
-            self.emit(
-                ConnectionChanged(
-                    state,
-                    self.settings.masked_url,
-                    "routing " + ("traced by the broker" if self.traced else "inferred from deliveries"),
-                )
-            )
-            if self._clock_started is None:
-                self._clock_started = self._vt_wall = time.monotonic()
-            self._attached.set()
-            await session.lost.wait()
-            self._attached.clear()
-            if self._stop_requested.is_set():
-                return
-            # said first: taking the session apart can take a while on a busy machine
-            self.emit(ConnectionChanged(LinkState.LOST, self.settings.masked_url, "the connection closed"))
-            await session.close()
-            reconnecting = True
+    @property
+    def _session(self) -> Session | None:
+        """The live connection's session (the last one between connections)."""
+        return self._link.session
 
-    def _advice(self) -> str:
-        """What to tell a user whose broker does not answer: it depends on who runs it."""
-        if self.broker.started_by_us:
-            return f"broker-sim's {self.broker.kind} is not answering (restarting?); it retries by itself"
-        return GET_A_BROKER
+    @property
+    def name(self) -> str:
+        """The scenario's name."""
+        return self.scenario.name
+
+    @property
+    def title(self) -> str:
+        """The scenario's title."""
+        return self.scenario.title
+
+    def new_session(self, conn: AbstractConnection) -> Session:
+        """A session of this scenario on a fresh connection (the reconnect loop opens it)."""
+        return Session(self, conn)
+
+    def attached(self, *, reconnecting: bool) -> None:
+        """The scenario runs on a fresh connection: say so, and start the clock the first time."""
+        state = LinkState.BACK if reconnecting else LinkState.CONNECTED
+        self.emit(
+            ConnectionChanged(
+                state,
+                self.settings.masked_url,
+                "routing " + ("traced by the broker" if self.traced else "inferred from deliveries"),
+            )
+        )
+        if self._clock_started is None:
+            self._clock_started = self._vt_wall = time.monotonic()
 
     def announce_leftovers(self) -> None:
         """Say what durable queues held from an earlier run, the first time only: after a broker
@@ -255,14 +205,9 @@ class Engine:
 
     async def stop(self) -> None:
         """Stop actors, remove what was declared (durable things stay), close, restore tracing."""
-        self._stop_requested.set()
-        self.broker.wakers.discard(self._retry_now)
-        if self._runner is not None and not self._attached.is_set():
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
+        await self._link.stopping()
         session = self._session
-        if self._attached.is_set() and session is not None:
+        if self.connected and session is not None:
             session.cancel_tasks()
             for group in self.groups.values():
                 with contextlib.suppress(*ChannelError):
@@ -270,7 +215,6 @@ class Engine:
             with contextlib.suppress(*ChannelError):
                 channel = await session.conn.channel(publisher_confirms=False)
                 await self.topology.remove(channel, include_durable=self._remove_durable)
-        self._attached.clear()
         for task in self._manual_tasks:
             task.cancel()
         await asyncio.gather(*self._manual_tasks, return_exceptions=True)
@@ -278,10 +222,7 @@ class Engine:
             await session.close()
         with contextlib.suppress(*ChannelError, OSError):
             await self.trace_switch.restore()
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
+        await self._link.end()
         self.emit(ConnectionChanged(LinkState.CLOSED, self.settings.masked_url, "stopped"))
 
     async def refresh_depths(self) -> None:
@@ -483,7 +424,7 @@ class Engine:
         """
         if not self.connected:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._attached.wait(), ATTACH_TIMEOUT)
+                await asyncio.wait_for(self.ready(), ATTACH_TIMEOUT)
         old = self.settings.url
         self.settings = self.settings.with_(url=url)
         self.may_trace = may_trace(url, self.settings.trace, started_by_us=self.broker.started_by_us)
@@ -580,8 +521,3 @@ class Engine:
         self._manual_tasks.add(task)
         task.add_done_callback(self._manual_tasks.discard)
         return out.message_id
-
-
-def _host_port(url: str) -> tuple[str, int]:
-    address = parse_url(url)
-    return address.host, address.port
