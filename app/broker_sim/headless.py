@@ -204,7 +204,7 @@ async def run_scenario(
                 tenths = reached
                 console.line(f"{10 * reached:3d}% {figures}")
             await asyncio.sleep(0.2)
-        await player.cancel(play)
+        await player.finish(play)
         bar = f"[{'#' * 30}] " if console.tty else "100% "
         console.line(f"{bar}{length:g}/{length:g} s, draining…")
         await settle(engine, tally)

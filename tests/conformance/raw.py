@@ -89,7 +89,7 @@ class RawClient:
                 if isinstance(value, Close):
                     close = value
                     self.send(0, commands.Connection.CloseOk())
-        except (ConnectionResetError, BrokenPipeError):
+        except OSError:  # reset, broken pipe, or not connected any more: the broker hung up
             return close
 
     def close(self) -> None:

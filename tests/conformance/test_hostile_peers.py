@@ -131,8 +131,11 @@ def test_fuzzed_frames_never_hurt_anyone_else(broker: BrokerUnderTest, garbage: 
     client = RawClient(broker)
     try:
         client.handshake()
-        client.sock.sendall(garbage)
-        client.sock.shutdown(socket.SHUT_WR)
+        try:
+            client.sock.sendall(garbage)
+            client.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the broker may end the connection before the last byte, even reset it (ENOTCONN)
         close = client.outcome()
         if close is not None:
             assert close.reply_code in (320, 501, 502, 503, 504, 505, 530, 540, 541), close.reply_text

@@ -10,6 +10,8 @@ from broker_sim.domain.scenario import Scenario
 from broker_sim.sim.engine import Engine, EngineError
 
 TICK = 0.05
+STEP_GRACE = 120.0
+"""Seconds a step still running when the story ends (a broker restart) may take to finish."""
 
 
 class TimelinePlayer:
@@ -63,6 +65,16 @@ class TimelinePlayer:
     def resume(self) -> None:
         """Carry on from where it was paused."""
         self.engine.hold(False)
+
+    async def finish(self, task: asyncio.Task[None], grace: float = STEP_GRACE) -> None:
+        """End a ``run()`` task at the story's end, letting a step still in progress finish first.
+
+        A broker restart on a busy machine can outlast the story; cancelling it halfway would
+        leave the broker half started and the run's figures meaningless.
+        """
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), grace)
+        await self.cancel(task)
 
     async def cancel(self, task: asyncio.Task[None]) -> None:
         """Stop a running ``run()`` task."""

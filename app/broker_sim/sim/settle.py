@@ -7,6 +7,7 @@ ones ``broker-sim run`` would report.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 from broker_sim.domain.tally import Tally
@@ -16,6 +17,8 @@ DRAIN_QUIET = 1.0
 """The run has drained when no ack came for this long (scenario seconds) and queues are empty."""
 DRAIN_LIMIT = 15.0
 """Seconds a drain (and a count's finishing) may take at most."""
+RECONNECT_LIMIT = 60.0
+"""Seconds the end of a run waits for a lost connection to come back before it drains."""
 
 
 async def _finish_counts(engine: Engine) -> None:
@@ -75,5 +78,8 @@ async def settle(engine: Engine, tally: Tally) -> None:
 
     The TUI's replay ends the same way, so its verdicts are the headless run's.
     """
+    # a broker restarted near the end may still be coming back: drain on a live connection
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(engine.ready(), RECONNECT_LIMIT)
     await _finish_counts(engine)
     await _drain(engine, tally)
