@@ -110,7 +110,8 @@ async def _hold(message: aio_pika.abc.AbstractIncomingMessage) -> None:
 
 
 async def _snapshot(port: int, user: str, password: str) -> dict[str, Any]:
-    """Every endpoint's JSON, once the stats show the consumer holding 2 unacked and 1 ready."""
+    """Every endpoint's JSON, once the stats (the queue's and the overview's totals, which RabbitMQ
+    aggregates apart) show the consumer holding 2 unacked and 1 ready."""
     auth = {"Authorization": aiohttp.encode_basic_auth(user, password)}
     async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{port}", headers=auth) as api:
 
@@ -127,7 +128,9 @@ async def _snapshot(port: int, user: str, password: str) -> dict[str, Any]:
                     queue.get("messages_unacknowledged"),
                     queue.get("consumers"),
                 )
-                if counts == (1, 2, 1) and await get("/api/consumers"):
+                totals = (await get("/api/overview")).get("queue_totals", {})
+                overall = totals.get("messages_ready"), totals.get("messages_unacknowledged")
+                if counts == (1, 2, 1) and overall == (1, 2) and await get("/api/consumers"):
                     return
                 # RabbitMQ's stats come on a timer; nothing to wait on but the next emission.
                 await asyncio.sleep(0.5)
