@@ -93,8 +93,8 @@ def tx_select(channel: Channel, m: commands.Tx.Select) -> None:
 
 def tx_commit(channel: Channel, m: commands.Tx.Commit) -> None:
     """Tx.Commit: Commit-Ok once the committed persistent messages are fsync'd. When the write that
-    held them fails, Commit-Ok never comes: the connection is closed with 541 INTERNAL_ERROR (a hard
-    error, as RabbitMQ answers a failure inside a channel), so the client cannot take the commit for done."""
+    held them fails, Commit-Ok never comes: the connection is closed with 541 INTERNAL_ERROR (a hard,
+    connection-level error in AMQP 0-9-1), so the client cannot take the commit for done."""
     if channel.tx is None:
         raise _not_transactional((90, 20))
     persisted = channel.tx.commit(channel)
