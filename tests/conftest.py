@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from broker_sim.broker.handle import BrokerHandle, EmbeddedHandle, LocalNodeHandle
-from broker_sim.broker.local_node import find_rabbit_bin
+from broker_sim.broker.local_node import LocalNode, find_rabbit_bin, free_port
 from broker_sim.domain.urls import parse_url, with_vhost
 from broker_sim.settings import Settings
 from tests.support import missing_rabbitmq, rabbitmqctl, test_url, unreachable_reason
@@ -110,3 +110,16 @@ async def private_broker(request: pytest.FixtureRequest, tmp_path: Path) -> Asyn
         yield handle
     finally:
         await handle.close()
+
+
+@pytest.fixture
+async def managed_node(tmp_path: Path) -> AsyncIterator[LocalNode]:
+    """A private RabbitMQ node with the management plugin (never the shared node, which has none)."""
+    if find_rabbit_bin() is None:
+        missing_rabbitmq("rabbitmq-server is not installed: a private node needs it")
+    node = LocalNode(tmp_path / "managed-node", management_port=free_port())
+    await node.start()
+    try:
+        yield node
+    finally:
+        await node.stop()

@@ -1,7 +1,7 @@
 """The embedded broker's read-only management API: RabbitMQ's JSON shapes, loopback, credentials.
 
 The machine's RabbitMQ runs without the management plugin, so these run on the embedded broker only;
-the field names are those of RabbitMQ 3.10's management API.
+``test_management_vs_rabbitmq.py`` compares the shapes with the real plugin on a private node.
 """
 
 from __future__ import annotations

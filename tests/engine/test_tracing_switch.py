@@ -6,26 +6,10 @@ On a private RabbitMQ node with the management plugin (the machine's shared node
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-
-from broker_sim.broker.local_node import LocalNode, find_rabbit_bin, free_port
+from broker_sim.broker.local_node import LocalNode
 from broker_sim.broker.tracing import TraceSwitch
-from tests.support import missing_rabbitmq
-
-
-@pytest.fixture
-async def managed_node(tmp_path: Path) -> AsyncIterator[LocalNode]:
-    if find_rabbit_bin() is None:
-        missing_rabbitmq("rabbitmq-server is not installed: a private node needs it")
-    node = LocalNode(tmp_path, management_port=free_port())
-    await node.start()
-    try:
-        yield node
-    finally:
-        await node.stop()
 
 
 def tracing(node: LocalNode) -> bool:

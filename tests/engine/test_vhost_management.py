@@ -14,9 +14,6 @@ import pytest
 from broker_sim.broker.local_node import LocalNode
 from broker_sim.broker.vhost import VhostAdmin, VhostError
 from broker_sim.domain.urls import build_url
-from tests.engine.test_tracing_switch import managed_node
-
-__all__ = ["managed_node"]  # the private node with the management plugin, a fixture found by import
 
 OWN = "broker-sim"
 

@@ -243,8 +243,9 @@ class ManagementAPI:
                     for e in broker.exchanges.values()
                     if e.name and not e.name.startswith("amq.")
                 ],
+                # RabbitMQ exports bindings without properties_key (it names a binding in URLs only).
                 "bindings": [
-                    b
+                    {key: value for key, value in b.items() if key != "properties_key"}
                     for b in self._bindings(implicit=False)
                     if not (b["destination_type"] == "queue" and broker.queues[b["destination"]].exclusive)
                 ],

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from pamqp import commands
 
 from broker_sim.embedded.codec import method_frame
-from broker_sim.embedded.errors import PRECONDITION_FAILED, AMQPError
+from broker_sim.embedded.errors import INTERNAL_ERROR, PRECONDITION_FAILED, AMQPError
 from broker_sim.embedded.exchange import Exchange
 from broker_sim.embedded.queue import Consumer, Message, Queue, QueuedMessage
 
@@ -92,7 +92,9 @@ def tx_select(channel: Channel, m: commands.Tx.Select) -> None:
 
 
 def tx_commit(channel: Channel, m: commands.Tx.Commit) -> None:
-    """Tx.Commit: Commit-Ok once the committed persistent messages are fsync'd."""
+    """Tx.Commit: Commit-Ok once the committed persistent messages are fsync'd. When the write that
+    held them fails, Commit-Ok never comes: the connection is closed with 541 INTERNAL_ERROR (a hard,
+    connection-level error in AMQP 0-9-1), so the client cannot take the commit for done."""
     if channel.tx is None:
         raise _not_transactional((90, 20))
     persisted = channel.tx.commit(channel)
@@ -103,7 +105,17 @@ def tx_commit(channel: Channel, m: commands.Tx.Commit) -> None:
             channel.connection.send(method_frame(channel.number, 90, 21))
 
     if persisted and store is not None:
-        store.when_synced(store.appended, commit_ok)
+        mark = store.appended
+
+        def on_synced() -> None:
+            if mark <= store.synced:
+                commit_ok()
+            else:
+                error = store.error.strerror if store.error is not None else "write failed"
+                detail = f"tx.commit failed: the committed messages could not be written to disk ({error})"
+                channel.connection.close_with(AMQPError(INTERNAL_ERROR, detail, (90, 20)))
+
+        store.when_synced(mark, on_synced)
     else:
         commit_ok()
 
