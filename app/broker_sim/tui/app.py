@@ -194,7 +194,9 @@ class BrokerSimApp(App[None]):
             for i, tab in enumerate(self.tabs, 1):
                 with TabPane(f"{i} {tab.scenario.title}", id=widget_id("pane-", tab.scenario.name)):
                     yield tab
-            with TabPane(f"{len(self.tabs) + 1} Durability", id=DURABILITY_PANE):
+            # its key: its number while that is one digit, else 0 (the last tab)
+            key = len(self.tabs) + 1 if len(self.tabs) < 9 else 0
+            with TabPane(f"{key} Durability", id=DURABILITY_PANE):
                 yield self.durability
         yield Footer(compact=True)
 
