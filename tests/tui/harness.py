@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -46,11 +47,19 @@ async def app_on(
 
 
 async def until_screen(
-    pilot: Pilot[None], predicate: Callable[[], bool], what: str, rounds: int = 200
+    pilot: Pilot[None], predicate: Callable[[], bool], what: str, rounds: int = 200, at_least: float = 10.0
 ) -> None:
-    """Let the app process its messages until the screen shows something (bounded, no sleep)."""
-    for _ in range(rounds):
+    """Let the app process its messages until the screen shows something (bounded, no sleep).
+
+    Bounded by ``rounds`` and by ``at_least`` seconds, whichever ends later: figures are redrawn on
+    a timer, and on a fast machine 200 rounds can pass between two of its ticks.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + at_least
+    done = 0
+    while done < rounds or loop.time() < deadline:
         await pilot.pause()
+        done += 1
         if predicate():
             return
     raise AssertionError(f"the screen never showed: {what}")

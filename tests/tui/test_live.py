@@ -82,9 +82,11 @@ async def test_tab_shows_tokens_and_the_engines_counts(settings: Settings, name:
         for figure in COUNTED:
             assert getattr(tab.view.tally, figure) == getattr(w.tally, figure), figure
         assert tab.view.tally.routed == w.tally.routed
-        counters = screen_text(tab, "#counters")
-        assert f"published {w.tally.published} " in counters
-        assert f"acked {w.tally.acked} " in counters
+        # the counters are redrawn on a timer, after the view has the figures
+        shown = f"published {w.tally.published} ", f"acked {w.tally.acked} "
+        await until_screen(
+            pilot, lambda: all(f in screen_text(tab, "#counters") for f in shown), "the engine's counts"
+        )
 
 
 async def test_plus_and_minus_change_the_consumers_on_screen_and_at_the_broker(settings: Settings) -> None:
