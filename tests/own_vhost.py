@@ -86,14 +86,14 @@ def users_rabbitmq() -> Iterator[UsersRabbitMQ]:
     if reason:
         missing_rabbitmq(reason)
     tag = uuid.uuid4().hex[:8]
-    plain, own, user = f"users-own-{tag}", f"broker-sim-t{tag}", f"bsim-user-{tag}"
+    plain, own, user = f"users-own-{tag}", f"broker-sim-t{tag}", f"-bsim-user-{tag}"
     password = secrets.token_urlsafe(12)
     admin = parse_url(url).user
     try:
         rabbitmqctl("add_vhost", plain)
         rabbitmqctl("set_permissions", "-p", plain, admin, ".*", ".*", ".*")
-        rabbitmqctl("add_user", user, password)
-        rabbitmqctl("set_permissions", "-p", plain, user, ".*", ".*", ".*")
+        rabbitmqctl("add_user", "--", user, password)  # a password may start with "-"
+        rabbitmqctl("set_permissions", f"--vhost={plain}", "--", user, ".*", ".*", ".*")
     except RabbitmqctlError as exc:
         missing_rabbitmq(f"cannot set up a user's RabbitMQ with rabbitmqctl ({exc})")
     try:
@@ -105,7 +105,7 @@ def users_rabbitmq() -> Iterator[UsersRabbitMQ]:
             user=user,
         )
     finally:
-        for args in (("delete_vhost", plain), ("delete_vhost", own), ("delete_user", user)):
+        for args in (("delete_vhost", plain), ("delete_vhost", own), ("delete_user", "--", user)):
             with contextlib.suppress(RabbitmqctlError):  # the own vhost exists only after a yes
                 rabbitmqctl(*args)
 

@@ -56,13 +56,13 @@ def users_vhost() -> Iterator[str]:
     url = support.test_url()
     if reason := unreachable_reason(url):
         missing_rabbitmq(reason)
-    vhost = f"t-users-{uuid.uuid4().hex[:8]}"
-    rabbitmqctl("add_vhost", vhost)
-    rabbitmqctl("set_permissions", "-p", vhost, parse_url(url).user, ".*", ".*", ".*")
+    vhost = f"-t-users-{uuid.uuid4().hex[:8]}"  # a leading "-" must not read as an option
+    rabbitmqctl("add_vhost", "--", vhost)
+    rabbitmqctl("set_permissions", f"--vhost={vhost}", "--", parse_url(url).user, ".*", ".*", ".*")
     try:
         yield with_vhost(url, vhost)
     finally:
-        rabbitmqctl("delete_vhost", vhost)
+        rabbitmqctl("delete_vhost", "--", vhost)
 
 
 def vhost_traces(url: str) -> bool:

@@ -168,11 +168,12 @@ class TraceSwitch:
         raise ValueError(f"vhost {vhost!r} not found by rabbitmqctl (another node?)")
 
     def _ctl_set(self, on: bool) -> None:
-        self._ctl("trace_on" if on else "trace_off", "-p", parse_url(self.url).vhost)
+        # `--vhost=`: a vhost named "-x" would otherwise be read as options.
+        self._ctl("trace_on" if on else "trace_off", f"--vhost={parse_url(self.url).vhost}")
 
     def _ctl_readers(self) -> int:
         vhost = parse_url(self.url).vhost
         out = self._ctl(
-            "list_bindings", "-p", vhost, "source_name", "destination_name", "--formatter", "json"
+            "list_bindings", f"--vhost={vhost}", "source_name", "destination_name", "--formatter", "json"
         )
         return sum(1 for row in json.loads(out or "[]") if row.get("source_name") == TRACE_EXCHANGE)

@@ -113,8 +113,8 @@ class _Rabbitmqctl:
     def __init__(self, ctl: Callable[..., str]) -> None:
         self.ctl = ctl
 
-    def _rows(self, *args: str) -> list[dict[str, object]]:
-        rows = json.loads(self.ctl(*args, "--formatter", "json") or "[]")
+    def _rows(self, command: str, *args: str) -> list[dict[str, object]]:
+        rows = json.loads(self.ctl(command, "--formatter", "json", *args) or "[]")
         return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
 
     def is_administrator(self, user: str) -> bool:
@@ -128,12 +128,13 @@ class _Rabbitmqctl:
         return any(row.get("name") == vhost for row in self._rows("list_vhosts", "name"))
 
     def permitted(self, vhost: str, user: str, administrator: bool) -> bool:
-        return any(row.get("vhost") == vhost for row in self._rows("list_user_permissions", user))
+        return any(row.get("vhost") == vhost for row in self._rows("list_user_permissions", "--", user))
 
     def create(self, vhost: str, user: str, exists: bool) -> None:
         if not exists:
-            self.ctl("add_vhost", vhost)
-        self.ctl("set_permissions", "-p", vhost, user, EVERYTHING, EVERYTHING, EVERYTHING)
+            self.ctl("add_vhost", "--", vhost)
+        # `--vhost=` and `--`: a name that starts with "-" is a name, not an option.
+        self.ctl("set_permissions", f"--vhost={vhost}", "--", user, EVERYTHING, EVERYTHING, EVERYTHING)
 
 
 @dataclass
