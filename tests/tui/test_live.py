@@ -78,14 +78,22 @@ async def test_tab_shows_tokens_and_the_engines_counts(settings: Settings, name:
         await w.until(lambda: w.tally.acked >= 3, "three messages processed")
         await until_screen(pilot, lambda: any(g in canvas_text(tab) for g in "●○◆✓"), "a token on the canvas")
         await settled(pilot, tab, w)
-        await until_screen(pilot, lambda: tab.view.tally.acked == w.tally.acked, "the same acked count")
-        for figure in COUNTED:
-            assert getattr(tab.view.tally, figure) == getattr(w.tally, figure), figure
-        assert tab.view.tally.routed == w.tally.routed
-        # the counters are redrawn on a timer, after the view has the figures
-        shown = f"published {w.tally.published} ", f"acked {w.tally.acked} "
+        # Every figure at one look: a figure caught up alone proves nothing while a burst is in flight.
         await until_screen(
-            pilot, lambda: all(f in screen_text(tab, "#counters") for f in shown), "the engine's counts"
+            pilot,
+            lambda: all(getattr(tab.view.tally, f) == getattr(w.tally, f) for f in (*COUNTED, "routed")),
+            "the view's figures equal to the engine's",
+        )
+        # The counters are redrawn on a timer, after the view has the figures; the engine's counts
+        # are read at each look, since a backlog (the priority tab's) and timeline bursts go on
+        # after the producers are paused.
+        await until_screen(
+            pilot,
+            lambda: all(
+                f in screen_text(tab, "#counters")
+                for f in (f"published {w.tally.published} ", f"acked {w.tally.acked} ")
+            ),
+            "the engine's counts",
         )
 
 

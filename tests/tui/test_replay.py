@@ -127,6 +127,11 @@ async def test_an_uploaded_png_becomes_a_job_the_workers_process(settings: Setti
         )
         line = str(tab.query_one("#uploads", Static).content)
         assert f"curl -F image=@photo.png http://127.0.0.1:{port}/jobs" in line
+        # The upload server may answer before the engine is connected (it then says 503, not
+        # connected, as it should): a user's first upload comes once the tab runs.
+        await until_screen(
+            pilot, lambda: tab.controller.engine is not None and tab.controller.engine.connected, "connected"
+        )
         async with aiohttp.ClientSession() as http:
             job = await upload_png(http, f"http://127.0.0.1:{port}")
         await w.until(lambda: any(a.message_id == job for a in w.of(Acked)), "the uploaded job processed")
