@@ -12,6 +12,15 @@ producer and consumers, all on one event loop, against a real broker.
 
 A vhost whose name starts with ``broker-sim`` gets tracing turned on, as a user's would; pass
 ``--no-trace`` to measure with routing inferred.
+
+Side by side with another version of the code, in one run on the same load (the figures are
+ratios; a shared machine's load moves the absolute ones twofold)::
+
+    mkdir /tmp/main && git archive main app styles simulations | tar -x -C /tmp/main
+    uv run python benchmarks/tui_frames.py --url … --against /tmp/main --rounds 3
+
+runs each shape alternately with this checkout's code and the other one's (``PYTHONPATH``), in
+fresh processes, and prints both and their ratio per round.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import os
 import statistics
 import subprocess
 import sys
@@ -162,6 +172,46 @@ async def engine_alone(settings: Settings, rate: float, seconds: float, shape: s
     return rate_seen
 
 
+def one_run(url: str, rate: float, seconds: float, shape: str, code: str | None) -> dict[str, float]:
+    """:func:`under_load` in a fresh process, on this checkout's code or on ``code`` (its app/'s parent)."""
+    import json
+
+    env = dict(os.environ)
+    if code is not None:
+        env["PYTHONPATH"] = f"{code}/app"
+    script = (
+        "import asyncio, json, sys, uuid; sys.path.insert(0, 'benchmarks'); import tui_frames as t; "
+        f"s = t.load_settings({url!r}); s = s.with_(name_prefix=f'bench{{uuid.uuid4().hex[:6]}}.'); "
+        f"print(json.dumps(asyncio.run(t.under_load(s, {rate!r}, {seconds!r}, True, {shape!r}))))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def side_by_side(url: str, rate: float, seconds: float, shapes: list[str], other: str, rounds: int) -> None:
+    """Each shape, this code and the other alternately, ``rounds`` times: figures and ratios."""
+    for shape in shapes:
+        for n in range(rounds):
+            mine = one_run(url, rate, seconds, shape, None)
+            theirs = one_run(url, rate, seconds, shape, other)
+            load = os.getloadavg()[0]
+            print(
+                f"[{shape}] round {n + 1} (load {load:.1f}): this {_figures(mine)} | other {_figures(theirs)}"
+                f" | ratio fps {mine['fps'] / theirs['fps']:.2f},"
+                f" p99 {mine['frame_p99_ms'] / theirs['frame_p99_ms']:.2f},"
+                f" msg/s {mine['msg_per_s'] / max(1.0, theirs['msg_per_s']):.2f}",
+                flush=True,
+            )
+
+
+def _figures(r: dict[str, float]) -> str:
+    return (
+        f"{r['fps']:.1f} fps, p99 {r['frame_p99_ms']:.0f} ms, {r['cpu_cores']:.2f} cores, "
+        f"{r['msg_per_s']:.0f} msg/s"
+    )
+
+
 def main() -> None:
     """Print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -171,7 +221,14 @@ def main() -> None:
     parser.add_argument("--no-trace", action="store_true")
     parser.add_argument("--shapes", nargs="+", default=["3-consumers", "100-consumers", "20-queues"])
     parser.add_argument("--animation-off", action="store_true", help="also run each shape with animation off")
+    parser.add_argument(
+        "--against", default=None, help="another checkout (its app/ dir's parent): side by side"
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="with --against: alternations per shape")
     args = parser.parse_args()
+    if args.against:
+        side_by_side(args.url, args.rate, args.seconds, args.shapes, args.against, args.rounds)
+        return
     settings = load_settings(args.url, trace=False if args.no_trace else None)
     settings = settings.with_(name_prefix=f"bench{uuid.uuid4().hex[:6]}.")
     print(f"broker {settings.masked_url}, {args.rate:g} msg/s offered, {args.seconds:g} s per run")

@@ -101,7 +101,7 @@ def test_every_new_argument_is_read() -> None:
     assert s.exchanges[0].alternate_exchange == "lost"
     e2e = [b for b in s.bindings if b.to_exchange]
     assert [(b.exchange, b.to_exchange, b.queue, b.routing_key) for b in e2e] == [("work", "copy", "", "job")]
-    assert (s.producers[0].priority, s.producers[0].expiration_ms) == (7, 250)
+    assert (s.producers[0].priority, s.producers[0].expiration_ms) == ((7,), 250)
     assert s.consumers[0].reject == RejectSpec(0.25, 0.5, False, 2, "copy", "parked")
     assert (s.producers[1].reply_queue, s.consumers[0].reply) == ("parked", True)
 
@@ -214,7 +214,9 @@ def test_bad_arguments_get_one_line_naming_key_line_and_reason(
     assert "\n" not in str(err)
 
 
-@pytest.mark.parametrize("name", ["6-retry.toml", "7-overflow.toml", "8-priority.toml", "9-rpc.toml"])
+@pytest.mark.parametrize(
+    "name", ["6-retry.toml", "7-overflow.toml", "8-priority.toml", "9-rpc.toml", "10-confirms.toml"]
+)
 def test_exported_definitions_import_cleanly_into_rabbitmq(name: str, rabbitmq_url: str) -> None:
     from tests.support import rabbitmqctl
 

@@ -96,3 +96,12 @@ def test_a_broken_url_or_env_file_is_one_line_not_a_traceback(tmp_path: Path) ->
     env.write_text("RABBITMQ_DEFAULT_USER=a\nRABBITMQ_PORT=abc\n")
     with pytest.raises(BrokerUrlError, match="RABBITMQ_PORT must be a port number, got 'abc'"):
         load_settings(None, env={}, dotenv=env)
+
+
+def test_management_url_flag_beats_environment(tmp_path: Path) -> None:
+    env = {"BROKER_SIM_MANAGEMENT_URL": "https://from-env:15671/"}
+    none = tmp_path / "no.env"
+    assert load_settings(env={}, dotenv=none).management_url is None
+    assert load_settings(env=env, dotenv=none).management_url == "https://from-env:15671/"
+    flag = load_settings(env=env, dotenv=none, management_url="http://127.0.0.1:15673/")
+    assert flag.management_url == "http://127.0.0.1:15673/"

@@ -48,6 +48,14 @@ def _add_broker_options(parser: argparse.ArgumentParser, default: object) -> Non
         "(default: $BROKER_SIM_DATA_DIR, then the user's data folder); "
         "two broker-sims running at once need one each",
     )
+    parser.add_argument(
+        "--management-url",
+        metavar="URL",
+        default=default,
+        help="the broker's management API, for the inspector's broker figures, e.g. "
+        "https://host:15671/ (default: $BROKER_SIM_MANAGEMENT_URL, then port 15672 on the broker's "
+        "host when it is this machine); its password, if any, is never shown",
+    )
     trace = parser.add_mutually_exclusive_group()
     trace.add_argument(
         "--trace",
@@ -149,6 +157,7 @@ def build_settings(args: argparse.Namespace) -> Settings:
         broker=args.broker,
         data_dir=args.app_data_dir,
         vhost=args.vhost,
+        management_url=args.management_url,
     )
     parse_url(settings.url)  # refuse a malformed URL before anything starts
     return settings

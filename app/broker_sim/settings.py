@@ -17,6 +17,7 @@ from broker_sim.remembered_vhost import memory_path, remembered_vhost
 ENV_URL = "BROKER_SIM_URL"
 ENV_DATA_DIR = "BROKER_SIM_DATA_DIR"
 ENV_VHOST = "BROKER_SIM_VHOST"
+ENV_MANAGEMENT_URL = "BROKER_SIM_MANAGEMENT_URL"
 OWN_VHOST = "broker-sim"
 """The vhost broker-sim offers to create for itself when the user's own one has no tracing."""
 
@@ -44,6 +45,9 @@ class Settings:
     """Where the URL's vhost came from when not from the URL itself (``--vhost``, …), else ""."""
     own_vhost: str = OWN_VHOST
     """The name of the vhost broker-sim offers to create and run in (tests use their own)."""
+    management_url: str | None = None
+    """The management API to read (``--management-url``, else ``BROKER_SIM_MANAGEMENT_URL``);
+    None: the broker's own host at port 15672, if something answers there."""
 
     @property
     def masked_url(self) -> str:
@@ -113,6 +117,7 @@ def load_settings(
     dotenv: Path | None = None,
     data_dir: Path | None = None,
     vhost: str | None = None,
+    management_url: str | None = None,
     **overrides: object,
 ) -> Settings:
     """Settings from a ``--url`` flag, else ``BROKER_SIM_URL``, else ``.env``, else the default.
@@ -120,7 +125,8 @@ def load_settings(
     The data folder likewise: ``data_dir`` (``--data-dir``), else ``BROKER_SIM_DATA_DIR``, else
     the user's data folder. The vhost is the URL's when it names one; else ``vhost``
     (``--vhost``), else ``BROKER_SIM_VHOST`` (environment, then ``.env``), else the one
-    remembered in the data folder for this user and broker, else ``/``.
+    remembered in the data folder for this user and broker, else ``/``. The management API's URL:
+    ``management_url`` (``--management-url``), else ``BROKER_SIM_MANAGEMENT_URL``, else None.
     """
     env = os.environ if env is None else env
     dotenv = Path(".env") if dotenv is None else dotenv
@@ -132,7 +138,8 @@ def load_settings(
         chosen, source = from_file, str(dotenv)
     else:
         chosen, source = DEFAULT_URL, "default"
-    settings = Settings(url=chosen, url_source=source)
+    api = management_url or env.get(ENV_MANAGEMENT_URL) or None
+    settings = Settings(url=chosen, url_source=source, management_url=api)
     if data_dir is not None:
         settings = settings.with_(data_dir=data_dir)
     elif env.get(ENV_DATA_DIR):

@@ -128,7 +128,8 @@ class RawPublisher:
         except TimeoutError:
             raise AssertionError(
                 f"not {condition} within {timeout:g} s: sent {self.sent}, confirmed "
-                f"{len(outcomes.confirmed)}, nacked {len(outcomes.nacked)}, blocked {outcomes.blocked}"
+                f"{len(outcomes.confirmed)}, nacked {len(outcomes.nacked)}, blocked {outcomes.blocked}, "
+                f"unblocked {outcomes.unblocked}"
             ) from None
 
     async def close(self) -> None:

@@ -56,15 +56,23 @@ async def bodies_in(url: str, queue: str) -> list[int]:
         count = source.declaration_result.message_count or 0
         seqs: list[int] = []
         if count:
-            complete = asyncio.Event()
+            arrived = asyncio.Event()
 
             async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
                 seqs.append(seq_of(message.body))
-                if len(seqs) == count:
-                    complete.set()
+                arrived.set()
 
             await source.consume(on_message, no_ack=True)
-            await asyncio.wait_for(complete.wait(), DEADLINE)
+            # Bounded by a stall, not by the total: 45,000 messages read back on a loaded machine
+            # can take longer than DEADLINE while they keep coming.
+            while len(seqs) < count:
+                arrived.clear()
+                try:
+                    await asyncio.wait_for(arrived.wait(), DEADLINE)
+                except TimeoutError:
+                    raise AssertionError(
+                        f"{queue}: got {len(seqs)} of {count} messages, then none for {DEADLINE:g} s"
+                    ) from None
         return seqs
     finally:
         await connection.close()

@@ -4,6 +4,8 @@ a durable queue comes back; a publish is confirmed or nacked, never left hanging
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import struct
 
 import pytest
@@ -86,18 +88,32 @@ async def test_a_damaged_record_mid_log_is_reported_and_what_follows_kept(
 
 
 async def test_kill_9_in_the_middle_of_a_burst_loses_nothing_confirmed(start_broker: BrokerFactory) -> None:
-    """kill -9 while a burst of 50,000 persistent messages is being written: every confirmed one is back."""
+    """kill -9 while persistent messages pour in and are being written: every confirmed one is back.
+
+    The publisher keeps publishing until the kill: a fixed burst could be all written and confirmed
+    before a starved test process got round to the kill (seen under load)."""
     broker = start_broker()
     client = await publisher(broker, "q")
-    for _ in range(50_000):
-        client.publish("q", body(client.sent + 1, 256))
+    killed = asyncio.Event()
+
+    async def pour() -> None:
+        while not killed.is_set():
+            for _ in range(500):
+                client.publish("q", body(client.sent + 1, 256))
+            await client.writer.drain()  # the socket's pace, not an ever-growing buffer
+            await asyncio.sleep(0)  # drain() does not yield below its high-water mark: let the reader run
+
+    pouring = asyncio.create_task(pour())
     try:
         await client.wait("confirmed>=1000", DEADLINE)
         broker.kill_sync()
     finally:
+        killed.set()
+        with contextlib.suppress(ConnectionError):
+            await pouring
         await client.close()
     confirmed = set(client.outcomes.confirmed)
-    assert len(confirmed) < client.sent, "the burst was over before the kill"
+    assert len(confirmed) < client.sent, "every publish was confirmed: the kill came after the writes"
     broker.start_sync()
     present = await bodies_in(broker.url, "q")
     assert confirmed <= set(present)

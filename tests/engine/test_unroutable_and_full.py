@@ -73,8 +73,8 @@ async def test_higher_priority_messages_overtake_a_backlog(settings: Settings) -
         title="prio",
         queues=(QueueSpec("tasks", max_priority=10),),
         producers=(
-            ProducerSpec("bulk", "", rate=500, routing_keys=("tasks",), priority=1, count=20),
-            ProducerSpec("urgent", "", rate=500, routing_keys=("tasks",), priority=9, count=5),
+            ProducerSpec("bulk", "", rate=500, routing_keys=("tasks",), priority=(1,), count=20),
+            ProducerSpec("urgent", "", rate=500, routing_keys=("tasks",), priority=(9,), count=5),
         ),
         consumers=(ConsumerGroupSpec("worker", "tasks", count=0, prefetch=1, work=WorkSpec("delay", 0)),),
     )

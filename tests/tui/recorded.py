@@ -39,6 +39,8 @@ class Story:
 
     exchange: str
     chunks: list[tuple[list[FlowEvent], int]] = field(default_factory=list)
+    seconds: set[int] = field(default_factory=set)
+    """Chunks after which a second passes: the view samples its rates (measured confirms)."""
     _now: list[FlowEvent] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -57,14 +59,29 @@ class Story:
         self._now = []
         return self
 
+    def second(self) -> Story:
+        """A second passes after the chunk closed last."""
+        self.seconds.add(len(self.chunks) - 1)
+        return self
+
     def up(self, consumer: str, group: str, queue: str, prefetch: int = 10) -> Story:
         return self.add(ConsumerUp(consumer, group, queue, prefetch, "manual"))
 
     def publish(
-        self, producer: str, seq: int, key: str, headers: dict[str, HeaderValue] | None = None
+        self,
+        producer: str,
+        seq: int,
+        key: str,
+        headers: dict[str, HeaderValue] | None = None,
+        priority: int | None = None,
     ) -> str:
         mid = f"r1.{producer}.{seq}"
-        self.add(Published(mid, producer, self.exchange, key, dict(headers or {}), False, f"message #{seq}"))
+        preview = f"message #{seq}"
+        self.add(
+            Published(
+                mid, producer, self.exchange, key, dict(headers or {}), False, preview, priority=priority
+            )
+        )
         return mid
 
     def through(
@@ -242,16 +259,16 @@ def priority() -> Story:
     s = Story("")
     s.up("worker-1", "worker", "tasks", prefetch=1)
     for seq in (1, 2, 3):
-        mid = s.publish("bulk", seq, "tasks")
+        mid = s.publish("bulk", seq, "tasks", priority=1)
         s.add(Confirmed(mid, "bulk"), Routed(mid, "", "tasks", ("tasks",), "trace"))
     s.add(Delivered("r1.bulk.1", "tasks", "worker-1", False, "tasks", ""))
     s.add(Acked("r1.bulk.1", "tasks", "worker-1", 500.0, "done"))
     s.frames(40)
-    mid = s.publish("urgent", 1, "tasks")
+    mid = s.publish("urgent", 1, "tasks", priority=9)
     s.add(Confirmed(mid, "urgent"), Routed(mid, "", "tasks", ("tasks",), "trace"))
     s.add(Delivered(mid, "tasks", "worker-1", False, "tasks", ""))  # ahead of bulk 2 and 3
     s.frames(20)
-    s.publish("bulk", 4, "tasks")
+    s.publish("bulk", 4, "tasks", priority=1)
     s.depth("tasks", 3, 1, 1)
     return s.frames(6)
 
@@ -272,13 +289,48 @@ def rpc() -> Story:
         s.add(Routed(reply, "", "amq.gen-x", ("replies",), "trace"))
         s.add(Delivered(reply, "replies", "inbox-1", False, "amq.gen-x", ""))
         s.add(Acked(reply, "replies", "inbox-1", 0.0, f"reply to {mid} after {402 + seq} ms"))
+    # the direct client's answer comes straight to its channel: no queue, no inbox
+    mid = s.publish("direct-client", 1, "rpc-requests")
+    s.add(Confirmed(mid, "direct-client"), Routed(mid, "", "rpc-requests", ("rpc-requests",), "trace"))
+    s.add(Delivered(mid, "rpc-requests", "server-2", False, "rpc-requests", ""))
+    s.add(Acked(mid, "rpc-requests", "server-2", 400.0, f"answered {mid}: done"))
+    reply = "r1.direct-client-reply.1"
+    s.add(
+        Delivered(reply, "amq.rabbitmq.reply-to", "direct-client", False, "amq.rabbitmq.reply-to.g1h2AA", "")
+    )
+    s.add(
+        Acked(reply, "amq.rabbitmq.reply-to", "direct-client", 0.0, f"reply to {mid} after 407 ms", auto=True)
+    )
     s.frames(40)
     mid = s.publish("client", 3, "rpc-requests")
     s.add(Confirmed(mid, "client"), Routed(mid, "", "rpc-requests", ("rpc-requests",), "trace"))
     s.add(Delivered(mid, "rpc-requests", "server-1", False, "rpc-requests", ""))
     s.frames(20)
     s.publish("client", 4, "rpc-requests")
+    s.publish("direct-client", 2, "rpc-requests")
     s.depth("rpc-requests", 0, 1, 2).depth("replies", 0, 0, 1)
+    return s.frames(6)
+
+
+def confirms() -> Story:
+    """Two seconds of three producers: one-by-one confirms least; windowed and async have some in flight."""
+    s = Story("shop")
+    s.up("packer-1", "packer", "orders", prefetch=200).up("packer-2", "packer", "orders", prefetch=200)
+    seq = {"one-by-one": 0, "windowed": 0, "async": 0}
+    for per_second in (
+        {"one-by-one": 4, "windowed": 10, "async": 14},
+        {"one-by-one": 5, "windowed": 12, "async": 16},
+    ):
+        for producer, n in per_second.items():
+            for _ in range(n):
+                seq[producer] += 1
+                s.through(producer, seq[producer], "order", {"orders": f"packer-{1 + seq[producer] % 2}"})
+        s.frames(20).second()
+    for producer, n in (("one-by-one", 1), ("windowed", 5), ("async", 7)):  # awaiting their confirms
+        for _ in range(n):
+            seq[producer] += 1
+            s.publish(producer, seq[producer], "order")
+    s.depth("orders", 0, 0, 2)
     return s.frames(6)
 
 
@@ -292,4 +344,5 @@ STORIES = {
     "overflow": overflow,
     "priority": priority,
     "rpc": rpc,
+    "confirms": confirms,
 }

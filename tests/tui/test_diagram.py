@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.widgets import TabbedContent
 
-from broker_sim.domain.events import Confirmed, Delivered, Routed, TracingChanged
+from broker_sim.domain.events import Confirmed, Delivered, Published, Routed, TracingChanged
 from broker_sim.domain.scenario import Scenario
 from broker_sim.domain.scenario_file import load_scenarios
 from broker_sim.layout.graph import Edge, FlowGraph, Node
@@ -113,3 +113,22 @@ async def test_headers_rules_read_in_full_at_100x30_and_a_resize_lays_out_again(
         await pilot.resize_terminal(160, 44)
         await pilot.pause()
         assert canvas.diagram.width == 160, "resizing lays the picture out again at once"
+
+
+async def test_the_hand_typed_producer_gets_an_arrow_only_to_the_exchange_it_published_to() -> None:
+    # It used to have an arrow to every exchange, merged with the real producer's: it looked as
+    # if it published everywhere. The arrow comes from the engine's Published event.
+    app = recorded_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.query_one(TabbedContent).active = "pane-overflow"
+        await pilot.pause()
+        tab = next(t for t in app.tabs if t.scenario.name == "overflow")
+
+        def mine() -> set[str]:
+            return {b for a, b in tab.canvas.diagram.picture.routes if a == "p:you"}
+
+        assert mine() == set(), "nothing typed yet: no arrow"
+        tab.feed([Published("r1.you.1", "you", "audit", "", {}, False, "hello")])
+        await pilot.pause()
+        assert mine() == {"x:audit"}
+        assert tab.canvas.diagram.path(("p", "you"), ("x", "audit")), "its token has a way to go"

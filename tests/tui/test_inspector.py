@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from textual.widgets import Button, Select, Static, TabbedContent
 
-from broker_sim.domain.events import QueueDepth
+from broker_sim.broker.handle import EmbeddedHandle
+from broker_sim.domain.events import Purged, QueueDepth
 from broker_sim.settings import Settings
 from broker_sim.tui.app import BrokerSimApp
 from broker_sim.tui.diagram import control_cells
-from broker_sim.tui.inspector import StationPanel
+from broker_sim.tui.inspector import ConfirmPurge, StationPanel
 from broker_sim.tui.pattern_tab import PatternTab
 from broker_sim.tui.publish_form import PublishForm
 from tests.tui.harness import app_on, until_screen
@@ -135,3 +137,86 @@ async def test_clicking_plus_and_the_panels_minus_scale_the_group_at_the_broker(
         await until_screen(
             pilot, lambda: bool(re.search(r"\nconsumers +3  engine", panel_text(tab))), "the panel counts 3"
         )
+
+
+async def test_the_queue_panels_purge_asks_first_then_empties_the_queue_at_the_broker(
+    settings: Settings,
+) -> None:
+    async with app_on(settings, "work-queue") as (app, tab, w, pilot):
+        await w.until(
+            lambda: tab.controller.engine is not None and tab.controller.engine.connected, "connected"
+        )
+        engine = tab.controller.engine
+        assert engine is not None
+        await engine.scale("worker", 0)  # nobody consumes: the jobs wait in the queue
+        await w.until(
+            lambda: any(isinstance(e, QueueDepth) and (e.ready or 0) >= 3 for e in w.events[-10:]),
+            "jobs waiting in image-jobs",
+        )
+        engine.pause()
+        await w.until(lambda: w.tally.confirmed == w.tally.published, "every publish confirmed")
+        tab.pick("q:image-jobs")
+        await pilot.pause()
+
+        await pilot.press("e")  # the key asks too; Enter answers Cancel, which has the focus
+        await until_screen(pilot, lambda: isinstance(app.screen, ConfirmPurge), "the purge question")
+        await pilot.press("enter")
+        await until_screen(pilot, lambda: not isinstance(app.screen, ConfirmPurge), "the question closed")
+        assert not w.of(Purged), "Enter kept the messages"
+
+        button = next(b for b in tab.query(Button) if "purge" in str(b.label))
+        await pilot.click(button)
+        await until_screen(pilot, lambda: isinstance(app.screen, ConfirmPurge), "the purge question")
+        await pilot.press("y")
+        await w.until(lambda: bool(w.of(Purged)), "the engine purged the queue")
+        purged = w.of(Purged)[0]
+        # every job not done: the workers finished some before they left, and handed back the
+        # ones they had not started (delivered, then back in the queue)
+        assert (purged.queue, purged.messages) == ("image-jobs", w.tally.published - w.tally.acked)
+        assert purged.messages >= 3
+        after = w.events.index(purged)
+        await w.until(
+            lambda: any(isinstance(e, QueueDepth) and e.ready == 0 for e in w.events[after:]),
+            "the broker holds none of them any more",
+        )
+        await until_screen(
+            pilot,
+            lambda: bool(
+                re.search(
+                    rf"\npurged +{purged.messages} \(dropped on purpose, not lost\)  engine", panel_text(tab)
+                )
+            ),
+            "the panel counts them purged",
+        )
+        assert tab.view.tally.lost == 0
+
+
+async def test_the_panel_shows_the_broker_side_from_the_embedded_brokers_management_api(
+    tmp_path: Path,
+) -> None:
+    broker = EmbeddedHandle(tmp_path / "embedded")
+    await broker.start()
+    settings = Settings(url=broker.url, url_source="test", data_dir=tmp_path)
+    async with app_on(settings, "work-queue", broker=broker) as (_app, tab, w, pilot):
+        await w.until(consumers_at_broker(lambda: w.events, 3), "the broker counts 3 consumers")
+        tab.pick("q:image-jobs")
+        await until_screen(
+            pilot, lambda: "at the broker  3 consumers  broker" in panel_text(tab), "the API's consumers"
+        )
+        text = panel_text(tab)
+        assert len(re.findall(r"\n  channel \d+ +prefetch 1 · manual ack  broker", text)) == 3, text
+        assert re.search(r"\nrates +none: broker-sim's embedded broker keeps none  broker", text)
+        assert re.search(r"\n← \(default\) +key \S+image-jobs  broker", text), "the implicit binding"
+
+
+async def test_without_a_management_api_the_panel_says_why_in_one_line(settings: Settings) -> None:
+    async with app_on(settings, "work-queue") as (app, tab, w, pilot):
+        await w.until(consumers_at_broker(lambda: w.events, 3), "the broker counts 3 consumers")
+        assert app.broker is not None and app.broker.management_url is None
+        tab.pick("q:image-jobs")
+        await until_screen(pilot, lambda: "management API" in panel_text(tab), "the API's line")
+        line = next(x for x in panel_text(tab).splitlines() if x.startswith("management API"))
+        assert re.fullmatch(
+            r"management API +not available \(none answers at http://127\.0\.0\.1:15672/ .*\)  broker", line
+        )
+        assert "Traceback" not in panel_text(tab)

@@ -32,7 +32,9 @@ from broker_sim.tui.publish_form import PublishForm
 from tests.support import Watcher
 from tests.tui.harness import app_on, until_screen
 
-SCENARIOS = ["work-queue", "pubsub", "routing", "topic", "headers", "retry", "overflow", "priority", "rpc"]
+SCENARIOS = [
+    "work-queue", "pubsub", "routing", "topic", "headers", "retry", "overflow", "priority", "rpc", "confirms"
+]  # fmt: skip
 COUNTED = ("published", "confirmed", "returned", "delivered", "acked", "nacked", "redelivered", "lost")
 
 

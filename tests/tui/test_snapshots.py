@@ -15,6 +15,9 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import TabbedContent
 
+from broker_sim.broker.handle import BrokerHandle
+from broker_sim.broker.station_reading import BrokerReading
+from broker_sim.domain.events import Purged, QueueDepth
 from broker_sim.domain.scenario_file import load_scenarios
 from broker_sim.resources import builtin_scenarios_dir
 from broker_sim.settings import Settings
@@ -41,9 +44,12 @@ def story(name: str) -> Callable[[Pilot[None]], Awaitable[None]]:
         app.query_one(TabbedContent).active = f"pane-{name}"
         await pilot.pause()
         tab = next(t for t in app.tabs if t.scenario.name == name)
-        for events, frames in STORIES[name]().chunks:
+        recorded = STORIES[name]()
+        for i, (events, frames) in enumerate(recorded.chunks):
             tab.feed(events)
             tab.view.tokens.step(frames)
+            if i in recorded.seconds:
+                tab.view.sample_rates()
         tab.feed([])
         await pilot.pause()
 
@@ -62,7 +68,7 @@ def test_tab_at_every_size(name: str, size: tuple[int, int], snap_compare: objec
     assert snap_compare(recorded_app(), terminal_size=size, run_before=story(name))  # type: ignore[operator]
 
 
-@pytest.mark.parametrize("name", ["retry", "overflow", "priority", "rpc"])
+@pytest.mark.parametrize("name", ["retry", "overflow", "priority", "rpc", "confirms"])
 def test_the_pattern_tabs_of_issue_13_at_80_columns(name: str, snap_compare: object) -> None:
     assert snap_compare(recorded_app(), terminal_size=(80, 24), run_before=story(name))  # type: ignore[operator]
 
@@ -95,6 +101,60 @@ def test_inspector_open(size: tuple[int, int], station: str, snap_compare: objec
         app = pilot.app
         assert isinstance(app, BrokerSimApp)
         next(t for t in app.tabs if t.scenario.name == "routing").pick(station)
+        await pilot.pause()
+
+    assert snap_compare(recorded_app(), terminal_size=size, run_before=inspect)  # type: ignore[operator]
+
+
+def work_queue_api_reading() -> BrokerReading:
+    """What RabbitMQ's management API said about image-jobs once (test data, in scenario names)."""
+    consumer = {"ack_required": True, "prefetch_count": 1}
+    return BrokerReading(
+        queue={
+            "messages_ready": 0,
+            "messages_unacknowledged": 2,
+            "consumers": 2,
+            "arguments": {"x-queue-type": "classic"},
+            "message_stats": {
+                "publish_details": {"rate": 2.4},
+                "deliver_get_details": {"rate": 2.2},
+                "ack_details": {"rate": 2.0},
+            },
+        },
+        consumers=tuple({**consumer, "channel_details": {"number": n}} for n in (1, 3)),
+        bindings=(
+            {
+                "source": "",
+                "destination": "image-jobs",
+                "destination_type": "queue",
+                "routing_key": "image-jobs",
+            },
+        ),
+    )
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_inspector_on_a_queue_with_purge_and_rates(size: tuple[int, int], snap_compare: object) -> None:
+    """A queue's panel: its purge button, purged count, rates from the engine and from the broker."""
+
+    async def inspect(pilot: Pilot[None]) -> None:
+        app = pilot.app
+        assert isinstance(app, BrokerSimApp)
+        app.query_one(TabbedContent).active = "pane-work-queue"
+        await pilot.pause()
+        tab = next(t for t in app.tabs if t.scenario.name == "work-queue")
+        for events, frames in STORIES["work-queue"]().chunks:  # a chunk a second, for the rates
+            tab.feed(events)
+            tab.view.tokens.step(frames)
+            tab.view.sample_rates()
+        tab.feed([Purged("image-jobs", 3), QueueDepth("image-jobs", 0, 2, 2)])
+        tab.controller.broker = BrokerHandle(
+            "amqp://guest:guest@localhost:5672/",
+            management_url="http://localhost:15672/",
+            management_missing="",
+        )
+        tab.broker_feed.remember("q:image-jobs", work_queue_api_reading())
+        tab.pick("q:image-jobs")
         await pilot.pause()
 
     assert snap_compare(recorded_app(), terminal_size=size, run_before=inspect)  # type: ignore[operator]

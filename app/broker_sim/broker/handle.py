@@ -31,6 +31,17 @@ class BrokerHandle:
     needs_confirmation: bool = False
     wakers: set[asyncio.Event] = field(default_factory=set, repr=False, compare=False)
     """Set by :meth:`wake_engines`: each engine on this broker waits on one between attempts."""
+    management_url: str | None = field(default=None, compare=False)
+    """The base URL of the broker's management API (``http://127.0.0.1:15672/``) where it has one
+    broker-sim may read, as the broker URL's user (or the user given in it); else None."""
+    management_missing: str = field(default="not looked for", compare=False)
+    """Why :attr:`management_url` is None, in a few words (shown in the inspector)."""
+
+    def find_management(self, given: str | None = None) -> None:
+        """Look for the management API (blocking: call it in a thread); ``given``: the user's URL."""
+        from broker_sim.broker.management import find_api
+
+        self.management_url, self.management_missing = find_api(self.url, given)
 
     def wake_engines(self) -> None:
         """Tell every engine on this broker that it is back from a restart: they reconnect now,
@@ -114,14 +125,17 @@ class EmbeddedHandle(BrokerHandle):
         """``options``: more ``broker-sim broker`` options (``--disk-free-limit 8MB``…)."""
         from broker_sim.embedded.launch import EmbeddedBroker
 
-        self.broker = EmbeddedBroker(data_dir, options=options)
+        # with its read-only management API, on loopback, for the broker's own (generated) user
+        self.broker = EmbeddedBroker(data_dir, options=options, management=True)
         self.data_dir = data_dir
         super().__init__("", "embedded broker", True, "stop and start its child process (or kill -9 it)")
 
     async def start(self) -> None:
-        """Start the child and learn its URL."""
+        """Start the child and learn its URL and its management API's."""
         await self.broker.start()
         self.url = self.broker.url
+        self.management_url = f"http://127.0.0.1:{self.broker.management_port}/"
+        self.management_missing = ""
 
     async def restart(self, *, crash: bool = False) -> None:
         await self.broker.restart(crash=crash)
@@ -146,6 +160,7 @@ class LocalNodeHandle(BrokerHandle):
         super().__init__(
             "", "private RabbitMQ node", True, "rabbitmqctl stop_app / start_app (or kill -9 it)"
         )
+        self.management_missing = "a private node runs without plugins (it boots faster)"
 
     async def start(self) -> None:
         """Boot the node (a few seconds)."""
@@ -210,6 +225,7 @@ class ContainerHandle(BrokerHandle):
 
     def __init__(self) -> None:
         super().__init__("", "RabbitMQ container", True, "restart the container")
+        self.management_missing = "broker-sim maps only the container's AMQP port"
         self.container: object | None = None
 
     async def start(self) -> None:

@@ -62,7 +62,9 @@ async def resolve_broker(settings: Settings) -> BrokerHandle:
         return await _started(LocalNodeHandle(settings.data_dir / "local-node"))
     if kind == "docker":
         return await _started(ContainerHandle())
-    return await asyncio.to_thread(classify_external, settings.url)
+    handle = await asyncio.to_thread(classify_external, settings.url)
+    await asyncio.to_thread(handle.find_management, settings.management_url)
+    return handle
 
 
 async def _started(handle: EmbeddedHandle | LocalNodeHandle | ContainerHandle) -> BrokerHandle:

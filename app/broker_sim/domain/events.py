@@ -36,6 +36,10 @@ class Published:
     republished: bool = False
     mandatory: bool = False
     """Sent mandatory: confirmed and not returned, it reached at least one queue."""
+    priority: int | None = None
+    """The message's priority property (``None``: none, which a priority queue reads as 0)."""
+    request: bool = False
+    """An RPC request (it names a ``reply_to``): its producer expects one answer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +159,18 @@ class QueueDepth:
     consumers: int | None
     ready_source: str = "broker: passive declare"
     unacked_source: str = "client: deliveries - acks"
+
+
+@dataclass(frozen=True, slots=True)
+class Purged:
+    """A user purged a queue (``queue.purge``): the broker dropped its ``messages`` ready messages.
+
+    They are gone on purpose, so they count as purged, never as lost; unacked ones stay with
+    their consumers.
+    """
+
+    queue: str
+    messages: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +308,7 @@ FlowEvent = (
     | Nacked
     | Abandoned
     | QueueDepth
+    | Purged
     | ConsumerUp
     | ConsumerDown
     | PrefetchChanged

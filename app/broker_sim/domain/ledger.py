@@ -37,6 +37,7 @@ from broker_sim.domain.events import (
     LinkState,
     Published,
     PublishFailed,
+    Purged,
     Returned,
     Routed,
     TracingChanged,
@@ -79,6 +80,9 @@ class Ledger:
     """Acked messages whose trace has not come yet, oldest first (at most ``TRACE_WAIT``)."""
     duplicates: Counter[str] = field(default_factory=Counter)
     lost_on_delivery: Counter[str] = field(default_factory=Counter)
+    purged: Counter[str] = field(default_factory=Counter)
+    """Ready messages purged per queue. A purge says how many, not which: they stay open here,
+    and the report counts them as gone on purpose, not lost."""
     routing_unknown: int = 0
     """Confirmed messages acked somewhere whose routing list never came."""
     publish_nacked: int = 0
@@ -118,6 +122,8 @@ class Ledger:
             case ConnectionChanged(state=LinkState.LOST):
                 # the trace queue went with the connection: traces not read yet will not come
                 self._traces_lost()
+            case Purged(queue=queue, messages=n):
+                self.purged[queue] += n
             case Abandoned(message_id=mid, queue=queue, redelivered=False):
                 self.lost_on_delivery[queue] += 1
                 self._settle(mid)

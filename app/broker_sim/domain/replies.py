@@ -22,6 +22,12 @@ def reply_id(request_id: str) -> str:
     return f"{head}-reply.{number}" if dot else f"{request_id}-reply"
 
 
+def request_of(reply_message_id: str) -> str:
+    """The request an answer's message id answers (the reverse of :func:`reply_id`)."""
+    head, dot, number = reply_message_id.rpartition("-reply.")
+    return f"{head}.{number}" if dot else reply_message_id.removesuffix("-reply")
+
+
 def reply_body(request_id: str, result: str) -> bytes:
     """The answer to one request."""
     return f"reply to {request_id}: {result or 'done'}".encode()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from broker_sim.domain.ledger import Ledger
-from broker_sim.domain.scenario import Scenario
+from broker_sim.domain.scenario import DIRECT_REPLY_TO, Scenario
 from broker_sim.domain.tally import Tally
 from broker_sim.domain.timeline import Expectation
 
@@ -21,6 +21,9 @@ class QueueFigures:
     ready_at_end: int | None
     lost: int
     duplicates: int
+    purged: int = 0
+    overtook: int = 0
+    """Messages delivered ahead of a lower-priority one published before them."""
 
 
 @dataclass
@@ -54,10 +57,15 @@ class Report:
     """Confirmed messages whose queues cannot be told (no trace), so neither lost nor acked everywhere."""
     publish_nacked: int = 0
     """Publishes the broker refused (Basic.Nack): counted here, never as lost or delivered."""
+    unanswered: int = 0
+    """RPC requests whose answer never came back matched to them."""
     untracked: int = 0
     """Confirmed messages the ledger let go unsettled (its bound); 0 unless a run is huge."""
+    purged: int = 0
+    """Ready messages a user purged: gone on purpose, never counted as lost."""
     queues: dict[str, QueueFigures] = field(default_factory=dict)
     consumers: dict[str, dict[str, int | str]] = field(default_factory=dict)
+    producers: dict[str, dict[str, int]] = field(default_factory=dict)
     verdicts: list[Verdict] = field(default_factory=list)
 
     @property
@@ -76,6 +84,8 @@ class Report:
         if e.consumer:
             fig = self.consumers.get(e.consumer, {})
             return int(fig.get(e.metric, 0))
+        if e.producer:
+            return self.producers.get(e.producer, {}).get(e.metric, 0)
         if e.queue:
             q = self.queues.get(e.queue)
             return int(getattr(q, e.metric, 0)) if q is not None else 0
@@ -88,12 +98,16 @@ def build_report(scenario: Scenario, tally: Tally, ledger: Ledger) -> Report:
     redelivered_per_queue: dict[str, int] = {}
     for fig in tally.consumers.values():
         redelivered_per_queue[fig.queue] = redelivered_per_queue.get(fig.queue, 0) + fig.redelivered
-    for spec in scenario.queues:
-        name = spec.name
+    names = [q.name for q in scenario.queues]
+    if any(p.direct_reply for p in scenario.producers):
+        names.append(DIRECT_REPLY_TO)  # where direct reply-to's answers are delivered from
+    for name in names:
         depth = tally.depth.get(name)
         ready = depth.ready if depth is not None else None
-        # Lost: routed here and confirmed, never acked here, and not waiting in the queue either.
-        lost = max(0, ledger.unsettled(name) - (ready or 0)) + ledger.lost_on_delivery[name]
+        # Lost: routed here and confirmed, never acked here, and neither waiting in the queue nor
+        # purged from it (a purge says how many went, not which).
+        accounted = (ready or 0) + ledger.purged[name]
+        lost = max(0, ledger.unsettled(name) - accounted) + ledger.lost_on_delivery[name]
         queues[name] = QueueFigures(
             routed=tally.routed[name],
             delivered=tally.delivered_per_queue[name],
@@ -102,10 +116,14 @@ def build_report(scenario: Scenario, tally: Tally, ledger: Ledger) -> Report:
             ready_at_end=ready,
             lost=lost,
             duplicates=ledger.duplicates[name],
+            purged=ledger.purged[name],
+            overtook=tally.order.overtook[name],
         )
-    # Messages still waiting in a queue beyond what is known to be routed there may be the ones
-    # whose routing is unknown: they are waiting, not lost.
-    spare = sum(max(0, (q.ready_at_end or 0) - ledger.unsettled(name)) for name, q in queues.items())
+    # Messages still waiting in (or purged from) a queue beyond what is known to be routed there
+    # may be the ones whose routing is unknown: they are waiting or purged, not lost.
+    spare = sum(
+        max(0, (q.ready_at_end or 0) + q.purged - ledger.unsettled(name)) for name, q in queues.items()
+    )
     mandatory = ledger.unaccounted(mandatory=True)
     lost_untraced = max(0, mandatory - spare)
     spare = max(0, spare - mandatory)
@@ -129,7 +147,9 @@ def build_report(scenario: Scenario, tally: Tally, ledger: Ledger) -> Report:
         else "none seen",
         routing_unknown=ledger.routing_unknown + ledger.awaiting() + unknown,
         publish_nacked=ledger.publish_nacked,
+        unanswered=tally.unanswered,
         untracked=ledger.untracked,
+        purged=sum(ledger.purged.values()),
         latency_p50_ms=ledger.latency_percentile(50),
         latency_p99_ms=ledger.latency_percentile(99),
         queues=queues,
@@ -142,6 +162,18 @@ def build_report(scenario: Scenario, tally: Tally, ledger: Ledger) -> Report:
                 "nacked": f.nacked,
             }
             for name, f in sorted(tally.consumers.items())
+        },
+        producers={
+            name: {
+                "published": f.published,
+                "confirmed": f.confirmed,
+                "returned": f.returned,
+                "publish_nacked": f.publish_nacked,
+                "outstanding": f.outstanding,
+                "max_outstanding": f.max_outstanding,
+                "unanswered": f.unanswered,
+            }
+            for name, f in sorted(tally.producers.items())
         },
     )
     report.verdicts = [
@@ -169,6 +201,8 @@ def format_report(title: str, report: Report) -> str:
         else "",
         f"refused by the broker {report.publish_nacked} (Basic.Nack)" if report.publish_nacked else "",
         f"untracked {report.untracked} (past the ledger's bound)" if report.untracked else "",
+        f"purged {report.purged} (dropped on purpose, not lost)" if report.purged else "",
+        f"unanswered {report.unanswered} (RPC requests with no matched reply)" if report.unanswered else "",
     ]
     lines += [f"  {'; '.join(u for u in unusual if u)}"] if any(unusual) else []
     lines += [
@@ -180,6 +214,12 @@ def format_report(title: str, report: Report) -> str:
         lines.append(
             f"  queue {name}: routed {q.routed}, delivered {q.delivered}, acked {q.acked}, "
             f"redelivered {q.redelivered}, ready {ready}, lost {q.lost}, duplicates {q.duplicates}"
+            + (f", overtook {q.overtook}" if q.overtook else "")
+        )
+    for name, p in report.producers.items():
+        lines.append(
+            f"  producer {name}: published {p['published']}, confirmed {p['confirmed']}, "
+            f"at most {p['max_outstanding']} awaiting a confirm at once"
         )
     for name, c in report.consumers.items():
         lines.append(

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from broker_sim.domain.scenario import (
+    CONFIRM_MODES,
     DEFAULT_EXCHANGE,
+    DIRECT_REPLY_TO,
     MAX_PRIORITY,
     OVERFLOWS,
     BindingSpec,
@@ -31,6 +33,7 @@ from broker_sim.domain.timeline import (
     ACTIONS,
     CONSUMER_METRICS,
     METRICS,
+    PRODUCER_METRICS,
     QUEUE_METRICS,
     RUN_METRICS,
     STEP_FIELDS,
@@ -58,6 +61,8 @@ MAX_RATE = 10_000.0
 machines (3,500 msg/s), so a rate can be "as fast as it goes" without being a typo's 1e9."""
 MAX_BURST = 100_000
 """Most messages in one burst step: half a minute of the engine's throughput here."""
+MAX_WINDOW = 10_000
+"""Most publishes a producer may leave unconfirmed at once: RabbitMQ holds each one for it."""
 
 
 def unsafe_name(name: str) -> str | None:
@@ -364,6 +369,8 @@ def _producer(r: _Reader, key: str, data: Any, types: dict[str, str]) -> Produce
         "priority",
         "expiration_ms",
         "reply_queue",
+        "confirm",
+        "window",
     }
     t = r.table(data, key, allowed, {"name", "exchange"})
     exchange = r.get(t, key, "exchange", str, "")
@@ -382,15 +389,17 @@ def _producer(r: _Reader, key: str, data: Any, types: dict[str, str]) -> Produce
     if not isinstance(headers_raw, list):
         raise r.fail(f"{key}.headers", "expected a list of header tables")
     headers = tuple(r.headers(h, f"{key}.headers[{i}]") for i, h in enumerate(headers_raw))
-    priority = r.get(t, key, "priority", int, -1)
-    if "priority" in t:
-        _priority(r, f"{key}.priority", priority, 0)
+    priorities = _priorities(r, f"{key}.priority", t.get("priority", []))
     expiration = r.get(t, key, "expiration_ms", int, -1)
     if "expiration_ms" in t:
         _positive(r, f"{key}.expiration_ms", expiration)
     reply_queue = r.get(t, key, "reply_queue", str, "")
-    if "reply_queue" in t and reply_queue not in types["\0queues"]:
-        raise r.fail(f"{key}.reply_queue", f"no queue named {reply_queue!r} in this scenario")
+    if "reply_queue" in t and reply_queue not in types["\0queues"] and reply_queue != DIRECT_REPLY_TO:
+        raise r.fail(
+            f"{key}.reply_queue",
+            f"no queue named {reply_queue!r} in this scenario "
+            f"(or {DIRECT_REPLY_TO!r}: direct reply-to, with no reply queue)",
+        )
     if reply_queue and exchange != DEFAULT_EXCHANGE:
         raise r.fail(
             f"{key}.reply_queue",
@@ -407,10 +416,39 @@ def _producer(r: _Reader, key: str, data: Any, types: dict[str, str]) -> Produce
         mandatory=r.get(t, key, "mandatory", bool, True),
         body=r.choice(t, key, "body", ("image-job", "log-line", "text"), "text"),  # type: ignore[arg-type]
         count=count if count >= 0 else None,
-        priority=priority if priority >= 0 else None,
+        priority=priorities,
         expiration_ms=expiration if expiration >= 0 else None,
         reply_queue=reply_queue,
+        **_confirms(r, key, t),
     )
+
+
+def _priorities(r: _Reader, key: str, value: Any) -> tuple[int, ...]:
+    """A producer's ``priority``: one number, or a list picked from like the routing keys."""
+    values = value if isinstance(value, list) else [value]
+    for v in values:
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise r.fail(key, f"expected an integer or a list of integers (e.g. [1, 1, 9]), got {value!r}")
+        _priority(r, key, v, 0)
+    return tuple(values)
+
+
+def _confirms(r: _Reader, key: str, t: Mapping[str, Any]) -> dict[str, Any]:
+    """A producer's ``confirm`` mode and ``window``, refusing a window the mode does not use."""
+    confirm = r.choice(t, key, "confirm", CONFIRM_MODES, "window") if "confirm" in t else None
+    window = r.get(t, key, "window", int, 0)
+    if "window" in t:
+        if confirm not in ("window", "async"):
+            raise r.fail(
+                f"{key}.window",
+                "a window is for confirm = 'window' or 'async' "
+                f"({'one at a time has none' if confirm else 'add confirm = …'})",
+            )
+        if not 1 <= window <= MAX_WINDOW:
+            raise r.fail(
+                f"{key}.window", f"must be from 1 to {MAX_WINDOW:,} unconfirmed messages, got {window}"
+            )
+    return {"confirm": confirm, "window": window or None}
 
 
 def _reject(r: _Reader, key: str, data: Any, exchanges: set[str], ack: str) -> RejectSpec:
@@ -539,7 +577,8 @@ def _step(r: _Reader, key: str, data: Any, names: dict[str, set[str]]) -> Step:
 
 
 def _expectation(r: _Reader, key: str, data: Any, names: dict[str, set[str]]) -> Expectation:
-    t = r.table(data, key, {"metric", "queue", "consumer", "equals", "at_least", "at_most"}, {"metric"})
+    allowed = {"metric", "queue", "consumer", "producer", "equals", "at_least", "at_most"}
+    t = r.table(data, key, allowed, {"metric"})
     metric = r.choice(t, key, "metric", METRICS, "published")
     bounds = {b: r.get(t, key, b, int, -1) for b in ("equals", "at_least", "at_most") if b in t}
     if not bounds:
@@ -550,11 +589,16 @@ def _expectation(r: _Reader, key: str, data: Any, names: dict[str, set[str]]) ->
     if queue and queue not in names["queues"]:
         raise r.fail(f"{key}.queue", f"no queue named {queue!r} in this scenario")
     consumer = r.get(t, key, "consumer", str, "")
-    _expectation_scope(r, key, metric, queue, consumer, names["consumers"])
+    producer = r.get(t, key, "producer", str, "")
+    if producer and producer not in names["producers"]:
+        known = ", ".join(sorted(repr(n) for n in names["producers"])) or "none"
+        raise r.fail(f"{key}.producer", f"no producer named {producer!r} in this scenario (known: {known})")
+    _expectation_scope(r, key, metric, (queue, consumer, producer), names["consumers"])
     return Expectation(
         metric=metric,  # type: ignore[arg-type]
         queue=queue,
         consumer=consumer,
+        producer=producer,
         equals=bounds.get("equals"),
         at_least=bounds.get("at_least"),
         at_most=bounds.get("at_most"),
@@ -562,12 +606,15 @@ def _expectation(r: _Reader, key: str, data: Any, names: dict[str, set[str]]) ->
 
 
 def _expectation_scope(
-    r: _Reader, key: str, metric: str, queue: str, consumer: str, groups: set[str]
+    r: _Reader, key: str, metric: str, where: tuple[str, str, str], groups: set[str]
 ) -> None:
     """Refuse an expectation that has no meaning where it is asked (it would silently read 0)."""
-    if queue and consumer:
-        raise r.fail(key, "give a queue or a consumer, not both")
-    if queue:
+    queue, consumer, producer = where
+    if sum(map(bool, where)) > 1:
+        raise r.fail(key, "give one of queue, consumer or producer, not several")
+    if producer:
+        scope, allowed = f"a producer ({producer!r})", PRODUCER_METRICS
+    elif queue:
         scope, allowed = f"a queue ({queue!r})", QUEUE_METRICS
     elif consumer:
         group, _, serial = consumer.rpartition("-")
@@ -581,7 +628,13 @@ def _expectation_scope(
     else:
         scope, allowed = "the whole run", RUN_METRICS
     if metric not in allowed:
-        hint = " (add queue = …)" if metric == "routed" and not queue else ""
+        hint = (
+            " (add queue = …)"
+            if metric in ("routed", "overtook") and not queue
+            else " (add producer = …)"
+            if metric == "max_outstanding"
+            else ""
+        )
         raise r.fail(
             f"{key}.metric",
             f"{metric!r} is not counted for {scope}{hint}; there: {', '.join(sorted(allowed))}",
@@ -675,11 +728,12 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
                 f"tries are counted when {c.queue!r} dead-letters a rejected job: "
                 "give that queue a dead_letter_exchange (the retry's way back)",
             )
+    direct = {DIRECT_REPLY_TO} if any(p.direct_reply for p in producers) else set()
     names = {
         "consumers": {c.name for c in consumers},
         "producers": {p.name for p in producers},
         "exchanges": {e.name for e in exchanges} | {DEFAULT_EXCHANGE},
-        "queues": {q.name for q in queues},
+        "queues": {q.name for q in queues} | direct,  # direct reply-to's answers count as a queue's
     }
     steps = sorted(((k, _step(r, k, v, names)) for k, v in r.items(doc, "timeline")), key=lambda ks: ks[1].at)
     _consumers_at_once(r, consumers, steps)
@@ -717,13 +771,19 @@ def load_scenario(path: Path) -> Scenario:
     return parse_scenario(text, str(path))
 
 
+def _file_order(path: Path) -> tuple[int, str]:
+    digits = re.match(r"\d+", path.name)
+    return (int(digits.group()) if digits else 1 << 30, path.name)
+
+
 def load_scenarios(folder: Path, on_error: Callable[[ScenarioError], None] | None = None) -> list[Scenario]:
-    """Every ``*.toml`` scenario in a folder, sorted by file name.
+    """Every ``*.toml`` scenario in a folder, in file-name order with numbers read as numbers
+    (``9-rpc`` before ``10-confirms``).
 
     A bad file raises, unless ``on_error`` is given: then it is reported there and skipped.
     """
     found: list[Scenario] = []
-    for path in sorted(folder.glob("*.toml")):
+    for path in sorted(folder.glob("*.toml"), key=_file_order):
         try:
             found.append(load_scenario(path))
         except ScenarioError as exc:

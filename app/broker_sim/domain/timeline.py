@@ -19,6 +19,8 @@ Action = Literal[
     "resume",
     "rate",
 ]
+AT_END = frozenset({"lost", "unanswered", "outstanding"})
+"""Metrics only known once the messages in flight have settled: checked when a run ends."""
 ACTIONS: tuple[str, ...] = get_args(Action)
 
 STEP_FIELDS: dict[str, set[str]] = {  # the fields each action takes
@@ -56,14 +58,27 @@ Metric = Literal[
     "duplicates",
     "routing_unknown",
     "publish_nacked",
+    "overtook",
+    "max_outstanding",
+    "unanswered",
+    "outstanding",
 ]
 METRICS: tuple[str, ...] = get_args(Metric)
-QUEUE_METRICS = frozenset({"routed", "delivered", "acked", "redelivered", "lost", "duplicates"})
-"""Metrics a queue has (``queue = …``)."""
+QUEUE_METRICS = frozenset({"routed", "delivered", "acked", "redelivered", "lost", "duplicates", "overtook"})
+"""Metrics a queue has (``queue = …``). ``overtook``: messages delivered ahead of a lower-priority
+one published before them (what a priority queue does to a backlog; a FIFO queue never does it)."""
 CONSUMER_METRICS = frozenset({"delivered", "acked", "redelivered", "nacked"})
 """Metrics a consumer has (``consumer = …``)."""
-RUN_METRICS = frozenset(METRICS) - {"routed"}
-"""Metrics of the whole run (neither queue nor consumer): routing is per queue."""
+PRODUCER_METRICS = frozenset(
+    {"published", "confirmed", "returned", "publish_nacked", "outstanding", "max_outstanding", "unanswered"}
+)
+"""Metrics a producer has (``producer = …``). ``outstanding``: its publishes still awaiting the
+broker's answer at the end (0: every one confirmed, returned or refused); ``max_outstanding``: the
+most awaiting it at once (1 for confirms one at a time, at most the window otherwise);
+``unanswered``: RPC requests whose answer never came back matched (also for the whole run)."""
+RUN_METRICS = frozenset(METRICS) - {"routed", "overtook", "outstanding", "max_outstanding"}
+"""Metrics of the whole run (no queue, consumer or producer): routing and order are per queue,
+outstanding publishes per producer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,13 +137,15 @@ class Expectation:
     metric: Metric
     queue: str = ""
     consumer: str = ""
+    producer: str = ""
     equals: int | None = None
     at_least: int | None = None
     at_most: int | None = None
 
     def describe(self) -> str:
         """The expectation as a user reads it."""
-        where = f" in {self.queue}" if self.queue else f" by {self.consumer}" if self.consumer else ""
+        who = self.consumer or self.producer
+        where = f" in {self.queue}" if self.queue else f" by {who}" if who else ""
         bounds = []
         if self.equals is not None:
             bounds.append(f"= {self.equals}")

@@ -6,8 +6,10 @@ consumers stall too, as on RabbitMQ: publish and consume on separate connections
 go out and a blocked peer is never timed out. When the alarm clears the connections get
 ``connection.unblocked`` and are read again.
 
-Disk: checked after every write of the store (cheap: one ``statvfs``) and every second; a write that
-fails with ENOSPC raises it at once. The limit is also the store's reserve: while it is on, the
+Disk: checked every second (RabbitMQ checks on a timer too), after a write of the store that failed
+(ENOSPC raises it at once), and once the store's own writes could have used half the room that was
+above the limit at the last check: near the limit (or with the alarm on) after every write, far from
+it seldom, instead of one ``statvfs`` per write. The limit is also the store's reserve: while it is on, the
 store compacts as soon as what is live fits in the free space, so consumers draining the queues give
 room back and the alarm clears by itself. Memory: the broker process's resident set, every second
 and after every 4 MiB clients sent; it clears once memory is 5 % (at least 8 MiB) below the limit.
@@ -122,6 +124,8 @@ class ResourceMonitor:
         self._on_change = on_change
         self._timer: asyncio.TimerHandle | None = None
         self._received = 0
+        self._written_at_check = 0
+        self._headroom = 0  # free bytes above the limit at the last disk check
         if store is not None:
             store.on_health = self._store_wrote
 
@@ -148,7 +152,13 @@ class ResourceMonitor:
             self._check_memory()
 
     def _store_wrote(self, error: OSError | None) -> None:
-        self._check_disk()
+        store = self.store
+        assert store is not None
+        # With the alarm on, after every write: it clears as soon as writes work again or a compaction
+        # gave room back.
+        used = store.bytes_written - self._written_at_check
+        if DISK in self.alarms or error is not None or 2 * used >= self._headroom:
+            self._check_disk()
 
     def _check_disk(self) -> None:
         store = self.store
@@ -158,6 +168,8 @@ class ResourceMonitor:
             free = free_bytes(store.directory)
         except OSError:
             return
+        self._written_at_check = store.bytes_written
+        self._headroom = free - self.disk_free_limit
         full = store.error is not None and store.error.errno in _FULL
         low = full or free < self.disk_free_limit
         store.low_on_disk = low

@@ -548,7 +548,7 @@ class Broker:
         if message.persistent and queue.durable and self.store is not None and not queue.exclusive:
             wall = 0.0 if expires is None else time.time() + (expires - now)
             store_id = self.store.add_message(
-                queue.name, message.exchange, message.routing_key, message.props, message.body, wall
+                queue.name, message.wire_address(), message.props, message.body, wall
             )
         queue.put(QueuedMessage(message, store_id, False, expires))
         return store_id != 0

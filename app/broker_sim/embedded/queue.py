@@ -39,7 +39,9 @@ class Message:
     def published(cls, exchange: str, routing_key: str, props: bytes, body: bytes) -> Message:
         """A message as it comes from a publisher; raises CodecError on bad properties."""
         message = cls(exchange, routing_key, props, body)
-        if len(props) > 2 or props[:2] != b"\x00\x00":
+        if len(props) == 3 and props[:2] == b"\x10\x00":  # delivery_mode alone: nothing to decode
+            message.persistent = props[2] == 2
+        elif len(props) > 2 or props[:2] != b"\x00\x00":
             decoded = message.properties()
             message.persistent = decoded.get("delivery_mode") == 2
             message.priority = decoded.get("priority") or 0

@@ -2,7 +2,8 @@
 
 Each record is ``length, crc32, type`` then its payload. A confirm for a persistent message waits
 until the fsync that covers its record (see :meth:`Store.when_synced`); a failed write is never
-confirmed. On start the log is replayed (a torn tail from a crash is dropped, a damaged record
+confirmed. Removals (acks) are written at once but not fsync'd on their own: the next fsync covers
+them. On start the log is replayed (a torn tail from a crash is dropped, a damaged record
 mid-log is skipped and reported) and rewritten with only what is live (compaction); the log is
 compacted again whenever it grows well past what is live, or when the disk runs short.
 """
@@ -186,13 +187,12 @@ def _apply(state: Recovered, kind: int, entry: dict[str, Any]) -> None:
 
 
 def _encode_message(
-    store_id: int, queue: str, exchange: str, routing_key: str, props: bytes, body: bytes, expires_wall: float
+    store_id: int, queue: str, address: bytes, props: bytes, body: bytes, expires_wall: float
 ) -> bytes:
     return (
         _MESSAGE.pack(store_id, expires_wall)
         + shortstr(queue)
-        + shortstr(exchange)
-        + shortstr(routing_key)
+        + address
         + _LEN.pack(len(props))
         + props
         + body
@@ -241,6 +241,9 @@ class Store:
         self._buffer = bytearray()
         self._appended = 0
         self._synced = 0
+        self._durable_mark = 0  # the mark of the last record fsync'd at once (all but removals)
+        self.bytes_written = 0
+        """Bytes written to the disk since the store opened (log writes and compactions)."""
         self._failed_mark = 0
         self._waiters: deque[tuple[int, Callable[[], None]]] = deque()
         self._task: asyncio.Task[None] | None = None
@@ -283,8 +286,7 @@ class Store:
                 _encode_message(
                     stored.store_id,
                     stored.queue,
-                    stored.exchange,
-                    stored.routing_key,
+                    shortstr(stored.exchange) + shortstr(stored.routing_key),
                     stored.props,
                     stored.body,
                     stored.expires_wall,
@@ -343,15 +345,13 @@ class Store:
 
     # --- messages ---------------------------------------------------------------------------
 
-    def add_message(
-        self, queue: str, exchange: str, routing_key: str, props: bytes, body: bytes, expires_wall: float
-    ) -> int:
-        """Append a persistent message in a durable queue; returns its store id."""
+    def add_message(self, queue: str, address: bytes, props: bytes, body: bytes, expires_wall: float) -> int:
+        """Append a persistent message in a durable queue; returns its store id. ``address`` is its
+        exchange and routing key encoded as short strings, as :meth:`Message.wire_address` caches them
+        for Basic.Deliver (the record reuses them instead of encoding them again)."""
         store_id = self._next_id
         self._next_id += 1
-        record = _record(
-            MESSAGE, _encode_message(store_id, queue, exchange, routing_key, props, body, expires_wall)
-        )
+        record = _record(MESSAGE, _encode_message(store_id, queue, address, props, body, expires_wall))
         self._live[store_id] = record
         self._live_bytes += len(record)
         self._append(record)
@@ -366,7 +366,11 @@ class Store:
                 self._live_bytes -= len(record)
                 gone.append(store_id)
         if gone:
-            self._append(_record(REMOVE, b"".join(_ID.pack(i) for i in gone)))
+            # A lost removal only means a redelivery after a power cut (RabbitMQ, too, fsyncs acks
+            # lazily, once the queue is idle): written at once (a kill -9 keeps it), fsync'd with the
+            # next record that needs it or when someone waits for it (tx.commit of acks). An fsync
+            # per ack batch kept the disk busy, so the publishes after it waited for two fsyncs.
+            self._append(_record(REMOVE, b"".join(_ID.pack(i) for i in gone)), durable=False)
 
     @property
     def appended(self) -> int:
@@ -403,10 +407,15 @@ class Store:
         self._waiters.append((mark, callback))
         self._kick()
 
-    def _append(self, record: bytes) -> None:
+    def _append(self, record: bytes, durable: bool = True) -> None:
         self._buffer += record
         self._appended += 1
+        if durable:
+            self._durable_mark = self._appended
         self._kick()
+
+    def _sync_due(self) -> bool:
+        return self._durable_mark > self._synced or bool(self._waiters and self._waiters[0][0] > self._synced)
 
     def _kick(self) -> None:
         if self._task is None and self._retry is None and self._fd >= 0:
@@ -414,23 +423,36 @@ class Store:
             self._task.add_done_callback(self._flushed)
 
     def _flushed(self, task: asyncio.Task[None]) -> None:
-        self._task = None
+        if self._task is task:  # cancelled before it ran (it clears itself when it ends)
+            self._task = None
         if not task.cancelled() and task.exception() is not None:
             log.error("store: the write task failed", exc_info=task.exception())
 
     async def _flush(self) -> None:
+        try:
+            await self._flush_all()
+        finally:
+            # Cleared here, in the same step as the loop's last look at the buffer, not in a done
+            # callback: callbacks queued before that one (a connection unblocked by this very
+            # write, reading the publishes it held) would append records and find a flush still
+            # "running", and nothing would write them.
+            self._task = None
+
+    async def _flush_all(self) -> None:
         # Let every connection's frames of this loop turn land in the buffer first: one fsync for all.
         await asyncio.sleep(0)
-        while self._fd >= 0 and (self._buffer or (self._waiters and self._waiters[0][0] > self._synced)):
+        while self._fd >= 0 and (self._buffer or self._sync_due()):
             mark = self._appended
+            sync = self._sync_due()
             try:
                 if self._truncate_to is not None:
                     os.ftruncate(self._fd, self._truncate_to)
                     self._truncate_to = None
                 if self._should_compact():
                     await self._compact()
+                    sync = True
                 else:
-                    await self._write_buffer()
+                    await self._write_buffer(sync)
             except OSError as error:
                 self._write_failed(error, mark)
                 return
@@ -438,18 +460,24 @@ class Store:
                 log.info("store: writing works again")
                 self.error = None
                 self._retry_delay = RETRY_FIRST
-            self._synced = mark
-            while self._waiters and self._waiters[0][0] <= mark:
-                self._waiters.popleft()[1]()
+            if sync:
+                self._synced = mark
+                while self._waiters and self._waiters[0][0] <= mark:
+                    self._waiters.popleft()[1]()
             self.on_health(None)
 
-    async def _write_buffer(self) -> None:
+    async def _write_buffer(self, sync: bool) -> None:
         data = bytes(self._buffer)
         fault = self.faults.next_write()
-        await asyncio.get_running_loop().run_in_executor(None, _write_and_sync, self._fd, data, fault)
+        if sync:
+            await asyncio.get_running_loop().run_in_executor(None, _write_and_sync, self._fd, data, fault)
+        else:
+            # Removals alone go to the page cache (a kill -9 keeps them) at once: no fsync, no thread.
+            _write_and_sync(self._fd, data, fault, sync=False)
         # Only now does it leave the buffer: records appended during the write stay after it.
         del self._buffer[: len(data)]
         self._file_bytes += len(data)
+        self.bytes_written += len(data)
 
     def _write_failed(self, error: OSError, mark: int) -> None:
         if self.error is None or self.error.errno != error.errno:
@@ -510,6 +538,7 @@ class Store:
         _sync_dir(self.directory)
         del self._buffer[:covered]  # records appended while the snapshot was written follow it
         self._file_bytes = sum(len(r) for r in records)
+        self.bytes_written += self._file_bytes
         log.info("store: compacted to %d bytes in %.2f s", self._file_bytes, time.monotonic() - started)
 
 
@@ -519,7 +548,7 @@ def free_bytes(directory: Path) -> int:
     return stat.f_bavail * stat.f_frsize
 
 
-def _write_and_sync(fd: int, data: bytes, fault: WriteFault | None) -> None:
+def _write_and_sync(fd: int, data: bytes, fault: WriteFault | None, sync: bool = True) -> None:
     view = memoryview(data)
     if fault is not None and fault.stage == "write":
         os.write(fd, view[: len(view) // 2])
@@ -529,7 +558,8 @@ def _write_and_sync(fd: int, data: bytes, fault: WriteFault | None) -> None:
         view = view[written:]
     if fault is not None:
         raise fault.error()
-    os.fsync(fd)
+    if sync:
+        os.fsync(fd)
 
 
 def _write_file(path: Path, records: list[bytes]) -> None:

@@ -10,7 +10,8 @@ barycenter sweeps keep crossings few). Compared here with grandalf for 200 stati
 1.9 ms, grandalf 25.7 ms; igraph takes fixed layers as an argument (grandalf ranks by itself and
 would need its internals overridden), and its C core is actively maintained. Its import costs
 ~0.1 s: the app warms it up in a thread after the first frame, which is laid out in declaration
-order (``ordered=False``; for the built-in scenarios the same order igraph gives). igraph is
+order (``ordered=False``; for the built-in scenarios the same order igraph gives, which a
+test keeps so). igraph is
 pinned below 1.0: 1.0.0's ``layout_sugiyama`` crashed the process (SIGSEGV) on random layered
 graphs here within a few hundred calls, where 0.11.9 ran 3,000 of them cleanly.
 """
@@ -89,7 +90,7 @@ def _exchange_depths(graph: FlowGraph) -> dict[str, int]:
 
 def columns(graph: FlowGraph, *, ordered: bool = True) -> list[list[str]]:
     """Station ids per column, left to right, each column ordered top to bottom for few crossings
-    (``ordered=False``: in declaration order, without importing igraph)."""
+    (``ordered=False``: in declaration order, groups in their queues' order, without igraph)."""
     column = column_of(graph)
     count = max(column.values(), default=-1) + 1
     ids = [n.id for n in graph.nodes]
@@ -103,10 +104,26 @@ def columns(graph: FlowGraph, *, ordered: bool = True) -> list[list[str]]:
         elif column[edge.source] > column[edge.target]:
             pairs.append((b, a))
     pairs = list(dict.fromkeys(pairs))  # a binding and a loop back between the same two: one edge
-    x = _sugiyama_x(len(ids), pairs, [column[i] for i in ids]) if pairs and ordered else [0.0] * len(ids)
+    if pairs and ordered:
+        x = _sugiyama_x(len(ids), pairs, [column[i] for i in ids])
+        result: list[list[str]] = [[] for _ in range(count)]
+        for node_id in sorted(ids, key=lambda i: (x[index[i]], index[i])):
+            result[column[node_id]].append(node_id)
+        return result
+    return _declared(ids, column, count, pairs)
+
+
+def _declared(
+    ids: list[str], column: dict[str, int], count: int, pairs: list[tuple[int, int]]
+) -> list[list[str]]:
+    """Without igraph: declaration order, except that consumer groups stand in their queues' order."""
     result: list[list[str]] = [[] for _ in range(count)]
-    for node_id in sorted(ids, key=lambda i: (x[index[i]], index[i])):
+    for node_id in ids:
         result[column[node_id]].append(node_id)
+    if count > 1:
+        queues = {q: i for i, q in enumerate(result[-2])}
+        fed = {ids[b]: queues[ids[a]] for a, b in pairs if ids[a] in queues}
+        result[-1].sort(key=lambda g: fed.get(g, len(queues)))
     return result
 
 

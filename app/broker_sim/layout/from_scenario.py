@@ -3,7 +3,8 @@
 Besides producers → exchanges → queues → groups, the scenario's other ways become edges of their
 own kinds: an exchange → exchange binding (``e2e``), an exchange's alternate exchange
 (``alternate``), a queue's dead-letter exchange (``dead-letter``, usually a loop back) and a
-group that parks failed jobs on an exchange (``publish``, from the group).
+group that parks failed jobs on an exchange (``publish``, from the group), an RPC server's
+answers to the default exchange (``reply``: on to the request's reply queue by its name).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from broker_sim.domain.scenario import DEFAULT_EXCHANGE, Scenario
 from broker_sim.layout.graph import Edge, FlowGraph, Node
 
 MANUAL = "you"
-"""The producer of messages typed by hand: it can publish to any exchange."""
+"""The producer of messages typed by hand: it can publish to any exchange, and is drawn with an
+arrow only to those the engine reported it published to."""
 PRODUCER_STATE = 5
 """A producer's box likes room for its rate (``  12/s``) after its name."""
 GROUP_CONTROLS = 5
@@ -45,7 +47,8 @@ def _targets(scenario: Scenario) -> set[str]:
     """Exchanges something sends to: producers, dead-lettering queues, parking groups."""
     dead_letter = {q.dead_letter_exchange for q in scenario.queues if q.dead_letter_exchange is not None}
     parked = {g.reject.park_exchange for g in scenario.consumers if g.reject.tries}
-    return {p.exchange for p in scenario.producers} | dead_letter | parked
+    answers = {DEFAULT_EXCHANGE for g in scenario.consumers if g.reply}
+    return {p.exchange for p in scenario.producers} | dead_letter | parked | answers
 
 
 def binding_notes(
@@ -76,9 +79,10 @@ def _key_text(headers: Mapping[str, object]) -> str:
 def scenario_graph(
     scenario: Scenario,
     consumers: Mapping[str, Sequence[str]] | None = None,
+    manual: Sequence[str] = (),
 ) -> FlowGraph:
     """The scenario's stations and arrows; ``consumers`` (per group, the running and the fallen)
-    become each group's cells."""
+    become each group's cells; ``manual`` are the exchanges messages typed by hand went to."""
     consumers = consumers or {}
     nodes: list[Node] = []
     edges: list[Edge] = []
@@ -112,7 +116,8 @@ def scenario_graph(
                 detail_width=16,
             )
         )
-        edges.append(Edge(node_id("p", MANUAL), node_id("x", exchange), "publish"))
+        if exchange in manual:
+            edges.append(Edge(node_id("p", MANUAL), node_id("x", exchange), "publish"))
         edges.extend(Edge(node_id("x", s), node_id("x", exchange), "e2e") for s in sources)
         declared = scenario.exchange(exchange)
         if declared is not None and declared.alternate_exchange:
@@ -153,4 +158,6 @@ def scenario_graph(
         edges.append(Edge(node_id("q", group.queue), node_id("g", group.name), "consume"))
         if group.reject.tries:  # on its last try a job is published to the parking exchange
             edges.append(Edge(node_id("g", group.name), node_id("x", group.reject.park_exchange), "publish"))
+        if group.reply:  # answers go to the default exchange, which routes them by reply_to
+            edges.append(Edge(node_id("g", group.name), node_id("x", DEFAULT_EXCHANGE), "reply"))
     return FlowGraph(tuple(nodes), tuple(edges))

@@ -6,11 +6,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 NodeKind = Literal["producer", "exchange", "queue", "group"]
-EdgeKind = Literal["publish", "binding", "e2e", "alternate", "dead-letter", "consume"]
+EdgeKind = Literal["publish", "binding", "e2e", "alternate", "dead-letter", "consume", "reply"]
 
-INFERRED_EDGES: frozenset[EdgeKind] = frozenset({"e2e", "alternate"})
-"""Hops the broker's trace never reports (it names the first exchange and the final queues only):
-drawn as inferred from the bindings."""
+INFERRED_EDGES: frozenset[EdgeKind] = frozenset({"e2e", "alternate", "reply"})
+"""Hops no event reports, drawn as inferred: the trace names the first exchange and the final
+queues only (so not exchange → exchange hops nor alternate exchanges), and an RPC server's
+answer is published without an event of its own (its way is the request's ``reply_to``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +48,7 @@ class Edge:
 
     @property
     def inferred(self) -> bool:
-        """True for a hop the broker does not report (exchange → exchange, alternate exchange)."""
+        """True for a hop no event reports (exchange → exchange, alternate exchange, RPC reply)."""
         return self.kind in INFERRED_EDGES
 
 

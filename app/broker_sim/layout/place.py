@@ -22,6 +22,9 @@ Cell = tuple[int, int]
 PAD = 2
 """A box's text has a blank cell on each side."""
 MIN_GAP = 5
+"""A gap tokens can be seen travelling in; narrower gaps are taken only when the names need it."""
+BUS_ROOM = 2
+"""A gap's cells besides its buses: the one an arrow leaves a box by and the arrowhead."""
 MAX_GAP = 14
 LAST_COLUMN_EXTRA = 24
 """Spare room the last column (consumer groups: the latest job) takes before the gaps widen."""
@@ -52,11 +55,19 @@ class Box:
     notes: tuple[str, ...]
     cells: tuple[tuple[str, Cell], ...] = ()
     hidden: int = 0
+    controls_row: int = 0
+    """Which row holds the buttons (a group's − +): 0 the title row, 1 the first row of figures
+    (where the title leaves no room for them)."""
 
     @property
     def detail_y(self) -> int:
         """The first row of figures."""
         return self.y + len(self.title)
+
+    @property
+    def controls_y(self) -> int:
+        """The row of the box's buttons, at its right end."""
+        return self.detail_y if self.controls_row else self.y
 
     @property
     def notes_y(self) -> int:
@@ -109,22 +120,25 @@ def _wrap(text: str, width: int) -> list[str]:
 
 
 def _min_width(node: Node) -> int:
-    """The narrowest box that shows the name and every word of the notes in full."""
+    """The narrowest box that shows the name and every word of the notes in full (buttons that
+    do not fit after the name go down to the row of figures)."""
     words = [w for note in node.notes for w in note.split()]
     cell = CELL_WIDTH if node.cells else 0
-    return max(len(node.title) + node.controls, *(len(w) for w in words), cell - 1, 1) + PAD
+    controls = node.controls if not node.detail_rows else 0
+    return max(len(node.title) + controls, node.controls, *(len(w) for w in words), cell - 1, 1) + PAD
 
 
 def _natural_width(node: Node) -> int:
     notes = max((min(len(n), NOTE_WIDTH) for n in node.notes), default=0)
     grid = min(len(node.cells), GRID_COLUMNS) * CELL_WIDTH - 1 if node.cells else 0
-    return max(_min_width(node), node.detail_width + PAD, notes + PAD, grid + PAD)
+    title = len(node.title) + node.controls
+    return max(_min_width(node), title + PAD, node.detail_width + PAD, notes + PAD, grid + PAD)
 
 
 def _box(node: Node, width: int) -> tuple[tuple[str, ...], tuple[str, ...], int, int, int]:
     """Title lines, note lines, cells per row, cell rows and hidden cells at this width."""
     inner = width - PAD
-    title = (node.title,) if len(node.title) + node.controls <= inner else tuple(_wrap(node.title, inner))
+    title = (node.title,) if len(node.title) <= inner else tuple(_wrap(node.title, inner))
     notes = tuple(line for note in node.notes for line in _wrap(note, inner))
     per_row = max(1, (inner + 1) // CELL_WIDTH)
     rows = -(-len(node.cells) // per_row)
@@ -147,7 +161,8 @@ def place(graph: FlowGraph, width: int, *, ordered: bool = True) -> Picture:
     column = column_of(graph)
     nodes = {n.id: n for n in graph.nodes}
     edges = list(graph.edges)
-    # buses: per gap, one per source entering the column to its right (or leaving / looping back)
+    # buses: per gap, one per source with arrows into or past the column to its right, and one
+    # per loop back
     gap_users: list[list[tuple[str, str]]] = [[] for _ in range(len(order) + 1)]
 
     def use(gap: int, who: tuple[str, str]) -> None:
@@ -157,18 +172,21 @@ def place(graph: FlowGraph, width: int, *, ordered: bool = True) -> Picture:
     for edge in edges:
         cs, ct = column[edge.source], column[edge.target]
         if ct > cs:
-            if ct > cs + 1:
-                use(cs + 1, ("out", edge.source))
+            if ct > cs + 1:  # its way past the next column starts down the source's bus there
+                use(cs + 1, ("in", edge.source))
             use(ct, ("in", edge.source))
         else:
             use(cs + 1, ("back-out", f"{edge.source}>{edge.target}"))
             use(ct, ("back-in", f"{edge.source}>{edge.target}"))
-    gaps = [max(MIN_GAP, len(users) + 3) if i else 1 for i, users in enumerate(gap_users)]
+    # a gap's least width holds its buses; it likes room for a token to be seen between them
+    gap_mins = [len(users) + BUS_ROOM if i else 1 for i, users in enumerate(gap_users)]
     if not gap_users[-1]:
-        gaps[-1] = 0
+        gap_mins[-1] = 0
+    gap_nats = [max(MIN_GAP, m + 1) if i and m else m for i, m in enumerate(gap_mins)]
     mins = [max((_min_width(nodes[i]) for i in col), default=0) for col in order]
     nats = [max((_natural_width(nodes[i]) for i in col), default=0) for col in order]
-    widths = _fit(mins, nats, gaps, width)
+    fitted = _fit(mins + gap_mins, nats + gap_nats, width)
+    widths, gaps = fitted[: len(order)], fitted[len(order) :]
     spare = width - sum(widths) - sum(gaps)
     if spare > 0:  # the rest goes to the last column's latest job, the gaps (tokens travel there), then it
         last = min(spare, LAST_COLUMN_EXTRA)
@@ -199,8 +217,9 @@ def place(graph: FlowGraph, width: int, *, ordered: bool = True) -> Picture:
             (name, (xs[c] + 1 + (k % per_row) * CELL_WIDTH, top + k // per_row))
             for k, name in enumerate(shown)
         )
+        below = bool(node.controls) and len(title[0]) + node.controls > w - PAD
         picture.boxes[node_id] = Box(
-            node_id, xs[c], y, w, heights[node_id], title, node.detail_rows, notes, grid, hidden
+            node_id, xs[c], y, w, heights[node_id], title, node.detail_rows, notes, grid, hidden, int(below)
         )
     bottom = max((b.y + b.height for b in picture.boxes.values()), default=0)
     # loops back nest like boxes in boxes: the one into the lowest station is innermost (the
@@ -231,7 +250,7 @@ def place(graph: FlowGraph, width: int, *, ordered: bool = True) -> Picture:
             free = _free_row(picture, order[cs + 1 : ct], a.y)
             cells = _route(
                 a.right,
-                [bus_x[(cs + 1, ("out", edge.source))]],
+                [bus_x[(cs + 1, ("in", edge.source))]],
                 free,
                 bus_x[(ct, ("in", edge.source))],
                 b.left,
@@ -253,9 +272,10 @@ def place(graph: FlowGraph, width: int, *, ordered: bool = True) -> Picture:
     return picture
 
 
-def _fit(mins: list[int], nats: list[int], gaps: list[int], width: int) -> list[int]:
-    """Column widths: natural if they fit, else shrunk toward their minimum (never below it)."""
-    room = width - sum(gaps)
+def _fit(mins: list[int], nats: list[int], width: int) -> list[int]:
+    """Widths of columns and gaps: natural if they fit, else shrunk toward their minimum (never
+    below it)."""
+    room = width
     if sum(nats) <= room:
         return list(nats)
     if sum(mins) >= room:

@@ -25,6 +25,7 @@ from broker_sim.domain.events import (
     FlowEvent,
     Leftover,
     LinkState,
+    Purged,
     Routed,
     StepApplied,
 )
@@ -37,7 +38,7 @@ from broker_sim.settings import Settings
 from broker_sim.sim.bus import EventBus
 from broker_sim.sim.consumer import ChannelError, ConsumerGroup
 from broker_sim.sim.observe import DepthPoller
-from broker_sim.sim.producer import WINDOW, Outgoing, Producer, publish
+from broker_sim.sim.producer import Outgoing, Producer, publish
 from broker_sim.sim.reconnect import ATTACH_TIMEOUT, Reconnector
 from broker_sim.sim.session import CLOSE_TIMEOUT, Session, close_connection
 from broker_sim.sim.topology import Topology
@@ -395,9 +396,36 @@ class Engine:
             raise EngineError("not connected to the broker: the burst was not sent")
         if not 0 < count <= 100_000:
             raise EngineError("a burst is 1 to 100,000 messages")
-        map_key = functools.partial(self.topology.routing_key, producer.spec.exchange)
-        for start in range(0, count, WINDOW):
-            await producer.publish_batch(exchange, map_key, min(WINDOW, count - start))
+        await producer.burst(
+            exchange, functools.partial(self.topology.routing_key, producer.spec.exchange), count
+        )
+
+    async def purge(self, queue: str) -> int:
+        """Drop every ready message of a scenario queue (``queue.purge``); returns how many.
+
+        Unacked messages stay with their consumers. A :class:`Purged` event says how many went,
+        so they are counted as purged, not lost, and a fresh depth follows it.
+        """
+        if self.scenario.queue(queue) is None:
+            known = ", ".join(q.name for q in self.scenario.queues) or "none"
+            raise EngineError(f"no queue {queue!r} in {self.scenario.title} (queues: {known})")
+        session = self._session
+        if not self.connected or session is None:
+            raise EngineError("not connected to the broker: nothing was purged")
+        try:
+            channel = await session.conn.channel(publisher_confirms=False)
+            try:
+                target = await channel.get_queue(self.topology.queue_name(queue), ensure=False)
+                purged = await target.purge()
+            finally:
+                with contextlib.suppress(*ChannelError):
+                    await channel.close()
+        except (*ChannelError, OSError) as exc:
+            raise EngineError(f"purging {queue} failed: {in_words(exc)}") from None
+        count = purged.message_count or 0
+        self.emit(Purged(queue, count))
+        await self.poller.poll_one(session.conn, queue)
+        return count
 
     async def drop_connection(self) -> None:
         """A fault: the client's connection goes away under the engine; it reconnects by itself.

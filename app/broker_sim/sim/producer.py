@@ -1,4 +1,8 @@
-"""A producer: publishes at a rate, paced in batches per tick, with confirms pipelined in windows."""
+"""A producer: publishes at a rate, paced in batches per tick, waiting for confirms its own way.
+
+Confirms are awaited one at a time, in windows (send N, wait for all N) or fully async (keep
+sending, at most N unconfirmed): the three ways of RabbitMQ's publisher-confirms tutorial.
+"""
 
 from __future__ import annotations
 
@@ -7,31 +11,33 @@ import contextlib
 import itertools
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 import aio_pika
 import aiormq
-from aio_pika.abc import AbstractExchange
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 from aiormq.abc import DeliveredMessage
 
 from broker_sim.domain.events import (
+    Acked,
     Confirmed,
+    Delivered,
     FlowEvent,
+    Nacked,
     ProducerState,
     Published,
     PublishFailed,
     Returned,
 )
-from broker_sim.domain.replies import SENT_AT
-from broker_sim.domain.scenario import HeaderValue, ProducerSpec
+from broker_sim.domain.replies import SENT_AT, match_reply
+from broker_sim.domain.scenario import DEFAULT_WINDOW, DIRECT_REPLY_TO, HeaderValue, ProducerSpec
 from broker_sim.sim.messages import make_body, preview
 
 TICK = 0.05
 """Seconds between pacing ticks: one ``sleep`` per tick, not per message (saves CPU at low rates)."""
-WINDOW = 100
-"""Most messages awaiting their confirm at once: pipelining beats awaiting each (1.4x measured)."""
+WINDOW = DEFAULT_WINDOW
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +76,16 @@ class Producer:
         self._rng = random.Random(f"{seed}:{spec.name}")
         self._keys = itertools.cycle(spec.routing_keys)
         self._headers = itertools.cycle(spec.headers) if spec.headers else None
+        self._priorities = itertools.cycle(spec.priority) if spec.priority else None
         self._wake = asyncio.Event()
         self.in_flight: dict[str, Outgoing] = {}
         self.retry: list[Outgoing] = []
+        self.window = 1 if spec.confirm == "single" else spec.window or WINDOW
+        """Most of its publishes awaiting a confirm at once."""
+        self._slots = asyncio.Semaphore(self.window)
+        self._turn = asyncio.Lock()
+        self._launched: set[asyncio.Task[None]] = set()
+        """Async confirms: the publishes whose confirm is still awaited."""
 
     @property
     def done(self) -> bool:
@@ -121,12 +134,15 @@ class Producer:
         """Build the next message: its id, routing key, headers and body."""
         self.seq += 1
         seq = self.seq
-        if self.spec.pick == "random":
-            key = self._rng.choice(self.spec.routing_keys)
-            headers = dict(self._rng.choice(self.spec.headers)) if self.spec.headers else {}
+        spec = self.spec
+        if spec.pick == "random":
+            key = self._rng.choice(spec.routing_keys)
+            headers = dict(self._rng.choice(spec.headers)) if spec.headers else {}
+            priority = self._rng.choice(spec.priority) if spec.priority else None
         else:
             key = next(self._keys)
             headers = dict(next(self._headers)) if self._headers else {}
+            priority = next(self._priorities) if self._priorities else None
         return Outgoing(
             message_id=f"{self._run_id}.{self.spec.name}.{seq}",
             exchange=self.spec.exchange,
@@ -136,10 +152,33 @@ class Producer:
             persistent=self.spec.persistent,
             mandatory=self.spec.mandatory,
             body=make_body(self.spec.body, seq, key, self._rng),
-            priority=self.spec.priority,
+            priority=priority,
             expiration_ms=self.spec.expiration_ms,
-            reply_to=map_key(self.spec.reply_queue) if self.spec.reply_queue else None,
+            reply_to=self._reply_to(map_key),
         )
+
+    def _reply_to(self, map_key: Callable[[str], str]) -> str | None:
+        if self.spec.direct_reply:
+            return DIRECT_REPLY_TO  # the broker puts this channel's own reply address in its place
+        return map_key(self.spec.reply_queue) if self.spec.reply_queue else None
+
+    async def consume_replies(self, channel: AbstractChannel) -> None:
+        """Direct reply-to: consume the answers (no-ack) on the channel the requests go out on.
+
+        The broker requires this consume before the first request that names the pseudo-queue,
+        on the same channel; the session calls it before the producer starts.
+        """
+        queue = await channel.get_queue(DIRECT_REPLY_TO, ensure=False)
+        await queue.consume(self._on_reply, no_ack=True)
+
+    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
+        mid, name = message.message_id or "", self.spec.name
+        self._emit(Delivered(mid, DIRECT_REPLY_TO, name, False, message.routing_key or ""))
+        result, why = match_reply(message.correlation_id or "", message.body, message.headers)
+        if why:  # no-ack: nothing to reject at the broker, but the answer is not taken
+            self._emit(Nacked(mid, DIRECT_REPLY_TO, name, requeue=False, reason=why))
+        else:
+            self._emit(Acked(mid, DIRECT_REPLY_TO, name, 0.0, result, auto=True))
 
     async def run(self, exchange: AbstractExchange, map_key: Callable[[str], str]) -> None:
         """Publish until cancelled (or ``count`` is reached), pacing with a token bucket.
@@ -150,8 +189,16 @@ class Producer:
         self.retry.extend(self.in_flight.values())
         self.in_flight.clear()
         retry, self.retry = self.retry, []
-        for start in range(0, len(retry), WINDOW):
-            await self._send(exchange, retry[start : start + WINDOW], republished=True)
+        for start in range(0, len(retry), self.window):
+            await self._send(exchange, retry[start : start + self.window], republished=True)
+        try:
+            await self._pace(exchange, map_key)
+            await self._landing()  # a count reached: its last publishes still get their answers
+        finally:
+            for task in self._launched:  # their messages stay in in_flight: the next run retries them
+                task.cancel()
+
+    async def _pace(self, exchange: AbstractExchange, map_key: Callable[[str], str]) -> None:
         loop = asyncio.get_running_loop()
         tokens, last = 1.0, loop.time()
         while not self.done:
@@ -161,19 +208,25 @@ class Producer:
                 await self._wake.wait()
                 tokens, last = 1.0, loop.time()
                 continue
+            # A windowed producer sends whole windows (the tutorial's batches): it waits until a
+            # window is due; the others send what is due, a tick's worth at most.
+            left = None if self.spec.count is None else self.spec.count - self.sent
+            need = self.window if self.spec.confirm == "window" else 1
+            need = need if left is None else min(need, left)
             now = loop.time()
-            tokens = min(tokens + (now - last) * rate, max(1.0, rate * TICK * 2))
+            tokens = min(tokens + (now - last) * rate, max(1.0, rate * TICK * 2, need))
             last = now
-            n = min(int(tokens), WINDOW)
-            if self.spec.count is not None:
-                n = min(n, self.spec.count - self.sent)
-            if n:
+            n = min(int(tokens), self.window, self.window if left is None else left)
+            if n >= need:
                 tokens -= n
                 self.sent += n
-                await self.publish_batch(exchange, map_key, n)
+                if self.spec.confirm == "async":
+                    await self._launch(exchange, (self.next_message(map_key) for _ in range(n)))
+                else:
+                    await self.publish_batch(exchange, map_key, n)
                 continue
             self._wake.clear()
-            wait = min(TICK, (1.0 - tokens) / rate)
+            wait = min(TICK, (need - tokens) / rate)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
 
@@ -181,12 +234,51 @@ class Producer:
         """Publish ``n`` messages now, awaiting their confirms together (one window)."""
         await self._send(exchange, [self.next_message(map_key) for _ in range(n)])
 
+    async def burst(self, exchange: AbstractExchange, map_key: Callable[[str], str], count: int) -> None:
+        """Publish ``count`` messages now, confirmed this producer's way; returns once all are answered."""
+        if self.spec.confirm != "async":
+            for start in range(0, count, self.window):
+                await self.publish_batch(exchange, map_key, min(self.window, count - start))
+            return
+        # its own publishes only: the pacing beside it may keep some in flight all the time
+        mine = await self._launch(exchange, (self.next_message(map_key) for _ in range(count)))
+        if mine:
+            await asyncio.wait(mine)
+
+    async def _landing(self) -> None:
+        """Until every async publish launched so far has its answer."""
+        while self._launched:
+            await asyncio.wait(set(self._launched))
+
+    async def _launch(
+        self, exchange: AbstractExchange, batch: Iterable[Outgoing]
+    ) -> list[asyncio.Task[None]]:
+        """Async confirms: publish each as soon as fewer than ``window`` await their confirm; a
+        confirm frees its slot as it comes (a callback), whatever the order. Returns the tasks
+        awaiting the confirms."""
+        launched = []
+        for m in batch:
+            await self._slots.acquire()
+            self.in_flight[m.message_id] = m
+            task = asyncio.create_task(self._publish(exchange, m, False), name=f"publish {m.message_id}")
+            self._launched.add(task)
+            task.add_done_callback(self._landed)
+            launched.append(task)
+        return launched
+
+    def _landed(self, task: asyncio.Task[None]) -> None:
+        self._launched.discard(task)
+        self._slots.release()
+
     async def _send(
         self, exchange: AbstractExchange, batch: list[Outgoing], republished: bool = False
     ) -> None:
-        for m in batch:
-            self.in_flight[m.message_id] = m
-        await asyncio.gather(*(self._publish(exchange, m, republished) for m in batch))
+        # One window at a time, whoever sends it (the pacing, a burst, a retry): a window waits
+        # until the one before it is all answered.
+        async with self._turn:
+            for m in batch:
+                self.in_flight[m.message_id] = m
+            await asyncio.gather(*(self._publish(exchange, m, republished) for m in batch))
 
     async def _publish(self, exchange: AbstractExchange, m: Outgoing, republished: bool) -> None:
         # Each message leaves ``in_flight`` as soon as the broker answered it: when the batch is
@@ -224,6 +316,8 @@ async def publish(
             preview(out.body),
             republished,
             out.mandatory,
+            out.priority,
+            out.reply_to is not None,
         )
     )
     message = aio_pika.Message(

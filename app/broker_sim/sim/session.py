@@ -77,6 +77,8 @@ class Session:
         watch_blocked(publishing, engine.blocked)
         for producer in engine.producers.values():
             ch = await publishing.channel(publisher_confirms=True, on_return_raises=False)
+            if producer.spec.direct_reply:
+                await producer.consume_replies(ch)
             exchange = await self._exchange(ch, producer.spec.exchange)
             self.producer_exchanges[producer.spec.name] = exchange
             self.tasks.append(

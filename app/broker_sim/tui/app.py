@@ -35,10 +35,12 @@ from broker_sim.tui.broker_choice import (
 from broker_sim.tui.durability_tab import DurabilityTab, crash_allowed
 from broker_sim.tui.header import BrokerHeader
 from broker_sim.tui.ids import widget_id
+from broker_sim.tui.inspector import ConfirmPurge
 from broker_sim.tui.lazy import load_help
 from broker_sim.tui.pattern_tab import PatternTab, ViewChanged
 from broker_sim.tui.publish_form import Draft, PublishForm
 from broker_sim.tui.restart import ConfirmRestart, ManualRestart
+from broker_sim.tui.tab_strip import TabStrip
 from broker_sim.tui.vhost_offer import OwnVhostReady
 
 if TYPE_CHECKING:
@@ -53,6 +55,11 @@ HEADER_HZ = 4
 """While the broker is away, the header's elapsed time moves this often."""
 UPLOAD_SCENARIO = "work-queue"
 """The tab whose main server takes uploads with ``--api-port``."""
+
+
+LETTER_KEYS = {"confirms": "c"}
+"""Keys of built-in tabs past the ninth: digits 1-9 are taken and 0 opens Durability, so such a
+tab gets the first letter of its name, shown in its tab's label as the digits are."""
 
 
 class BrokerSimApp(App[None]):
@@ -107,6 +114,13 @@ class BrokerSimApp(App[None]):
             tooltip="kill a consumer, a busy one if any: its unacked jobs are redelivered",
         ),
         Binding(
+            "e",
+            "purge",
+            "purge",
+            show=False,  # the inspector's button says so where it applies: on a queue
+            tooltip="purge the inspected queue: its ready messages are dropped (asks first)",
+        ),
+        Binding(
             "m", "publish", "publish", tooltip="publish your own message (key, headers, body, persistent)"
         ),
         Binding(
@@ -157,6 +171,10 @@ class BrokerSimApp(App[None]):
         ),
         # with nine scenario tabs the Durability tab (always last) has no digit of its own
         Binding("0", "show_tab(-1)", "last tab", show=False, tooltip="the last tab (Durability)"),
+        *(
+            Binding(key, f"show_scenario('{name}')", name, show=False, tooltip=f"the {name.title()} tab")
+            for name, key in LETTER_KEYS.items()
+        ),
     ]
 
     def __init__(
@@ -178,6 +196,14 @@ class BrokerSimApp(App[None]):
         self.patterns = TabbedContent(id="patterns")
         """Held here: ``query_one`` from the app searches the screen on top (a dialog, say)."""
         self.durability = DurabilityTab(prefix=f"{settings.name_prefix}durability.")
+        # its key: its number while that is one digit, else 0 (the last tab)
+        key = len(self.tabs) + 1 if len(self.tabs) < 9 else 0
+        labels = [
+            f"{LETTER_KEYS.get(tab.scenario.name, str(i)) if i > 9 else i} {tab.scenario.title}"
+            for i, tab in enumerate(self.tabs, 1)
+        ]
+        self.strip = TabStrip([*labels, f"{key} Durability"], id="tab-strip")
+        """The tab bar (TabbedContent's own, one row that scrolls, is hidden)."""
         self._owns_broker = broker is None
         self._drafts: dict[str, Draft] = {}
         self._stopping = False
@@ -190,13 +216,12 @@ class BrokerSimApp(App[None]):
     def compose(self) -> ComposeResult:
         """Header, one tab per scenario and the Durability tab last, footer."""
         yield self.header
+        yield self.strip
         with self.patterns:
-            for i, tab in enumerate(self.tabs, 1):
-                with TabPane(f"{i} {tab.scenario.title}", id=widget_id("pane-", tab.scenario.name)):
+            for tab, label in zip(self.tabs, self.strip.labels, strict=False):
+                with TabPane(label, id=widget_id("pane-", tab.scenario.name)):
                     yield tab
-            # its key: its number while that is one digit, else 0 (the last tab)
-            key = len(self.tabs) + 1 if len(self.tabs) < 9 else 0
-            with TabPane(f"{key} Durability", id=DURABILITY_PANE):
+            with TabPane(self.strip.labels[-1], id=DURABILITY_PANE):
                 yield self.durability
         yield Footer(compact=True)
 
@@ -291,6 +316,8 @@ class BrokerSimApp(App[None]):
     @on(TabbedContent.TabActivated)
     def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
         self.refresh_bindings()  # the footer's keys depend on the tab
+        if self.patterns.active in self.pane_ids:
+            self.strip.show(self.pane_ids.index(self.patterns.active))
         shown = self.active_tab
         for tab in self.tabs:
             if tab is not shown:
@@ -328,6 +355,12 @@ class BrokerSimApp(App[None]):
         """Show the tab with that number."""
         if -len(self.pane_ids) <= index < len(self.pane_ids):  # -1: the last tab
             self.patterns.active = self.pane_ids[index]
+
+    def action_show_scenario(self, name: str) -> None:
+        """Show the tab of that scenario (a letter key's), if this run has it."""
+        pane = widget_id("pane-", name)
+        if pane in self.pane_ids:
+            self.patterns.active = pane
 
     def action_next_tab(self) -> None:
         """Show the next pattern."""
@@ -443,6 +476,27 @@ class BrokerSimApp(App[None]):
             if exchange is not None:
                 draft.exchange = exchange
             self.push_screen(PublishForm(tab.scenario, draft, tab.send))
+
+    def action_purge(self, queue: str | None = None) -> None:
+        """Purge the inspected queue (or ``queue``, from the inspector's button), after a yes."""
+        if not (tab := self.active_tab):
+            return
+        inspected = tab.inspecting or ""
+        if queue is None and inspected.startswith("q:"):
+            queue = inspected.removeprefix("q:")
+        if queue is None:
+            self.notify("select a queue first (← → or a click): e purges the queue the inspector shows")
+            return
+        name = queue
+        depth = tab.view.tally.depth.get(name)
+        self.push_screen(
+            ConfirmPurge(name, depth.ready if depth else None),
+            lambda yes: (
+                tab.control(lambda e: e.purge(name), f"{name}: purged {{result}} ready messages")
+                if yes
+                else None
+            ),
+        )
 
     def action_animation(self) -> None:
         """Animation on or off (off: tokens jump to where events put them)."""

@@ -8,10 +8,12 @@ rebuilt only when figures change, and each frame only overlays the tokens.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
@@ -31,6 +33,9 @@ LINES = {
 }  # fmt: skip
 DASHED = {E | W: "╌", N | S: "╎", E: "╌", W: "╌", N: "╎", S: "╎"}
 """Edges whose routing is inferred are dashed: the broker did not report them."""
+
+Overlay = dict[int, dict[int, tuple[str, str]]]
+"""Tokens to draw: row → column → (glyph, style kind)."""
 
 GLYPHS = {"message": "●", "inferred": "○", "returned": "●", "redelivered": "◆"}
 ENDINGS = {"acked": "✓", "nacked": "✖", "returned": "↩", "lost": "✖"}
@@ -93,10 +98,18 @@ class FlowCanvas(Widget):
         self.view = view
         self.selected_group: str | None = view.scenario.consumers[0].name if view.scenario.consumers else None
         self._diagram: Diagram | None = None
+        self._layouts = 0
+        """How many layouts were made: a new one invalidates the cached arrows."""
         self._chars: list[list[str]] = []
         self._kinds: list[list[str]] = []
         self._strips: dict[int, Strip] = {}
-        self._overlay: dict[int, dict[int, tuple[str, str]]] = {}
+        self._edges: tuple[tuple[object, ...], list[list[str]], list[list[str]]] | None = None
+        """The arrows and the legend, drawn once per layout (and selection, and routing source):
+        what every rebuild of the figures starts from."""
+        self._overlay: Overlay | None = None
+        """Tokens per row, per cell (None: to be placed again before the next paint)."""
+        self._painted: Overlay = {}
+        """The tokens as last painted: a frame repaints only the rows where they differ."""
         self._styles: dict[str, Style] = {}
         self._stale = True
         self._key: tuple[object, ...] = ()
@@ -124,7 +137,8 @@ class FlowCanvas(Widget):
 
     def _layout_key(self, width: int) -> tuple[object, ...]:
         view = self.view
-        return (width, tuple(map(tuple, view.roster.values())), tuple(view.fallen), ordering_ready())
+        roster = tuple(map(tuple, view.roster.values()))
+        return (width, roster, tuple(view.fallen), view.manual_exchanges, ordering_ready())
 
     def _layout(self, width: int) -> Diagram:
         # render_line asks for every row of every frame: the roster is compared only after
@@ -136,7 +150,9 @@ class FlowCanvas(Widget):
         if self._diagram is None or key != self._key:
             old = None if self._diagram is None else (self._diagram.width, self._diagram.height)
             self._key = key
-            self._diagram = lay_out(self.view.scenario, self.view.roster, self.view.fallen, width)
+            view = self.view
+            self._layouts += 1
+            self._diagram = lay_out(view.scenario, view.roster, view.fallen, width, view.manual_exchanges)
             self._stale = True
             if old is not None and (self._diagram.width, self._diagram.height) != old:
                 # a consumer came or went and the picture changed size: ask for a new layout
@@ -166,7 +182,7 @@ class FlowCanvas(Widget):
         self.view = view
         self._diagram = None
         self._recheck = True
-        self._overlay = {}
+        self._overlay = None
         self.refresh(layout=True)
 
     def redraw(self) -> None:
@@ -176,10 +192,23 @@ class FlowCanvas(Widget):
         self.refresh()
 
     def tokens_moved(self, *, repaint: bool = True) -> None:
-        """Only tokens moved: keep the background, redraw the overlay (now, or with the next paint)."""
-        self._overlay = {}
-        if repaint:
+        """Only tokens moved: keep the background, redraw the overlay (now, or with the next paint).
+
+        Repainting now touches only the rows whose tokens changed: with 100 consumers or 20
+        queues most rows hold no token, and a whole-canvas refresh 30 times a second cost more
+        than the tokens themselves."""
+        self._overlay = None
+        if not repaint:
+            return
+        if self._stale or self._diagram is None:
             self.refresh()
+            return
+        self._overlay = new = self._place_tokens(self._diagram)
+        old, self._painted = self._painted, new
+        width = self.size.width
+        rows = [y for y in old.keys() | new.keys() if old.get(y) != new.get(y)]
+        if rows:
+            self.refresh(*(Region(0, y, width, 1) for y in rows))
 
     def notify_style_update(self) -> None:
         """The theme changed: styles are looked up again."""
@@ -200,47 +229,56 @@ class FlowCanvas(Widget):
         diagram = self.diagram
         if self._stale:
             self._build(diagram)
-        if not self._overlay:
-            self._overlay = self._place_tokens(diagram) or {0: {}}
+        if self._overlay is None:
+            self._overlay = self._painted = self._place_tokens(diagram)
+        strip = self._strips.get(y)
+        if strip is None:
+            strip = self._strips[y] = self._row_strip(y)
         tokens = self._overlay.get(y)
-        if not tokens:
-            strip = self._strips.get(y)
-            if strip is None:
-                strip = self._strips[y] = self._row_strip(y, {})
-            return strip
-        return self._row_strip(y, tokens)
+        return _with_tokens(strip, tokens, self._style) if tokens else strip
 
-    def _row_strip(self, y: int, tokens: dict[int, tuple[str, str]]) -> Strip:
+    def _row_strip(self, y: int) -> Strip:
         if y >= len(self._chars):
             return Strip.blank(self.size.width, self.rich_style)
         chars, kinds = self._chars[y], self._kinds[y]
         segments: list[Segment] = []
-        run: list[str] = []
-        run_kind = ""
-        for x, (char, kind) in enumerate(zip(chars, kinds, strict=True)):
-            if x in tokens:
-                char, kind = tokens[x]
-            if kind != run_kind and run:
-                segments.append(Segment("".join(run), self._style(run_kind)))
-                run = []
-            run_kind = kind
-            run.append(char)
-        if run:
-            segments.append(Segment("".join(run), self._style(run_kind)))
-        return Strip(segments, len(chars)).crop(0, self.size.width)
+        start = 0
+        for x in range(1, len(chars) + 1):  # one segment per run of one kind
+            if x == len(chars) or kinds[x] != kinds[start]:
+                segments.append(Segment("".join(chars[start:x]), self._style(kinds[start])))
+                start = x
+        # simplify(): one segment per run of one style, however the row was built, so that the
+        # same picture is the same segments (snapshots compare them) with or without tokens cut in.
+        return Strip(segments, len(chars)).crop(0, self.size.width).simplify()
 
     # -- the still picture ------------------------------------------------------------------------
 
     def _build(self, diagram: Diagram) -> None:
+        """The figures changed (at most 8 times a second): boxes on the cached arrows; only the
+        rows that differ from the last build get a new strip."""
         self._stale = False
-        self._strips = {}
-        self._overlay = {}
+        self._overlay = None
         width, height = max(self.size.width, diagram.width), diagram.height + 1
-        self._chars = [[" "] * width for _ in range(height)]
-        self._kinds = [[""] * width for _ in range(height)]
-        self._draw_edges(diagram)
+        key = (self._layouts, width, height, self.selected, self.view.traced is False)
+        if self._edges is None or self._edges[0] != key:
+            self._chars = [[" "] * width for _ in range(height)]
+            self._kinds = [[""] * width for _ in range(height)]
+            self._draw_edges(diagram)
+            self._draw_legend(width, height)
+            self._edges = (key, [r[:] for r in self._chars], [r[:] for r in self._kinds])
+            self._strips = {}
+        old_chars, old_kinds = self._chars, self._kinds
+        self._chars = [r[:] for r in self._edges[1]]
+        self._kinds = [r[:] for r in self._edges[2]]
         for node, box in diagram.picture.boxes.items():
             self._draw_box(box, node)
+        if len(old_chars) != height:
+            self._strips = {}
+        for y in list(self._strips):
+            if y >= height or self._chars[y] != old_chars[y] or self._kinds[y] != old_kinds[y]:
+                del self._strips[y]
+
+    def _draw_legend(self, width: int, height: int) -> None:
         long = sum(len(t) + 3 for t, _ in LEGEND) <= width
         x = 1
         for (text, kind), brief in zip(LEGEND, LEGEND_BRIEF, strict=True):
@@ -253,9 +291,10 @@ class FlowCanvas(Widget):
         if not 0 <= y < len(self._chars):
             return
         row, kinds = self._chars[y], self._kinds[y]
-        for i, char in enumerate(text[: max(0, room)]):
-            if 0 <= x + i < len(row):
-                row[x + i], kinds[x + i] = char, kind
+        start, end = max(0, x), min(len(row), x + min(len(text), max(0, room)))
+        if start < end:  # one slice per run: boxes are redrawn 8 times a second
+            row[start:end] = text[start - x : end - x]
+            kinds[start:end] = [kind] * (end - start)
 
     def _draw_edges(self, diagram: Diagram) -> None:
         bits: dict[Cell, int] = {}
@@ -293,21 +332,23 @@ class FlowCanvas(Widget):
             title[0] = "▸" + title[0][1:]
         if self.selected == node:
             style = "picked"
-        # the title row carries the first figures that fit after the name
-        room = inner - (GROUP_CONTROLS if kind == "g" else 0)
+        # the title row carries the first figures that fit after the name (and the buttons)
+        buttons = GROUP_CONTROLS if kind == "g" else 0
+        room = inner - (0 if box.controls_row else buttons)
         fit = next((f for f in figures if len(title[-1]) + 2 + len(f) <= room), "")
         if fit:
             title[-1] = f"{title[-1]}  {fit}"
         # figures may be shortened or cut; names and notes never are (the layout made room)
-        shown = [_cut(_first_fit(variants, inner), inner) for variants in details[: box.detail_rows]]
+        rooms = [inner - (buttons if i + 1 == box.controls_row else 0) for i in range(box.detail_rows)]
+        shown = [_cut(_first_fit(v, r), r) for v, r in zip(details[: box.detail_rows], rooms, strict=False)]
         rows = [*title, *shown, *[""] * (box.detail_rows - len(shown)), *box.notes]
         for i in range(box.height):
             text = rows[i] if i < len(rows) else ""
             self._put((box.x, box.y + i), f" {text}".ljust(box.width), style, box.width)
         if kind == "g":  # click − or + to scale the group
             minus, plus = control_cells(box)
-            self._put((minus, box.y), "−", "control", 1)
-            self._put((plus, box.y), "+", "control", 1)
+            self._put((minus, box.controls_y), "−", "control", 1)
+            self._put((plus, box.controls_y), "+", "control", 1)
         for consumer, cell in box.cells:
             text, cell_style = self._cell_text(consumer)
             if self.selected == f"c:{consumer}":
@@ -335,7 +376,7 @@ class FlowCanvas(Widget):
             stopped = view.stopped(name)
             rate = view.rates.get(name, 0)
             key = view.last_key.get(name, "")
-            keys = [f"key {key}", key] if key else [""]
+            keys = view.producer_detail(name) or ([f"key {key}", key] if key else [""])
             if stopped:  # a held producer says so first, on the title row or else before its key
                 return (
                     [stopped],
@@ -393,8 +434,8 @@ class FlowCanvas(Widget):
 
     # -- tokens -----------------------------------------------------------------------------------
 
-    def _place_tokens(self, diagram: Diagram) -> dict[int, dict[int, tuple[str, str]]]:
-        placed: dict[int, dict[int, tuple[str, str]]] = {}
+    def _place_tokens(self, diagram: Diagram) -> Overlay:
+        placed: Overlay = {}
         waiting: dict[Station, int] = {}
         for token in self.view.tokens.tokens:
             cell = self._token_cell(diagram, token, waiting)
@@ -435,6 +476,21 @@ class FlowCanvas(Widget):
             if b.x < box.x and b.y <= row < b.y + b.height
         )
         return (x, row) if x > max(left, default=0) else None
+
+
+def _with_tokens(strip: Strip, tokens: dict[int, tuple[str, str]], style: Callable[[str], Style]) -> Strip:
+    """A row's background strip with single-cell tokens put over it (its segments cut, not rebuilt)."""
+    width = strip.cell_length
+    cells = sorted(x for x in tokens if 0 <= x < width)
+    cuts = [c for x in cells for c in (x, x + 1)] + [width]
+    pieces = iter(Segment.divide(list(strip), cuts))  # rich's: no Strip per piece
+    segments: list[Segment] = [*next(pieces)]
+    for x in cells:
+        next(pieces)  # the background under the token
+        glyph, kind = tokens[x]
+        segments.append(Segment(glyph, style(kind)))
+        segments.extend(next(pieces, ()))
+    return Strip(segments, width).simplify()
 
 
 def _first_fit(variants: list[str], room: int) -> str:

@@ -125,7 +125,7 @@ class Diagram:
     def control_at(self, cell: Cell) -> tuple[str, int] | None:
         """A group's − / + button under a cell: (group, -1 or +1)."""
         box = self.picture.box_at(cell)
-        if box is None or not box.node.startswith("g:") or cell[1] != box.y:
+        if box is None or not box.node.startswith("g:") or cell[1] != box.controls_y:
             return None
         minus, plus = control_cells(box)
         step = -1 if cell[0] == minus else 1 if cell[0] == plus else 0
@@ -133,12 +133,19 @@ class Diagram:
 
 
 def control_cells(box: Box) -> tuple[int, int]:
-    """The columns of a group's − and + buttons on its title row."""
+    """The columns of a group's − and + buttons (on its row ``box.controls_y``)."""
     return box.x + box.width - 5, box.x + box.width - 2
 
 
-def lay_out(scenario: Scenario, roster: dict[str, list[str]], fallen: dict[str, str], width: int) -> Diagram:
-    """Place every station and arrow of the scenario for a canvas this wide."""
+def lay_out(
+    scenario: Scenario,
+    roster: dict[str, list[str]],
+    fallen: dict[str, str],
+    width: int,
+    manual: tuple[str, ...] = (),
+) -> Diagram:
+    """Place every station and arrow of the scenario for a canvas this wide (``manual``: the
+    exchanges messages typed by hand were published to)."""
     members: dict[str, list[str]] = {}
     group_of: dict[str, str] = {}
     for group in scenario.consumers:
@@ -146,4 +153,5 @@ def lay_out(scenario: Scenario, roster: dict[str, list[str]], fallen: dict[str, 
         members[group.name] = names
         group_of.update({n: group.name for n in names})
     # until igraph is warmed up (after the first frame) columns keep their declaration order
-    return Diagram(place(scenario_graph(scenario, members), width, ordered=ordering_ready()), group_of)
+    graph = scenario_graph(scenario, members, manual)
+    return Diagram(place(graph, width, ordered=ordering_ready()), group_of)

@@ -100,26 +100,29 @@ class BrokerHeader(Vertical):
         routing = self.query_one("#routing", Static)
         away = outage.text(now) if outage is not None else ""
         if view is None or view.link is None:
-            link.update("")
-            link.set_classes("")
+            _say(link, "", "")
         elif away and outage is not None and outage.active:
-            link.update(f"◌ {away}")
-            link.set_classes("bad" if outage.phase == "down" else "pending")
+            _say(link, f"◌ {away}", "bad" if outage.phase == "down" else "pending")
         else:
             state = view.link.state
             attempt = f" (attempt {view.link.attempt})" if view.link.attempt > 1 and state not in GOOD else ""
             mark = "●" if state in GOOD else "✖" if state in BAD else "◌"
             words = away if state == LinkState.BACK and away else f"{state}{attempt}"
-            link.update(f"{mark} {words}")
-            link.set_classes("good" if state in GOOD else "bad" if state in BAD else "pending")
+            _say(link, f"{mark} {words}", "good" if state in GOOD else "bad" if state in BAD else "pending")
         traced = None if view is None else view.traced
         self.offer.follow(view, self._handle)
         if traced is None:
-            routing.update("")
-            routing.set_classes("")
+            _say(routing, "", "")
         elif traced:
-            routing.update("routing: traced by the broker")
-            routing.set_classes("good")
+            _say(routing, "routing: traced by the broker", "good")
         else:
-            routing.update("routing: INFERRED from deliveries")
-            routing.set_classes("pending")
+            _say(routing, "routing: INFERRED from deliveries", "pending")
+
+
+def _say(widget: Static, text: str, classes: str) -> None:
+    """Change a line only when its words or colour changed: it is asked 8 times a second, and
+    each update lays the screen out again."""
+    if str(widget.content) != text:
+        widget.update(text)
+    if set(widget.classes) != set(classes.split()):
+        widget.set_classes(classes)

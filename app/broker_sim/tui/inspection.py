@@ -2,7 +2,7 @@
 
 Plain code over a :class:`ScenarioView` (no Textual): the panel only lays these out. A source is
 ``scenario`` (the file), ``engine`` (what the client saw: its publishes, deliveries, acks) or
-``broker`` (what the broker reported: its trace, its queue counts).
+``broker`` (what the broker reported: its trace, its queue counts, its management API).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from broker_sim.broker.station_reading import BrokerReading, Json
 from broker_sim.domain.events import Acked, Delivered, FlowEvent, Nacked, Published, Returned, Routed
 from broker_sim.domain.scenario import DEFAULT_EXCHANGE
 from broker_sim.layout.from_scenario import MANUAL, binding_notes, exchange_label
@@ -37,6 +38,18 @@ class Action:
 
 
 @dataclass(frozen=True)
+class BrokerSide:
+    """What the broker's management API said about the station, or why it could not say."""
+
+    reading: BrokerReading | None = None
+    """The latest answer about this station; None before the first one."""
+    missing: str = ""
+    """Why the broker has no management API broker-sim may read ("" when it has one)."""
+    no_rates: str = ""
+    """Why its API reports no message rates, where that is known ("" for RabbitMQ)."""
+
+
+@dataclass(frozen=True)
 class Inspection:
     """Everything the panel shows about one station."""
 
@@ -46,9 +59,20 @@ class Inspection:
     actions: list[Action]
 
 
-def inspect(view: ScenarioView, selection: str) -> Inspection:
-    """The facts about a selected station (``p:`` ``x:`` ``q:`` ``g:`` ``c:`` node, or ``b:X>Q``)."""
+def inspect(view: ScenarioView, selection: str, broker: BrokerSide | None = None) -> Inspection:
+    """The facts about a selected station (``p:`` ``x:`` ``q:`` ``g:`` ``c:`` node, or ``b:X>Q``).
+
+    ``broker``: the management API's side, when a broker is known (None: a recorded view).
+    """
+    found = _inspect(view, selection, broker or BrokerSide())
+    if broker is not None and not selection.startswith("p:"):
+        found.facts.extend(_api_state(broker))
+    return found
+
+
+def _inspect(view: ScenarioView, selection: str, side: BrokerSide) -> Inspection:
     kind, _, name = selection.partition(":")
+    api = side.reading
     recent = [_event_line(e) for e in reversed(view.recent.get(selection, ()))]
     if kind == "p":
         return Inspection(
@@ -56,20 +80,21 @@ def inspect(view: ScenarioView, selection: str) -> Inspection:
         )
     if kind == "x":
         publish = Action("publish here…", f"publish({name!r})", "m")
-        return Inspection(f"exchange {exchange_label(name)}", _exchange(view, name), recent, [publish])
+        facts = _exchange(view, name) + _api_exchange(api)
+        return Inspection(f"exchange {exchange_label(name)}", facts, recent, [publish])
     if kind == "q":
-        return Inspection(f"queue {name}", _queue(view, name), recent, [])
+        purge = Action("purge…", f"purge({name!r})", "e")
+        return Inspection(f"queue {name}", _queue(view, name, side), recent, [purge])
     if kind == "g":
-        return Inspection(
-            f"consumer group {name}", _group(view, name), _group_recent(view, name), _GROUP_ACTIONS
-        )
+        facts = _group(view, name) + _api_consumers(api)
+        return Inspection(f"consumer group {name}", facts, _group_recent(view, name), _GROUP_ACTIONS)
     if kind == "c":
-        return Inspection(f"consumer {name}", _consumer(view, name), recent, _GROUP_ACTIONS[2:])
+        facts = _consumer(view, name) + _api_consumers(api) + _api_channel(side)
+        return Inspection(f"consumer {name}", facts, recent, _GROUP_ACTIONS[2:])
     source, _, target = name.partition(">")
     exchange, queue = source.partition(":")[2], target.partition(":")[2]
-    return Inspection(
-        f"binding {exchange_label(exchange)} → {queue}", _binding(view, exchange, queue), [], []
-    )
+    facts = _binding(view, exchange, queue) + _api_bindings(api, into_queue=False)
+    return Inspection(f"binding {exchange_label(exchange)} → {queue}", facts, [], [])
 
 
 _GROUP_ACTIONS = [
@@ -119,9 +144,38 @@ def _exchange(view: ScenarioView, name: str) -> list[Fact]:
     return facts
 
 
-def _queue(view: ScenarioView, name: str) -> list[Fact]:
-    spec = view.scenario.queue(name)
+def _queue(view: ScenarioView, name: str, side: BrokerSide) -> list[Fact]:
+    # what moves first (a short terminal shows the panel's top rows only), what was declared after
+    api = side.reading
     depth = view.tally.depth.get(name)
+    traced = view.traced is not False
+    facts = [Fact("routed here", str(view.tally.routed[name]), "broker" if traced else "engine")]
+    # the API's own counts where it has them (RabbitMQ's lag its first stats by a few seconds),
+    # else a passive declare's and the client's own unacked
+    counts = api.queue if api is not None and api.queue is not None else {}
+    ready = counts.get("messages_ready", depth.ready if depth is not None else None)
+    consumers = counts.get("consumers", depth.consumers if depth is not None else None)
+    unacked = counts.get("messages_unacknowledged", depth.unacked if depth is not None else None)
+    unacked_from: Source = "broker" if "messages_unacknowledged" in counts else "engine"
+    facts += [
+        Fact("ready", "?" if ready is None else str(ready), "broker"),
+        Fact("unacked", "?" if unacked is None else str(unacked), unacked_from),
+        Fact("consumers", "?" if consumers is None else str(consumers), "broker"),
+        Fact("rates", _in_out(view.queue_in.rate(name), view.queue_out.rate(name)), "engine"),
+    ]
+    if counts:
+        facts.append(Fact("rates", _queue_rates(counts, side.no_rates), "broker"))
+    if purged := view.tally.purged_per_queue[name]:
+        facts.append(Fact("purged", f"{purged} (dropped on purpose, not lost)", "engine"))
+    facts += [
+        Fact("delivered", str(view.tally.delivered_per_queue[name]), "engine"),
+        Fact("acked", str(view.tally.acked_per_queue[name]), "engine"),
+    ]
+    return facts + _declared_queue(view, name) + _api_queue(api)
+
+
+def _declared_queue(view: ScenarioView, name: str) -> list[Fact]:
+    spec = view.scenario.queue(name)
     facts = []
     if spec is not None:
         options = {
@@ -140,18 +194,14 @@ def _queue(view: ScenarioView, name: str) -> list[Fact]:
         view.scenario, name, [DEFAULT_EXCHANGE, *(e.name for e in view.scenario.exchanges)]
     ):
         facts.append(Fact("bound", note.removeprefix("⇠ "), "scenario"))
-    traced = view.traced is not False
-    facts += [
-        Fact("routed here", str(view.tally.routed[name]), "broker" if traced else "engine"),
-        Fact("ready", "?" if depth is None or depth.ready is None else str(depth.ready), "broker"),
-        Fact("unacked", "?" if depth is None else str(depth.unacked), "engine"),
-        Fact(
-            "consumers", "?" if depth is None or depth.consumers is None else str(depth.consumers), "broker"
-        ),
-        Fact("delivered", str(view.tally.delivered_per_queue[name]), "engine"),
-        Fact("acked", str(view.tally.acked_per_queue[name]), "engine"),
-    ]
     return facts
+
+
+def _api_queue(api: BrokerReading | None) -> list[Fact]:
+    if api is None or api.queue is None:
+        return _api_bindings(api, into_queue=True) + _api_consumers(api)
+    arguments = Fact("arguments", _table(api.queue.get("arguments")), "broker")
+    return [arguments, *_api_bindings(api, into_queue=True), *_api_consumers(api)]
 
 
 def _group(view: ScenarioView, name: str) -> list[Fact]:
@@ -171,7 +221,9 @@ def _group(view: ScenarioView, name: str) -> list[Fact]:
     for consumer in members:
         fig = view.tally.consumers.get(consumer)
         held = f", {fig.in_flight} in hand" if fig and fig.in_flight else ""
-        facts.append(Fact(f"  {consumer}", f"✓ {fig.acked if fig else 0}{held}", "engine"))
+        rate = view.consumer_out.rate(consumer)
+        pace = "" if rate is None else f", {rate:.1f}/s"
+        facts.append(Fact(f"  {consumer}", f"✓ {fig.acked if fig else 0}{held}{pace}", "engine"))
     for consumer, why in view.fallen.items():
         if consumer.rsplit("-", 1)[0] == name:
             facts.append(Fact(f"  {consumer}", f"✝ {why}", "engine"))
@@ -201,6 +253,7 @@ def _consumer(view: ScenarioView, name: str) -> list[Fact]:
         Fact("acked", str(fig.acked), "engine"),
         Fact("nacked", str(fig.nacked), "engine"),
         Fact("in hand", str(fig.in_flight), "engine"),
+        Fact("rates", _in_out(view.consumer_in.rate(name), view.consumer_out.rate(name)), "engine"),
         Fact("last job", last, "engine"),
     ]
 
@@ -216,6 +269,101 @@ def _binding(view: ScenarioView, exchange: str, queue: str) -> list[Fact]:
             facts += [Fact(f"  {k}", repr(v), "scenario") for k, v in rule.headers.items()]
         else:
             facts.append(Fact("key", rule.routing_key or "(no key)", "scenario"))
+    return facts
+
+
+def _in_out(rate_in: float | None, rate_out: float | None) -> str:
+    if rate_in is None or rate_out is None:
+        return "– (after two seconds)"
+    return f"{rate_in:.1f}/s in · {rate_out:.1f}/s out"
+
+
+def _api_state(broker: BrokerSide) -> list[Fact]:
+    if broker.missing:
+        return [Fact("management API", f"not available ({broker.missing})", "broker")]
+    if broker.reading is None:
+        return [Fact("management API", "asking…", "broker")]
+    if broker.reading.problem:
+        return [Fact("management API", f"no answer: {broker.reading.problem}", "broker")]
+    return []
+
+
+def _queue_rates(queue: Json, no_rates: str) -> str:
+    stats = queue.get("message_stats")
+    if not isinstance(stats, dict) or not stats:
+        return f"none: {no_rates}" if no_rates else "none reported yet"
+    rates = [f"{_rate(stats, key)} {word}" for key, word in _QUEUE_RATES if f"{key}_details" in stats]
+    return " · ".join(rates) or "none yet"
+
+
+_QUEUE_RATES = (("publish", "in"), ("deliver_get", "out"), ("ack", "acked"), ("redeliver", "redelivered"))
+
+
+def _rate(stats: Json, key: str) -> str:
+    details = stats.get(f"{key}_details")
+    rate = details.get("rate") if isinstance(details, dict) else None
+    return f"{rate:.1f}/s" if isinstance(rate, int | float) else "?"
+
+
+def _table(value: object) -> str:
+    if not isinstance(value, dict) or not value:
+        return "none"
+    return ", ".join(f"{k}={v}" for k, v in sorted(value.items()))
+
+
+def _api_consumers(api: BrokerReading | None) -> list[Fact]:
+    if api is None or api.problem:
+        return []
+    count = len(api.consumers)
+    facts = [Fact("at the broker", f"{count} consumer{'s' * (count != 1)}", "broker")]
+    for consumer in api.consumers:
+        prefetch = consumer.get("prefetch_count")
+        ack = "manual ack" if consumer.get("ack_required") else "auto ack (no_ack)"
+        details = consumer.get("channel_details")
+        number = details.get("number", "?") if isinstance(details, dict) else "?"
+        limit = f"prefetch {prefetch or 'unlimited'}" if isinstance(prefetch, int) else "prefetch ?"
+        facts.append(Fact(f"  channel {number}", f"{limit} · {ack}", "broker"))
+    return facts
+
+
+def _api_channel(side: BrokerSide) -> list[Fact]:
+    api = side.reading
+    if api is None or api.problem or not api.consumers:
+        return []
+    stats = api.channel.get("message_stats") if api.channel is not None else None
+    if not isinstance(stats, dict):
+        return [Fact("rates", f"none: {side.no_rates}" if side.no_rates else "none reported yet", "broker")]
+    keys = (("deliver_get", "in"), ("ack", "acked"))
+    return [Fact("rates", " · ".join(f"{_rate(stats, k)} {w}" for k, w in keys) or "none yet", "broker")]
+
+
+def _api_exchange(api: BrokerReading | None) -> list[Fact]:
+    if api is None or api.exchange is None:
+        return _api_bindings(api, into_queue=False)
+    facts = [
+        Fact("declared", f"{api.exchange.get('type', '?')}, {_flags(api.exchange)}", "broker"),
+        Fact("arguments", _table(api.exchange.get("arguments")), "broker"),
+    ]
+    return facts + _api_bindings(api, into_queue=False)
+
+
+def _flags(entity: Json) -> str:
+    flags = [word for word in ("durable", "auto_delete", "internal") if entity.get(word)]
+    return ", ".join(flag.replace("_", "-") for flag in flags) or "transient"
+
+
+def _api_bindings(api: BrokerReading | None, *, into_queue: bool) -> list[Fact]:
+    """The API's bindings: into a queue (named by their source), or out of an exchange or one
+    binding (named by their destination)."""
+    if api is None or api.problem:
+        return []
+    facts = []
+    for binding in api.bindings:
+        where = binding.get("source") if into_queue else binding.get("destination")
+        label = f"← {where or '(default)'}" if into_queue else f"→ {where}"
+        key = binding.get("routing_key") or "(no key)"
+        arguments = binding.get("arguments")
+        facts.append(Fact(label, f"key {key}" + (f", {_table(arguments)}" if arguments else ""), "broker"))
     return facts
 
 

@@ -1,17 +1,22 @@
 """The inspector: a panel beside the diagram with everything about the selected station.
 
 It lays out an :class:`~broker_sim.tui.inspection.Inspection` (each figure tagged with where it
-comes from) and offers the station's actions as buttons that run the same app actions as the keys.
+comes from) and offers the station's actions as buttons that run the same app actions as the keys;
+:class:`ConfirmPurge` asks before the one action that destroys messages.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical, VerticalScroll
-from textual.widgets import Button, Static
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Button, Label, Static
 
 from broker_sim.tui.inspection import Action, Inspection
+from broker_sim.tui.restart import YesNoScreen
 
 SOURCE_STYLE = {"scenario": "cyan", "engine": "green", "broker": "magenta"}
 
@@ -26,7 +31,7 @@ class StationPanel(VerticalScroll):
     def compose(self) -> ComposeResult:
         """The heading, the buttons (above the facts, so they stay put as figures change), the facts."""
         yield Static("", id="inspection-heading")
-        yield Vertical(id="inspector-actions")
+        yield Horizontal(id="inspector-actions")
         yield Static("", id="inspection")
 
     def show(self, inspection: Inspection) -> None:
@@ -37,7 +42,7 @@ class StationPanel(VerticalScroll):
         self.query_one("#inspection", Static).update(_text(inspection))
         if inspection.actions != self._actions:
             self._actions = inspection.actions
-            row = self.query_one("#inspector-actions", Vertical)
+            row = self.query_one("#inspector-actions", Horizontal)
             row.remove_children()
             row.mount_all(
                 Button(f"{a.label} ({a.key})", action=f"app.{a.action}", compact=True)
@@ -60,3 +65,36 @@ def _text(inspection: Inspection) -> Text:
         for line in inspection.recent:
             text.append(f"{line}\n")
     return text
+
+
+class ConfirmPurge(YesNoScreen):
+    """Ask before purging a queue (its ready messages are gone for good); True to go ahead.
+
+    Cancel has the focus, so Enter pressed out of habit keeps the messages; only ``y`` or a click
+    on "Purge" purges.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "purge"),
+        Binding("n,escape", "answer(False)", "cancel"),
+    ]
+    YES_ID = "yes"
+    AUTO_FOCUS = "#no"
+
+    def __init__(self, queue: str, ready: int | None) -> None:
+        super().__init__()
+        self._queue = queue
+        self._now = "" if ready is None else f" ({ready} at the latest count)"
+
+    def compose(self) -> ComposeResult:
+        """The question, and two buttons."""
+        with Vertical(id="purge-dialog"):
+            yield Label(f"purge queue {self._queue}?", id="purge-title")
+            yield Static(
+                f"The broker drops every ready message of {self._queue}{self._now} "
+                "(queue.purge): they cannot be brought back. Messages a consumer holds unacked stay "
+                "with it. broker-sim counts the dropped ones as purged, not lost."
+            )
+            with Horizontal(id="purge-buttons"):
+                yield Button("Purge (y)", id="yes", variant="error")
+                yield Button("Cancel (Enter / n / Esc)", id="no")

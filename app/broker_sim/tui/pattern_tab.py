@@ -23,6 +23,7 @@ from broker_sim.domain.events import FlowEvent, LinkState
 from broker_sim.domain.scenario import Scenario
 from broker_sim.settings import Settings
 from broker_sim.tui.bridge import EventBridge, FlowBatch
+from broker_sim.tui.broker_feed import BrokerFeed
 from broker_sim.tui.canvas import FlowCanvas
 from broker_sim.tui.ids import widget_id
 from broker_sim.tui.inspection import inspect as inspect_station
@@ -31,7 +32,7 @@ from broker_sim.tui.outage import Outage
 from broker_sim.tui.publish_form import PublishRequest
 from broker_sim.tui.replay import StoryBar, step_speed
 from broker_sim.tui.tab_controller import Control, NotStarted, TabController
-from broker_sim.tui.view_state import ScenarioView, short_id
+from broker_sim.tui.view_state import LogLine, ScenarioView, short_id
 
 if TYPE_CHECKING:
     from broker_sim.broker.handle import BrokerHandle
@@ -50,7 +51,7 @@ INSPECTOR_MIN_ROWS = 8
 MIN_RATE, MAX_RATE = 0.25, 2000.0
 LOG_KINDS = (
     "publish", "routed", "inferred", "returned", "failed", "delivered", "redelivered",
-    "acked", "nacked", "abandoned", "consumer", "consumer-down", "link",
+    "acked", "nacked", "abandoned", "consumer", "consumer-down", "purged", "link",
 )  # fmt: skip
 TROUBLE = {LinkState.UNREACHABLE, LinkState.AUTH_REFUSED, LinkState.LOST, LinkState.RECONNECTING}
 
@@ -81,8 +82,11 @@ class PatternTab(Vertical):
         self.animating = settings.animation
         self.outage = Outage()
         self._dirty = True
+        self._counters = Text()
         self._ticker: Timer | None = None
         self.canvas = FlowCanvas(self.view, id="canvas")
+        self.broker_feed = BrokerFeed()
+        """The inspected station as the broker's management API sees it."""
 
     def compose(self) -> ComposeResult:
         """Story line, trouble panel, replay bar, diagram, counters and sparkline, log."""
@@ -279,6 +283,8 @@ class PatternTab(Vertical):
     def _sample_rates(self) -> None:
         self.view.sample_rates()
         self._show_rates()
+        if self.inspecting is not None:  # its rates moved, and the broker is due to be asked again
+            self._dirty = True
 
     def _show_rates(self) -> None:
         # an all-zero sparkline draws as a solid block: show it once something has been acked
@@ -305,17 +311,28 @@ class PatternTab(Vertical):
         view = self.view
         self.canvas.redraw()
         self._show_inspection()
-        self.query_one("#counters", Static).update(self._counters_text())
-        log = self.query_one("#log", RichLog)
+        counters = self._counters_text()
+        if counters != self._counters:
+            # same number of lines: a repaint, not a layout of the whole screen 8 times a second
+            rows = counters.plain.count("\n") != self._counters.plain.count("\n")
+            self._counters = counters
+            self.query_one("#counters", Static).update(counters, layout=rows)
         lines = view.drain_log()
-        if len(lines) > LOG_PER_REDRAW:
-            log.write(Text(f"… {len(lines) - LOG_PER_REDRAW} more lines", style="dim"))
-            lines = lines[-LOG_PER_REDRAW:]
-        for line in lines:
-            style = self.get_component_rich_style(f"log--{line.kind}", partial=True)
-            log.write(Text(line.text, style=style))
+        if lines:
+            self._write_log(lines)
         self._show_trouble()
         self.post_message(ViewChanged(self))
+
+    def _write_log(self, lines: list[LogLine]) -> None:
+        # one write per redraw: each write lays the log out (and the screen) again
+        text = Text()
+        if len(lines) > LOG_PER_REDRAW:
+            text.append(f"… {len(lines) - LOG_PER_REDRAW} more lines\n", style="dim")
+            lines = lines[-LOG_PER_REDRAW:]
+        for i, line in enumerate(lines):
+            style = self.get_component_rich_style(f"log--{line.kind}", partial=True)
+            text.append(line.text + ("\n" if i + 1 < len(lines) else ""), style=style)
+        self.query_one("#log", RichLog).write(text)
 
     def _counters_text(self) -> Text:
         t, view = self.view.tally, self.view
@@ -332,6 +349,8 @@ class PatternTab(Vertical):
         text.append("  nacked ", "dim").append(f"{t.nacked}")
         text.append("  redelivered ", "dim").append(f"{t.redelivered}", "bold" if t.redelivered else "")
         text.append("  lost ", "dim").append(f"{t.lost}")
+        if t.purged:  # dropped on purpose (e): said apart from lost
+            text.append("  purged ", "dim").append(f"{t.purged}", "bold")
         routed = " · ".join(f"{q.name} {t.routed[q.name]}" for q in self.scenario.queues)
         text.append("\nrouted  ", "dim").append(routed)
         text.append(f"   (traced {t.routed_traced}, inferred {t.routed_inferred})", "dim")
@@ -437,8 +456,19 @@ class PatternTab(Vertical):
         return self.canvas.selected if self.query_one(StationPanel).has_class("-open") else None
 
     def _show_inspection(self) -> None:
-        if (selection := self.inspecting) is not None:
-            self.query_one(StationPanel).show(inspect_station(self.view, selection))
+        if (selection := self.inspecting) is None:
+            return
+        broker = self.controller.broker
+        side = self.broker_feed.side(broker, selection)
+        self.query_one(StationPanel).show(inspect_station(self.view, selection, side))
+        engine = self.controller.engine
+        if broker is not None and engine is not None and self.broker_feed.due(selection):
+            self._read_broker(broker, engine, selection)
+
+    @work(group="inspect", exclusive=True, exit_on_error=False)
+    async def _read_broker(self, broker: BrokerHandle, engine: Engine, selection: str) -> None:
+        await self.broker_feed.read(broker, engine, selection)
+        self._dirty = True  # the next figures redraw shows it
 
     @on(FlowCanvas.Picked)
     def _picked(self, message: FlowCanvas.Picked) -> None:

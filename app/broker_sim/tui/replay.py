@@ -21,6 +21,7 @@ from textual.widgets import ProgressBar, Static
 from broker_sim.domain.ledger import Ledger
 from broker_sim.domain.report import Verdict, build_report
 from broker_sim.domain.tally import Tally
+from broker_sim.domain.timeline import AT_END
 from broker_sim.tui.lazy import load_engine
 
 if TYPE_CHECKING:
@@ -168,7 +169,8 @@ def verdict_text(story: Story, good: Style | str = "", bad: Style | str = "") ->
 
     While the story plays the figures are "so far": an ``at least`` grows towards its bound.
     Loss is only known once the messages in flight have settled, so until the story is done a
-    ``lost`` expectation is shown as waiting, with the messages not yet settled.
+    ``lost`` expectation is shown as waiting, with the messages not yet settled; so are the other
+    metrics known only at the end (``AT_END``), with the answers still awaited.
     """
     text = Text()
     expectations = story.engine.scenario.expectations
@@ -187,6 +189,11 @@ def verdict_text(story: Story, good: Style | str = "", bad: Style | str = "") ->
                 text.append("✗ ", bad).append(f"{verdict.expectation} (now {gone} lost for good)   ")
             else:
                 text.append("… ", "dim").append(f"{verdict.expectation} (checked when the story ends)   ")
+            continue
+        if not done and expectation.metric in AT_END:  # an answer may still be on its way
+            text.append("… ", "dim").append(
+                f"{verdict.expectation} (checked when the story ends; {verdict.value} awaited now)   "
+            )
             continue
         text.append("✓ " if verdict.passed else "✗ ", good if verdict.passed else bad)
         text.append(f"{verdict.expectation} ({'got' if done else 'now'} {verdict.value})   ")

@@ -21,6 +21,7 @@ from broker_sim.domain.events import (
     LinkState,
     Nacked,
     Published,
+    Purged,
     Returned,
     Routed,
 )
@@ -167,6 +168,8 @@ class TokenField:
                 self._back_or_end(mid, queue, requeue, "nacked")
             case Abandoned(message_id=mid, queue=queue, redelivered=again):
                 self._back_or_end(mid, queue, again, "lost")
+            case Purged(queue=queue):
+                self._purged(queue)
             case ConnectionChanged(state=LinkState.LOST | LinkState.CLOSED):
                 self.clear()
             case _:
@@ -181,6 +184,14 @@ class TokenField:
             token.kind = "redelivered"
         else:
             token.ending = ending
+
+    def _purged(self, queue: str) -> None:
+        # the broker dropped what waited there: tokens waiting in (or on their way into) that queue
+        # go with it; the ones already delivered stay with their consumers
+        for token in list(self.tokens):
+            final = token.pending[-1] if token.pending else token.leg[1] if token.leg else token.at
+            if token.queue == queue and token.ending is None and final == ("q", queue):
+                self._remove(token)
 
     def _delivered(self, mid: str, queue: str, consumer: str, again: bool, exchange: str) -> None:
         token = self._of(mid, queue)

@@ -139,7 +139,9 @@ class OwnVhostOffer(Static):
         self._show()
 
     def _show(self) -> None:
-        self.update(Text(self._words()))
+        words = self._words()
+        if str(self.content) != words:  # asked 8 times a second: an update lays the screen out
+            self.update(Text(words))
         self.display = True
 
     def _words(self) -> str:

@@ -8,6 +8,7 @@ use, so a figure on screen is the figure the engine reported.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from broker_sim.domain.events import (
@@ -26,19 +27,24 @@ from broker_sim.domain.events import (
     ProducerState,
     Published,
     PublishFailed,
+    Purged,
     Returned,
     Routed,
     TracingChanged,
 )
-from broker_sim.domain.scenario import Scenario
+from broker_sim.domain.scenario import DEFAULT_WINDOW, Scenario
 from broker_sim.domain.tally import Tally
-from broker_sim.layout.from_scenario import exchange_label
+from broker_sim.layout.from_scenario import MANUAL, exchange_label
 from broker_sim.tui.tokens import TokenField
 
 RECENT = 6
 """Messages remembered per station for the inspector."""
+RATE_WINDOW = 5
+"""Seconds a station's rate is averaged over: steady enough to read, recent enough to follow."""
 HISTORY = 60
 """Seconds of rate history kept for the sparkline."""
+CONFIRM_SECONDS = 3
+"""Seconds a producer's measured confirm rate is averaged over: steady, yet quick to follow ↑/↓."""
 LOG_LINES = 200
 PREVIEWS = 500
 
@@ -49,6 +55,24 @@ class LogLine:
 
     kind: str
     text: str
+
+
+class RateMeter:
+    """Messages per second per name, from running totals sampled once a second (the last few)."""
+
+    def __init__(self) -> None:
+        self._samples: deque[dict[str, int]] = deque(maxlen=RATE_WINDOW + 1)
+
+    def sample(self, totals: Mapping[str, int]) -> None:
+        """Record the totals now (called once a second)."""
+        self._samples.append(dict(totals))
+
+    def rate(self, name: str) -> float | None:
+        """Messages per second over the window, or None before two samples."""
+        if len(self._samples) < 2:
+            return None
+        first, last = self._samples[0], self._samples[-1]
+        return (last.get(name, 0) - first.get(name, 0)) / (len(self._samples) - 1)
 
 
 def short_id(message_id: str) -> str:
@@ -98,6 +122,18 @@ class ScenarioView:
         the inspector lists as the last messages through it."""
         self.last_acked_by: dict[str, str] = {}
         """Per consumer group, its consumer that acked last: its job is the group's latest."""
+        self.queue_in, self.queue_out = RateMeter(), RateMeter()
+        """Per queue: routed into it, delivered from it (the inspector's engine rates)."""
+        self.consumer_in, self.consumer_out = RateMeter(), RateMeter()
+        """Per consumer: delivered to it, acked or rejected by it."""
+        self.manual_exchanges: tuple[str, ...] = ()
+        """Exchanges the engine reported a message typed by hand (``✎ you``) published to: the
+        only ones the picture draws an arrow to from ``✎ you``."""
+        self.confirm_history: dict[str, deque[int]] = {
+            p.name: deque(maxlen=CONFIRM_SECONDS) for p in scenario.producers if p.confirm
+        }
+        """Confirms per second of the producers whose confirm mode a scenario sets (measured)."""
+        self._confirmed_before: dict[str, int] = {}
 
     # -- events -----------------------------------------------------------------------------------
 
@@ -162,11 +198,14 @@ class ScenarioView:
             case Published(message_id=mid, producer=p, exchange=x, routing_key=key, headers=headers):
                 label = _headers_text(headers) if headers else key or "(no key)"
                 self.last_key[p] = label
+                if p == MANUAL and x not in self.manual_exchanges:
+                    self.manual_exchanges += (x,)
                 self.previews[mid] = event.body_preview
                 if len(self.previews) > PREVIEWS:
                     del self.previews[next(iter(self.previews))]
                 if self._sampled(mid):
-                    self._say("publish", f"{self.label_of(mid)}  {p} → {exchange_label(x)}  {label}")
+                    prio = "" if event.priority is None else f"  priority {event.priority}"
+                    self._say("publish", f"{self.label_of(mid)}  {p} → {exchange_label(x)}  {label}{prio}")
             case Returned(message_id=mid, exchange=x, routing_key=key, reply_text=why):
                 kind = self.scenario.exchange_type(x)
                 # a headers exchange ignores the routing key, a fanout one has nothing to match
@@ -239,6 +278,8 @@ class ScenarioView:
                     f"{q} already held {n} message{'s' * (n != 1)} from an earlier run: they are "
                     "delivered too, so delivered can exceed published",
                 )
+            case Purged(queue=q, messages=n):
+                self._say("purged", f"{q} purged: {n} ready message{'s' * (n != 1)} dropped (not lost)")
             case EngineProblem(text=text):
                 self.problem = text
                 self._say("failed", text)
@@ -254,6 +295,55 @@ class ScenarioView:
         self.acked_history.append(acked - self._last_counts[1])
         self._last_counts = (published, acked)
         self.tokens.set_rate(self.published_history[-1])
+        tally = self.tally
+        self.queue_in.sample(tally.routed)
+        self.queue_out.sample(tally.delivered_per_queue)
+        self.consumer_in.sample({c: f.delivered for c, f in tally.consumers.items()})
+        self.consumer_out.sample({c: f.acked + f.nacked for c, f in tally.consumers.items()})
+        for name, history in self.confirm_history.items():
+            fig = self.tally.producers.get(name)
+            confirmed = fig.confirmed if fig is not None else 0
+            history.append(confirmed - self._confirmed_before.get(name, 0))
+            self._confirmed_before[name] = confirmed
+
+    def producer_detail(self, name: str) -> list[str]:
+        """A producer box's detail row (widest first) when it says more than its key, else [].
+
+        A producer with a confirm mode shows the confirms measured per second and how it waits;
+        a direct reply-to client the answers it matched and the last round trip.
+        """
+        spec = next((p for p in self.scenario.producers if p.name == name), None)
+        if spec is None:
+            return []
+        if spec.confirm:
+            history = self.confirm_history.get(name) or (0,)
+            rate = f"{sum(history) / len(history):.0f}/s"
+            window = spec.window or DEFAULT_WINDOW
+            how = {
+                "single": "one at a time",
+                "window": f"windows of {window}",
+                "async": f"≤{window} unconfirmed",
+            }
+            brief = {"single": "1 by 1", "window": f"win {window}", "async": f"≤{window}"}
+            return [
+                f"confirmed {rate} · {how[spec.confirm]}",
+                f"✓{rate} · {brief[spec.confirm]}",
+                f"✓{rate} {brief[spec.confirm]}",
+                f"✓{rate}",
+            ]
+        if spec.direct_reply:
+            fig = self.tally.consumers.get(name)
+            answers = fig.acked if fig is not None else 0
+            _, after, took = (fig.last_result if fig is not None else "").partition(" after ")
+            last = f" · last {took}" if after else ""
+            return [
+                f"direct reply-to · {answers} answers{last}",
+                f"{answers} answers{last}",
+                f"↩{answers}{last}",
+                f"↩{answers} · {took}" if after else f"↩{answers}",
+                f"↩{answers}",
+            ]
+        return []
 
     def drain_log(self) -> list[LogLine]:
         """Log lines not yet shown."""
