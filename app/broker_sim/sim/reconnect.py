@@ -141,6 +141,7 @@ class Reconnector:
                 continue
             owner.attached(reconnecting=reconnecting)
             self.attached.set()
+            session.start_publishing()
             await session.lost.wait()
             self.attached.clear()
             if self._stop_requested.is_set():

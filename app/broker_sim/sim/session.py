@@ -55,7 +55,7 @@ class Session:
         self._manual_exchanges: dict[str, AbstractExchange] = {}
 
     async def open(self) -> None:
-        """Declare the topology, start observing, consuming, polling and publishing."""
+        """Declare the topology, start observing, consuming and polling; open the publishers' channels."""
         engine, conn = self.engine, self.conn
         channel = await conn.channel(publisher_confirms=False)
         try:
@@ -79,17 +79,17 @@ class Session:
             ch = await publishing.channel(publisher_confirms=True, on_return_raises=False)
             if producer.spec.direct_reply:
                 await producer.consume_replies(ch)
-            exchange = await self._exchange(ch, producer.spec.exchange)
-            self.producer_exchanges[producer.spec.name] = exchange
-            self.tasks.append(
-                asyncio.create_task(
-                    producer.run(
-                        exchange, functools.partial(engine.topology.routing_key, producer.spec.exchange)
-                    ),
-                    name=f"producer {producer.spec.name}",
-                )
-            )
+            self.producer_exchanges[producer.spec.name] = await self._exchange(ch, producer.spec.exchange)
         self._manual_channel = await publishing.channel(publisher_confirms=True, on_return_raises=False)
+
+    def start_publishing(self) -> None:
+        """Start the producers, once the engine says it is attached: a message that flows means
+        the engine is connected, so a control (the D key) never finds it "not connected" then."""
+        engine = self.engine
+        for name, exchange in self.producer_exchanges.items():
+            producer = engine.producers[name]
+            route = functools.partial(engine.topology.routing_key, producer.spec.exchange)
+            self.tasks.append(asyncio.create_task(producer.run(exchange, route), name=f"producer {name}"))
 
     async def _connect(self, role: str) -> AbstractConnection:
         settings = self.engine.settings
