@@ -1,12 +1,14 @@
 """What the store's writes cost, in process on a real file: an ack is written at once but costs no
 fsync of its own, and the disk alarm checks free space by what the store wrote, not after every write
-(the alarm still comes after the very write that crossed the limit)."""
+(the alarm still comes after the very write that crossed the limit); closing the store while a
+flush is in progress waits for it, and every publish waiting on the store hears back."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -137,3 +139,129 @@ async def test_a_record_appended_just_after_a_flush_ends_is_written(store: Store
     await asyncio.wait_for(confirmed, DEADLINE)  # timed out before: no flush was left to write it
     state, _ = read_log(store.path)
     assert late[0] in state.messages
+
+
+class HeldFsync:
+    """Holds the log's fsync in the writer thread until :meth:`release` (the real fsync then runs):
+    a flush stays in progress, deterministically, for as long as the test needs. It notes whether
+    the log's fd was still open, and still the log, when the held fsync went on."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, log: Path) -> None:
+        self.entered = threading.Event()
+        self._released = threading.Event()
+        self.fd_was: list[str] = []
+        self._log = log.stat().st_ino
+        real = os.fsync
+
+        def held(fd: int) -> None:
+            try:
+                is_log = os.fstat(fd).st_ino == self._log
+            except OSError:
+                is_log = False
+            if is_log:
+                self.entered.set()
+                self._released.wait(DEADLINE)
+                try:
+                    self.fd_was.append("the log" if os.fstat(fd).st_ino == self._log else "another file")
+                except OSError:
+                    self.fd_was.append("closed")
+            real(fd)
+
+        monkeypatch.setattr(os, "fsync", held)
+
+    async def wait_entered(self) -> None:
+        """Return once a flush is inside the log's fsync."""
+        assert await asyncio.to_thread(self.entered.wait, DEADLINE), "no flush reached the fsync"
+
+    def release(self) -> None:
+        """Let every held fsync, and every later one, go on."""
+        self._released.set()
+
+
+class Publishes:
+    """Appends as the broker does for a publish with confirms: the record, then a wait on its mark;
+    the wait's end is a confirm (the mark is synced) or a nack."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.confirmed: list[int] = []
+        self.nacked: list[int] = []
+        self.waiting: set[int] = set()
+
+    def publish(self, text: bytes, then: Callable[[], None] | None = None) -> int:
+        store = self.store
+        store_id = store.add_message("q", ADDRESS, b"\x00\x00", text, 0.0)
+        mark = store.appended
+        self.waiting.add(store_id)
+
+        def settled() -> None:
+            self.waiting.discard(store_id)
+            (self.confirmed if store.synced >= mark else self.nacked).append(store_id)
+            if then is not None:
+                then()
+
+        store.when_synced(mark, settled)
+        return store_id
+
+
+async def test_close_during_a_flush_waits_for_it_and_loses_nothing_confirmed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store is closed while a flush is inside its fsync, with a record appended during that
+    write and another after close began: close returns only after the flush, without an exception;
+    the file was still open under the write; every publish was confirmed, and every confirmed
+    record is in the log when the data dir is opened again."""
+    store = Store(tmp_path / "data")
+    store.open(list)
+    store.start()
+    fsync = HeldFsync(monkeypatch, store.path)
+    publishes = Publishes(store)
+
+    publishes.publish(b"in the held write")
+    await fsync.wait_entered()
+    publishes.publish(b"appended during the write")
+    closing = asyncio.create_task(store.close())
+    await asyncio.sleep(0)  # close runs up to its first wait
+    publishes.publish(b"appended while close waits")
+    assert not closing.done(), "close did not wait for the running flush"
+
+    fsync.release()
+    await asyncio.wait_for(closing, DEADLINE)  # raises whatever close raised
+
+    assert fsync.fd_was and set(fsync.fd_was) == {"the log"}, "the log's fd was closed under the write"
+    assert not publishes.waiting and not publishes.nacked
+    reopened = Store(tmp_path / "data")
+    state = reopened.open(list)  # also proves close released the data dir's lock
+    await reopened.close()
+    assert set(publishes.confirmed) <= set(state.messages)
+    assert len(publishes.confirmed) == 3
+
+
+async def test_a_publish_set_off_by_the_last_write_before_close_is_written_and_settled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The confirm of the flush's last record sets off one more publish (a blocked connection read
+    again, say) after the flush ended but before close resumed: its record is written before the
+    file is closed and its publisher hears back (confirmed), not left waiting forever."""
+    store = Store(tmp_path / "data")
+    store.open(list)
+    store.start()
+    fsync = HeldFsync(monkeypatch, store.path)
+    publishes = Publishes(store)
+    loop = asyncio.get_running_loop()
+    late: list[int] = []
+
+    publishes.publish(b"held", then=lambda: loop.call_soon(lambda: late.append(publishes.publish(b"late"))))
+    await fsync.wait_entered()
+    closing = asyncio.create_task(store.close())
+    await asyncio.sleep(0)
+    fsync.release()
+    await asyncio.wait_for(closing, DEADLINE)
+
+    assert late, "the held write's confirm never came"
+    assert not publishes.waiting, "a publisher was left waiting after close"
+    assert not publishes.nacked
+    assert set(fsync.fd_was) == {"the log"}
+    state, _ = read_log(store.path)
+    assert set(publishes.confirmed) <= set(state.messages)
+    assert late[0] in publishes.confirmed

@@ -308,26 +308,43 @@ class Store:
         self._file_bytes = sum(len(r) for r in records)
 
     async def close(self) -> None:
-        """Let a running write finish, write what is buffered, fsync, release the data dir."""
-        if self._retry is not None:
-            self._retry.cancel()
-            self._retry = None
-        if self._task is not None:
+        """Let running writes finish, write what is buffered, fsync, settle every waiter, release.
+
+        A flush's end can set off one more (a confirm it sent unblocks a publish, whose record
+        starts a new flush before this resumes), so this waits until none runs: the file is never
+        closed under a write. What is left is written here, and the publishes waiting on it hear
+        back (confirmed after the fsync, else nacked) instead of waiting forever.
+        """
+        while True:
+            if self._retry is not None:  # a failed write is not retried at shutdown: written below
+                self._retry.cancel()
+                self._retry = None
+            task = self._task
+            if task is None:
+                break
             with contextlib.suppress(Exception):
-                await self._task
+                # Shielded: cancelling close must not cancel a flush whose write runs in a thread.
+                await asyncio.shield(task)
+            if self._task is task:  # cancelled before it ran: nothing else clears it before we look
+                self._task = None
         if self._fd >= 0:
+            mark = self._appended
             try:
                 if self._truncate_to is not None:
                     os.ftruncate(self._fd, self._truncate_to)
                 _write_and_sync(self._fd, bytes(self._buffer), None)
                 self._buffer.clear()
+                self._synced = mark
             except OSError as exc:
                 # Nothing of it was confirmed: publishers were nacked or never heard back.
                 log.error(
                     "store: %d bytes of records could not be written at shutdown: %s", len(self._buffer), exc
                 )
+                self._failed_mark = mark
             os.close(self._fd)
             self._fd = -1
+        while self._waiters:
+            self._waiters.popleft()[1]()
         if self._lock_fd >= 0:
             os.close(self._lock_fd)
             self._lock_fd = -1
