@@ -26,7 +26,7 @@ import logging
 import os
 from collections.abc import Callable
 
-from broker_sim.embedded.store import Store, free_bytes
+from broker_sim.embedded.store import DISK_RESERVE_MIN, Store, free_bytes
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,20 @@ def parse_size(text: str) -> int:
     if value < 0:
         raise ValueError(f"{text!r} is negative")
     return int(value * _UNITS[unit])
+
+
+def check_disk_free_limit(limit: int) -> None:
+    """Refuse a free-disk limit below :data:`~broker_sim.embedded.store.DISK_RESERVE_MIN` (a
+    ``ValueError`` with one line that says the minimum and how to fix it). RabbitMQ takes any value,
+    but its store needs no room to give room back; ours, append-only, does: with less, a small
+    filesystem that fills up would keep the alarm on forever."""
+    if limit < DISK_RESERVE_MIN:
+        raise ValueError(
+            f"--disk-free-limit {limit:,} bytes is below the minimum of 1MiB ({DISK_RESERVE_MIN:,} "
+            "bytes): the store needs that much free space to compact while consumers drain, or the "
+            f"disk alarm could never clear; give --disk-free-limit 1MiB or more (default "
+            f"{DEFAULT_DISK_FREE_LIMIT})"
+        )
 
 
 def total_memory() -> int:
@@ -117,6 +131,8 @@ class ResourceMonitor:
         memory_limit: int,
         on_change: Callable[[frozenset[str]], None],
     ) -> None:
+        if store is not None:
+            check_disk_free_limit(disk_free_limit)
         self.store = store
         self.disk_free_limit = disk_free_limit
         self.memory_limit = memory_limit

@@ -15,6 +15,7 @@ from pathlib import Path
 from broker_sim.embedded.alarms import (
     DEFAULT_DISK_FREE_LIMIT,
     DEFAULT_MEMORY_LIMIT,
+    check_disk_free_limit,
     parse_memory_limit,
     parse_size,
 )
@@ -77,7 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_DISK_FREE_LIMIT,
         metavar="SIZE",
         help=f"block publishers while the data dir's disk has less free space than this (default "
-        f"{DEFAULT_DISK_FREE_LIMIT}, RabbitMQ's default; units kB MB GB or KiB MiB GiB)",
+        f"{DEFAULT_DISK_FREE_LIMIT}, RabbitMQ's default; at least 1MiB, the room the store needs to "
+        "compact while consumers drain; units kB MB GB or KiB MiB GiB)",
     )
     parser.add_argument(
         "--memory-limit",
@@ -126,6 +128,11 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    try:
+        check_disk_free_limit(args.disk_free_limit)
+    except ValueError as exc:
+        print(f"broker-sim broker: {exc}", file=sys.stderr)
+        return 2
     data_dir: Path = args.data_dir or default_data_dir()
     try:
         faults = faults_from_env()

@@ -44,6 +44,12 @@ COMPACT_SLACK = 64 * 1024 * 1024
 """Compact when the log holds this much more than what is live (and more than twice the live size)."""
 RECLAIM_MIN = 64 * 1024
 """Short of disk, compact once that gives back at least this much (and half the log)."""
+DISK_RESERVE_MIN = 16 * RECLAIM_MIN
+"""The least free space (1 MiB) the disk alarm may leave the store: once publishers are blocked,
+draining still writes (every ack appends a removal; the write that crossed the limit may overshoot
+it), and compaction only starts with more than :data:`RECLAIM_MIN` free above what is live. Below
+this the alarm could come only from a full disk (ENOSPC), with no room left to compact: it would
+never clear."""
 RETRY_FIRST, RETRY_MAX = 0.05, 2.0
 """Pauses (s) between retries of a failed write: the first, and the longest."""
 
