@@ -25,6 +25,13 @@ def load_engine() -> None:
         import broker_sim.sim.settle  # noqa: F401
 
 
+def load_vhost_admin() -> None:
+    """Import the vhost administration and the tracing policy (the ``V`` offer's broker work)."""
+    with _one_at_a_time:
+        import broker_sim.broker.tracing
+        import broker_sim.broker.vhost  # noqa: F401
+
+
 def load_uploads() -> None:
     """Import the uploads server (aiohttp): only needed with ``--api-port``."""
     with _one_at_a_time:

@@ -5,13 +5,13 @@ On a user's RabbitMQ (vhost ``/``) broker-sim never turns tracing on, so routing
 (an administrator, or the vhost is already theirs), offers ``V``: after a yes in
 :class:`ConfirmOwnVhost` it creates the vhost, remembers the choice in the data dir and posts
 :class:`OwnVhostReady`, on which the app moves every engine there. Nothing changes without that
-yes. The broker work (``broker_sim.broker.vhost``) runs in threads, imported there.
+yes. The broker work (``broker_sim.broker.vhost``) runs in threads, imported in one first
+(:func:`~broker_sim.tui.lazy.load_vhost_admin`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 from typing import TYPE_CHECKING, ClassVar
 
@@ -27,6 +27,7 @@ from broker_sim.domain.own_vhost import how_to_get_one, why_inferred
 from broker_sim.domain.urls import names_vhost, parse_url, with_vhost
 from broker_sim.remembered_vhost import memory_path, remember_vhost
 from broker_sim.settings import Settings
+from broker_sim.tui.lazy import load_vhost_admin
 from broker_sim.tui.restart import YesNoScreen
 from broker_sim.tui.view_state import ScenarioView
 
@@ -165,8 +166,10 @@ class OwnVhostOffer(Static):
 
     @work(group="own-vhost", exclusive=True, exit_on_error=False)
     async def _check(self, broker: BrokerHandle) -> None:
-        vhost_module = await asyncio.to_thread(importlib.import_module, "broker_sim.broker.vhost")
-        tracing = await asyncio.to_thread(importlib.import_module, "broker_sim.broker.tracing")
+        await asyncio.to_thread(load_vhost_admin)
+        from broker_sim.broker import tracing
+        from broker_sim.broker import vhost as vhost_module
+
         trace = self.settings.trace
         if trace is not None or tracing.may_trace(broker.url, trace, started_by_us=broker.started_by_us):
             # the user chose (--trace, --no-trace), or broker-sim was allowed to trace here and
@@ -215,7 +218,9 @@ class OwnVhostOffer(Static):
 
     @work(group="own-vhost", exclusive=True, exit_on_error=False)
     async def _make(self, access: VhostAccess, broker: BrokerHandle) -> None:
-        vhost_module = await asyncio.to_thread(importlib.import_module, "broker_sim.broker.vhost")
+        await asyncio.to_thread(load_vhost_admin)
+        from broker_sim.broker import vhost as vhost_module
+
         self.phase = "making"
         self._show()
         admin = vhost_module.VhostAdmin(broker.url, ctl=broker.ctl)
