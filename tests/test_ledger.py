@@ -19,7 +19,7 @@ from broker_sim.domain.events import (
     TracingChanged,
 )
 from broker_sim.domain.ledger import Ledger
-from broker_sim.domain.report import Report, build_report
+from broker_sim.domain.report import Report, build_report, format_report
 from broker_sim.domain.scenario import QueueSpec, Scenario
 from broker_sim.domain.tally import Tally
 from broker_sim.domain.timeline import Expectation
@@ -243,3 +243,32 @@ def test_the_open_ledger_is_bounded_and_counts_what_fell_out(monkeypatch: pytest
             ledger(Confirmed(f"m{i}", "p"))
     assert list(ledger.open) == ["m2", "m3", "m4"]
     assert ledger.untracked == 1  # m0 was confirmed; m1 never was
+
+
+def _figures(routing_unknown: int, untracked: int) -> Report:
+    return Report(
+        scenario="s",
+        published=10,
+        confirmed=10,
+        returned=0,
+        publish_failed=0,
+        delivered=10,
+        acked=10,
+        nacked=0,
+        redelivered=0,
+        lost=0,
+        duplicates=0,
+        routing="traced",
+        latency_p50_ms=None,
+        latency_p99_ms=None,
+        routing_unknown=routing_unknown,
+        untracked=untracked,
+    )
+
+
+def test_the_report_shows_routing_unknown_and_untracked_only_when_not_zero() -> None:
+    shown = format_report("t", _figures(routing_unknown=3, untracked=2))
+    assert "routing unknown 3 (acked or dropped where no trace said which queues)" in shown
+    assert "untracked 2 (past the ledger's bound)" in shown
+    quiet = format_report("t", _figures(routing_unknown=0, untracked=0))
+    assert "routing unknown" not in quiet and "untracked" not in quiet
