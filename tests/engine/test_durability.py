@@ -189,6 +189,7 @@ async def test_ten_restarts_under_load_lose_no_confirmed_message(
     assert len(fates.confirmed) > 1000
     assert fates.missing == set()  # the set of confirmed ids is inside the set of acked ids
     assert report.lost == 0  # and the ledger's own verdict agrees
+    assert report.routing_unknown == 0  # every confirmed message's queues were told by a trace
     assert report.duplicates == fates.duplicates
 
 
