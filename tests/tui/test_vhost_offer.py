@@ -2,8 +2,9 @@
 
 An administrator and a user who is not one, in a vhost that is not broker-sim's (tracing off),
 all made by the test and removed after. The offer shows only while routing is inferred; yes
-creates the vhost and every running engine moves there and traces, without a restart; no (and a
-user who may not) leaves the broker's definitions as they were.
+creates the vhost and every running engine moves there and traces, without a restart, and the
+next start of the app goes straight there; no (and a user who may not) leaves the broker's
+definitions as they were.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 from textual.pilot import Pilot
+from textual.widgets import Static
 
 from broker_sim.broker.handle import NodeOnThisMachine
-from broker_sim.domain.events import TracingChanged
+from broker_sim.domain.events import Routed, TracingChanged
 from broker_sim.domain.urls import parse_url
 from broker_sim.remembered_vhost import memory_path, remembered_vhost
 from broker_sim.settings import Settings, load_settings
@@ -41,6 +43,12 @@ async def until(pilot: Pilot[None], predicate: Callable[[], bool], what: str) ->
         if time.monotonic() > deadline:
             raise AssertionError(f"the app never showed: {what}")
         await pilot.pause()
+
+
+def line(app: BrokerSimApp, selector: str) -> str:
+    """A line of the header as shown ("" when hidden)."""
+    widget = app.header.query_one(selector, Static)
+    return str(widget.render()) if widget.display else ""
 
 
 def offer_text(app: BrokerSimApp) -> str:
@@ -83,10 +91,33 @@ async def test_yes_creates_the_vhost_and_every_tab_traces_there_now_and_next_sta
         )
         assert (await asyncio.to_thread(r.vhosts))[r.own] is True
     assert remembered_vhost(tmp_path, r.admin_url) == r.own
-    # the next start (a URL that names no vhost) goes straight there
-    again = load_settings(None, env={"BROKER_SIM_URL": support.test_url()}, data_dir=tmp_path)
-    assert parse_url(again.url).vhost == r.own
+
+    # the next start, made as the CLI makes it: settings from the user's sources (a URL that names
+    # no vhost, the same data dir), then the app, which finds the broker itself
+    again = load_settings(
+        None, env={"BROKER_SIM_URL": support.test_url()}, data_dir=tmp_path, own_vhost=r.own
+    )
     assert again.vhost_source == f"remembered in {memory_path(tmp_path)}"
+    async with app_on(again, "routing") as (app, tab, w, pilot):
+        await w.until(lambda: bool(w.of(TracingChanged)), "the engine decided about tracing")
+        engine = tab.controller.engine
+        assert engine is not None and parse_url(engine.settings.url).vhost == r.own
+        await until(
+            pilot,
+            lambda: tab.view.traced is True and line(app, "#routing") == "routing: traced by the broker",
+            "routing traced, on screen",
+        )
+        assert line(app, "#hint") == (
+            f"vhost {r.own!r} remembered in {memory_path(tmp_path)} (--vhost / goes back)"
+        )
+        await w.until(
+            lambda: any(isinstance(e, Routed) and e.source == "trace" for e in w.events),
+            "a message routed as the broker traced it",
+        )
+        assert not offer_text(app) and app.header.offer.phase == "idle"
+        await pilot.press("V")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmOwnVhost)
 
 
 async def test_no_changes_nothing(users_rabbitmq: UsersRabbitMQ, tmp_path: Path) -> None:
