@@ -141,6 +141,9 @@ class OwnVhostOffer(Static):
 
     def _show(self) -> None:
         words = self._words()
+        if self.size.width and len(words) > self.size.width:
+            # wrapped, the key would hang at a line's end away from what it does: break before it
+            words = words.replace(" — V:", "\nV:", 1)
         if str(self.content) != words:  # asked 8 times a second: an update lays the screen out
             self.update(Text(words))
         self.display = True
