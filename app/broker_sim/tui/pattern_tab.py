@@ -1,8 +1,10 @@
-"""One scenario tab: its engine (started the first time the tab is shown), the flow diagram,
-the counters, the rate sparkline and the log of the latest hops.
+"""One scenario tab's widgets and their wiring: the flow diagram, the figures, the rate
+sparkline, the log of the latest hops and the inspector.
 
-The engine is imported inside the worker that starts it, so ``aio_pika`` never delays the first
-frame. Controls run in workers too; an :class:`EngineError` becomes a notification in words.
+What the tab runs and knows lives in its :class:`TabController` (no widgets); the tab runs the
+controller's coroutines in workers (an :class:`EngineError` becomes a notification in words) and,
+once per figures tick, sets its reactives from the controller's view: the figure lines are bound
+to them (``data_bind``) and redraw only when their words change — never once per event.
 """
 
 from __future__ import annotations
@@ -16,22 +18,24 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
+from textual.reactive import var
 from textual.timer import Timer
 from textual.widgets import RichLog, Sparkline, Static
 
-from broker_sim.domain.events import FlowEvent, LinkState
+from broker_sim.domain.events import FlowEvent
 from broker_sim.domain.scenario import Scenario
 from broker_sim.settings import Settings
 from broker_sim.tui.bridge import EventBridge, FlowBatch
 from broker_sim.tui.broker_feed import BrokerFeed
 from broker_sim.tui.canvas import FlowCanvas
+from broker_sim.tui.figure_line import FigureLine
 from broker_sim.tui.ids import widget_id
 from broker_sim.tui.inspection import inspect as inspect_station
 from broker_sim.tui.inspector import StationPanel
 from broker_sim.tui.outage import Outage
 from broker_sim.tui.publish_form import PublishRequest
 from broker_sim.tui.replay import StoryBar, step_speed
-from broker_sim.tui.tab_controller import Control, NotStarted, TabController
+from broker_sim.tui.tab_controller import Control, NotStarted, TabController, next_station
 from broker_sim.tui.view_state import LogLine, ScenarioView, short_id
 
 if TYPE_CHECKING:
@@ -48,12 +52,10 @@ NARROW = 100
 """Below this width the tab drops its sparkline."""
 INSPECTOR_MIN_ROWS = 8
 """The inspector's least height: on a short terminal it covers the diagram's bottom rows."""
-MIN_RATE, MAX_RATE = 0.25, 2000.0
 LOG_KINDS = (
     "publish", "routed", "inferred", "returned", "failed", "delivered", "redelivered",
     "acked", "nacked", "abandoned", "consumer", "consumer-down", "purged", "link",
 )  # fmt: skip
-TROUBLE = {LinkState.UNREACHABLE, LinkState.AUTH_REFUSED, LinkState.LOST, LinkState.RECONNECTING}
 
 
 class ViewChanged(Message):
@@ -69,34 +71,57 @@ class PatternTab(Vertical):
 
     COMPONENT_CLASSES = {f"log--{kind}" for kind in LOG_KINDS}
 
+    # What the figures show, set once per figures tick; the figure lines are bound to them.
+    publishing: var[Text] = var(Text)
+    consuming: var[Text] = var(Text)
+    routed: var[Text] = var(Text)
+    groups: var[Text] = var(Text)
+    producers: var[Text] = var(Text)
+    trouble: var[Text | None] = var(None)
+    """The trouble panel's words (no broker, or the link in trouble), or None: hidden."""
+
     def __init__(self, scenario: Scenario, settings: Settings, *, live: bool = True) -> None:
         super().__init__(id=widget_id("tab-", scenario.name))
         self.scenario = scenario
         self.settings = settings
         self.live = live
-        self.view = ScenarioView(scenario)
         self.bridge = EventBridge(self)
         self.controller = TabController(scenario, settings)
-        """The engine and what runs beside it (story, recorder, uploads): no widgets."""
+        """What the tab runs and knows (engine, story, recorder, uploads, the view): no widgets."""
         self.shown = False
-        self.animating = settings.animation
-        self.outage = Outage()
-        self._dirty = True
-        self._counters = Text()
         self._ticker: Timer | None = None
-        self.canvas = FlowCanvas(self.view, id="canvas")
+        self.canvas = FlowCanvas(self.controller.view, id="canvas")
         self.broker_feed = BrokerFeed()
         """The inspected station as the broker's management API sees it."""
 
+    @property
+    def view(self) -> ScenarioView:
+        """What the tab knows of the flow (the controller's; a story replaces it)."""
+        return self.controller.view
+
+    @property
+    def outage(self) -> Outage:
+        """How long the broker has been away, as this tab's engine saw it."""
+        return self.controller.outage
+
+    @property
+    def animating(self) -> bool:
+        """Tokens move frame by frame (else they jump to where the events put them)."""
+        return self.controller.animating
+
     def compose(self) -> ComposeResult:
-        """Story line, trouble panel, replay bar, diagram, counters and sparkline, log."""
+        """Story line, trouble panel, replay bar, diagram, figures and sparkline, log."""
         yield Static(self.scenario.description, classes="story")
         yield Static("", id="uploads")
-        yield Static("", id="trouble")
+        yield FigureLine(id="trouble").data_bind(words=PatternTab.trouble)
         yield StoryBar(id="story-bar")
         yield self.canvas
         with Horizontal(id="figures"):
-            yield Static("", id="counters")
+            with Vertical(id="counters"):
+                for line in (PatternTab.publishing, PatternTab.consuming, PatternTab.routed):
+                    yield FigureLine().data_bind(words=line)
+                for line in (PatternTab.groups, PatternTab.producers):
+                    yield FigureLine().data_bind(words=line)
             yield Sparkline([0.0], id="rate")
         yield RichLog(id="log", max_lines=300, wrap=False, markup=False, auto_scroll=True)
         yield StationPanel(id="inspector")
@@ -104,7 +129,7 @@ class PatternTab(Vertical):
     def on_mount(self) -> None:
         """Figures redraw on a gentle timer; the rate history ticks once a second while live."""
         self.query_one("#log", RichLog).can_focus = False
-        for hidden in ("#trouble", "#uploads", "#story-bar"):
+        for hidden in ("#uploads", "#story-bar"):
             self.query_one(hidden).display = False
         self._show_rates()
         self.set_interval(1 / FIGURES_HZ, self._redraw_figures)
@@ -156,7 +181,7 @@ class PatternTab(Vertical):
     def broker_failed(self, reason: str) -> None:
         """No broker could be started: say why on the panel."""
         self.controller.broker_problem = reason
-        self._show_trouble()
+        self.trouble = self.controller.trouble()
 
     def deactivate(self) -> None:
         """Another tab is shown: keep counting, stop animating (nobody sees it)."""
@@ -213,11 +238,8 @@ class PatternTab(Vertical):
 
     def _reset_view(self) -> None:
         self.bridge.take()  # the old engine's last events (its "closed") belong to the old view
-        self.view = ScenarioView(self.scenario)
-        self.canvas.show(self.view)
-        self.outage = Outage()
+        self.canvas.show(self.controller.reset_view())
         self.query_one("#log", RichLog).clear()
-        self._dirty = True
         self._redraw_figures(force=True)
         self._show_rates()
 
@@ -265,11 +287,7 @@ class PatternTab(Vertical):
 
     def feed(self, events: list[FlowEvent], *, redraw: bool = True) -> None:
         """Fold events into the view (the bridge does this live; snapshot tests call it directly)."""
-        self.view.apply(events)
-        self.outage.apply(events, time.monotonic())
-        if not self.animating:
-            self.view.tokens.settle()
-        self._dirty = True
+        self.controller.fold(events, time.monotonic())
         # the frame ticker (or, animation off, the figures timer) repaints: a burst of batches
         # must not paint the canvas once per batch
         self.canvas.tokens_moved(repaint=False)
@@ -284,7 +302,7 @@ class PatternTab(Vertical):
         self.view.sample_rates()
         self._show_rates()
         if self.inspecting is not None:  # its rates moved, and the broker is due to be asked again
-            self._dirty = True
+            self.controller.dirty = True
 
     def _show_rates(self) -> None:
         # an all-zero sparkline draws as a solid block: show it once something has been acked
@@ -294,7 +312,7 @@ class PatternTab(Vertical):
 
     def set_animation(self, on: bool) -> None:
         """Animation on or off; off, tokens jump to where the events put them."""
-        self.animating = on
+        self.controller.animating = on
         if not on:
             self._stop_ticker()
             self.view.tokens.settle()
@@ -305,22 +323,20 @@ class PatternTab(Vertical):
     # -- drawing ----------------------------------------------------------------------------------
 
     def _redraw_figures(self, force: bool = False) -> None:
-        if not (self._dirty or force):
+        run = self.controller
+        if not (run.dirty or force):
             return
-        self._dirty = False
-        view = self.view
+        run.dirty = False
         self.canvas.redraw()
         self._show_inspection()
-        counters = self._counters_text()
-        if counters != self._counters:
-            # same number of lines: a repaint, not a layout of the whole screen 8 times a second
-            rows = counters.plain.count("\n") != self._counters.plain.count("\n")
-            self._counters = counters
-            self.query_one("#counters", Static).update(counters, layout=rows)
-        lines = view.drain_log()
+        # once per tick: each bound line compares its words and repaints only if they changed
+        figures = run.figures(self.canvas.selected_group, narrow=self.has_class("-narrow"))
+        self.publishing, self.consuming, self.routed = figures.publishing, figures.consuming, figures.routed
+        self.groups, self.producers = figures.groups, figures.producers
+        self.trouble = run.trouble()
+        lines = run.view.drain_log()
         if lines:
             self._write_log(lines)
-        self._show_trouble()
         self.post_message(ViewChanged(self))
 
     def _write_log(self, lines: list[LogLine]) -> None:
@@ -333,64 +349,6 @@ class PatternTab(Vertical):
             style = self.get_component_rich_style(f"log--{line.kind}", partial=True)
             text.append(line.text + ("\n" if i + 1 < len(lines) else ""), style=style)
         self.query_one("#log", RichLog).write(text)
-
-    def _counters_text(self) -> Text:
-        t, view = self.view.tally, self.view
-        text = Text()
-        text.append("published ", "dim").append(f"{t.published}")
-        text.append("  confirmed ", "dim").append(f"{t.confirmed}")
-        text.append("  returned ", "dim").append(f"{t.returned}", "bold" if t.returned else "")
-        if t.publish_refused:  # only where a queue refuses publishes (x-overflow reject-publish)
-            text.append("  nacked by the broker ", "dim").append(f"{t.publish_refused}", "bold")
-        # the publisher's side, then the consumers': two short lines rather than one that wraps
-        # mid-pair ("redelivered" / "0") beside the sparkline
-        text.append("\ndelivered ", "dim").append(f"{t.delivered}")
-        text.append("  acked ", "dim").append(f"{t.acked}")
-        text.append("  nacked ", "dim").append(f"{t.nacked}")
-        text.append("  redelivered ", "dim").append(f"{t.redelivered}", "bold" if t.redelivered else "")
-        text.append("  lost ", "dim").append(f"{t.lost}")
-        if t.purged:  # dropped on purpose (e): said apart from lost
-            text.append("  purged ", "dim").append(f"{t.purged}", "bold")
-        routed = " · ".join(f"{q.name} {t.routed[q.name]}" for q in self.scenario.queues)
-        text.append("\nrouted  ", "dim").append(routed)
-        text.append(f"   (traced {t.routed_traced}, inferred {t.routed_inferred})", "dim")
-        if view.leftover:
-            held = ", ".join(f"{q} {n}" for q, n in view.leftover.items())
-            text.append(f"   + from an earlier run: {held}", "dim")
-        groups = []
-        for g in self.scenario.consumers:
-            alive = len(view.roster.get(g.name, []))
-            prefetch = view.prefetch.get(g.name, g.prefetch)
-            mark = "▸" if g.name == self.canvas.selected_group else " "
-            groups.append(
-                f"{mark}{g.name}: {alive} consumer{'s' if alive != 1 else ''}, prefetch {prefetch or '∞'}"
-            )
-        text.append("\n" + "   ".join(groups))
-        states = [f"{p}: {view.stopped(p) or f'{r:g}/s'}" for p, r in view.rates.items()]
-        text.append("\nproducers  ", "dim").append(", ".join(states))
-        if not self.has_class("-narrow"):
-            text.append("   acked/s (last 60 s) →", "dim")
-        return text
-
-    def _show_trouble(self) -> None:
-        panel = self.query_one("#trouble", Static)
-        link = self.view.link
-        if self.controller.broker_problem:
-            panel.display = True
-            panel.update(_trouble_text("Could not start the broker", self.controller.broker_problem))
-            return
-        if link is None or link.state not in TROUBLE:
-            panel.display = False
-            return
-        panel.display = True
-        if link.state == LinkState.AUTH_REFUSED:
-            head = "The broker refused the login"
-        elif link.state in (LinkState.LOST, LinkState.RECONNECTING):
-            head = "Connection to the broker lost: reconnecting by itself"
-        else:
-            head = "No broker answers: retrying by itself"
-        detail = link.detail if link.state != LinkState.RECONNECTING else f"attempt {link.attempt}"
-        panel.update(_trouble_text(f"{head} (attempt {link.attempt})", detail))
 
     # -- controls ---------------------------------------------------------------------------------
 
@@ -421,13 +379,10 @@ class PatternTab(Vertical):
 
     def select(self, step: int) -> str | None:
         """Select the next (+1) or previous (-1) station in reading order and inspect it."""
-        order = self.canvas.diagram.selectable()
-        if not order:
-            return None
-        current = self.canvas.selected
-        here = order.index(current) if current in order else (-1 if step > 0 else 0)
-        self.pick(order[(here + step) % len(order)])
-        return self.canvas.selected
+        station = next_station(self.canvas.diagram.selectable(), self.canvas.selected, step)
+        if station is not None:
+            self.pick(station)
+        return station
 
     def pick(self, selection: str) -> None:
         """Show one station in the inspector; a group or consumer becomes the group keys act on."""
@@ -468,7 +423,7 @@ class PatternTab(Vertical):
     @work(group="inspect", exclusive=True, exit_on_error=False)
     async def _read_broker(self, broker: BrokerHandle, engine: Engine, selection: str) -> None:
         await self.broker_feed.read(broker, engine, selection)
-        self._dirty = True  # the next figures redraw shows it
+        self.controller.dirty = True  # the next figures redraw shows it
 
     @on(FlowCanvas.Picked)
     def _picked(self, message: FlowCanvas.Picked) -> None:
@@ -484,40 +439,18 @@ class PatternTab(Vertical):
 
     def cycle_group(self) -> str | None:
         """Select the next consumer group (the one + - f k act on)."""
-        names = [g.name for g in self.scenario.consumers]
-        if not names:
-            return None
-        current = self.canvas.selected_group
-        nxt = names[(names.index(current) + 1) % len(names)] if current in names else names[0]
-        self.canvas.selected_group = nxt
-        self._redraw_figures(force=True)
+        if (nxt := self.controller.next_group(self.canvas.selected_group)) is not None:
+            self.canvas.selected_group = nxt
+            self._redraw_figures(force=True)
         return nxt
 
     def scale_rates(self, factor: float) -> None:
         """Multiply every producer's rate (within sane bounds)."""
-        for name, rate in self.view.rates.items():
-            new = min(MAX_RATE, max(MIN_RATE, rate * factor))
-            self.control(functools.partial(_set_rate, producer=name, rate=new))
-        if self.view.rates:
-            self.notify(
-                ", ".join(
-                    f"{n}: {min(MAX_RATE, max(MIN_RATE, r * factor)):g} msg/s"
-                    for n, r in self.view.rates.items()
-                ),
-                timeout=2,
-            )
-
-
-def _trouble_text(head: str, detail: str) -> Text:
-    return Text.assemble(
-        (f"{head}\n", "bold"),
-        f"{detail}\n\n",
-        ("How to get a broker:\n", "bold"),
-        "  • docker compose up -d      starts RabbitMQ from this repository (credentials in .env)\n",
-        "  • broker-sim --url amqp://USER:PASS@HOST:5672/VHOST    or set BROKER_SIM_URL\n",
-        "  • broker-sim --broker embedded    broker-sim's own broker, nothing to install\n\n",
-        ("? help · Tab next pattern · q quit", "dim"),
-    )
+        rates = self.controller.scaled_rates(factor)
+        for name, rate in rates.items():
+            self.control(functools.partial(_set_rate, producer=name, rate=rate))
+        if rates:
+            self.notify(", ".join(f"{n}: {r:g} msg/s" for n, r in rates.items()), timeout=2)
 
 
 def _set_rate(engine: Engine, *, producer: str, rate: float) -> None:
