@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from textual.widgets import Static
-
 from broker_sim.settings import Settings
 from tests.support import earlier_run_queue
 from tests.tui.harness import app_on, until_screen
+from tests.tui.test_live import screen_text
 
 
 async def test_an_earlier_runs_jobs_are_named_as_such(settings: Settings) -> None:
@@ -20,7 +19,7 @@ async def test_an_earlier_runs_jobs_are_named_as_such(settings: Settings) -> Non
         await w.until(lambda: tab.view.leftover == {"image-jobs": 2}, "the engine saying so")
         await until_screen(
             pilot,
-            lambda: "from an earlier run: image-jobs 2" in str(tab.query_one("#counters", Static).content),
+            lambda: "from an earlier run: image-jobs 2" in screen_text(tab, "#counters"),
             "the counters naming the earlier run's jobs",
         )
         log = [line.text for line in tab.view.log]

@@ -66,8 +66,10 @@ async def settled(pilot: Pilot[None], tab: PatternTab, w: Watcher) -> None:
 
 
 def screen_text(tab: PatternTab, selector: str) -> str:
-    """The plain text a Static shows."""
-    return str(tab.query_one(selector, Static).content)
+    """The plain text a Static shows, or the lines of the Statics inside it (the figures)."""
+    node = tab.query_one(selector)
+    lines = [node] if isinstance(node, Static) else list(node.query(Static))
+    return "\n".join(str(line.content) for line in lines)
 
 
 def canvas_text(tab: PatternTab) -> str:
