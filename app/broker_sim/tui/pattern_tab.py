@@ -79,6 +79,8 @@ class PatternTab(Vertical):
     producers: var[Text] = var(Text)
     trouble: var[Text | None] = var(None)
     """The trouble panel's words (no broker, or the link in trouble), or None: hidden."""
+    uploads: var[Text | None] = var(None)
+    """Where uploads go (work-queue tab with ``--api-port``), or None: hidden."""
 
     def __init__(self, scenario: Scenario, settings: Settings, *, live: bool = True) -> None:
         super().__init__(id=widget_id("tab-", scenario.name))
@@ -112,7 +114,7 @@ class PatternTab(Vertical):
     def compose(self) -> ComposeResult:
         """Story line, trouble panel, replay bar, diagram, figures and sparkline, log."""
         yield Static(self.scenario.description, classes="story")
-        yield Static("", id="uploads")
+        yield FigureLine(id="uploads").data_bind(words=PatternTab.uploads)
         yield FigureLine(id="trouble").data_bind(words=PatternTab.trouble)
         yield StoryBar(id="story-bar")
         yield self.canvas
@@ -129,8 +131,7 @@ class PatternTab(Vertical):
     def on_mount(self) -> None:
         """Figures redraw on a gentle timer; the rate history ticks once a second while live."""
         self.query_one("#log", RichLog).can_focus = False
-        for hidden in ("#uploads", "#story-bar"):
-            self.query_one(hidden).display = False
+        self.query_one("#story-bar").display = False
         self._show_rates()
         self.set_interval(1 / FIGURES_HZ, self._redraw_figures)
         if self.live:
@@ -206,9 +207,7 @@ class PatternTab(Vertical):
         except OSError as exc:
             self.notify(str(exc), severity="error", timeout=10)
             return
-        line = self.query_one("#uploads", Static)
-        line.update(words)
-        line.display = True
+        self.uploads = Text(words)
 
     async def stop_engine(self) -> None:
         """Stop the engine (it removes what it declared and restores tracing) and its uploads."""
