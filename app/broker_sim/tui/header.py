@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive, var
 from textual.widgets import Static
 
 from broker_sim.domain.events import LinkState
@@ -30,8 +31,26 @@ GOOD = {LinkState.CONNECTED, LinkState.BACK}
 BAD = {LinkState.UNREACHABLE, LinkState.AUTH_REFUSED, LinkState.LOST}
 
 
+class Said(Static):
+    """A part of the header line: its words and colour class, redrawn only when either changed
+    (the header is told 8 times a second, and each update lays the screen out again)."""
+
+    said: reactive[tuple[str, str]] = reactive(("", ""), repaint=False)
+
+    def watch_said(self, said: tuple[str, str]) -> None:
+        """Show the new words in their colour."""
+        text, classes = said
+        self.update(text)
+        self.set_classes(classes)
+
+
 class BrokerHeader(Vertical):
     """The top line (and the hint under it); :meth:`show` updates it from the active tab."""
+
+    link: var[tuple[str, str]] = var(("", ""))
+    """The link's state in words, and its colour class."""
+    routing: var[tuple[str, str]] = var(("", ""))
+    """Whether routing is traced or inferred, and its colour class."""
 
     def __init__(self, settings: Settings) -> None:
         super().__init__()
@@ -44,8 +63,8 @@ class BrokerHeader(Vertical):
         with Horizontal(id="header-line"):
             yield Static("broker-sim", id="title")
             yield Static(Text(progress_words(self._settings)), id="broker", classes="pending")
-            yield Static("", id="link")
-            yield Static("", id="routing")
+            yield Said(id="link").data_bind(said=BrokerHeader.link)
+            yield Said(id="routing").data_bind(said=BrokerHeader.routing)
         yield Static("", id="hint")
         yield self.offer
 
@@ -96,33 +115,22 @@ class BrokerHeader(Vertical):
 
     def show(self, view: ScenarioView | None, outage: Outage | None = None, now: float = 0.0) -> None:
         """Show the state of the engine behind the active tab (and how long the broker has been away)."""
-        link = self.query_one("#link", Static)
-        routing = self.query_one("#routing", Static)
         away = outage.text(now) if outage is not None else ""
         if view is None or view.link is None:
-            _say(link, "", "")
+            self.link = ("", "")
         elif away and outage is not None and outage.active:
-            _say(link, f"◌ {away}", "bad" if outage.phase == "down" else "pending")
+            self.link = (f"◌ {away}", "bad" if outage.phase == "down" else "pending")
         else:
             state = view.link.state
             attempt = f" (attempt {view.link.attempt})" if view.link.attempt > 1 and state not in GOOD else ""
             mark = "●" if state in GOOD else "✖" if state in BAD else "◌"
             words = away if state == LinkState.BACK and away else f"{state}{attempt}"
-            _say(link, f"{mark} {words}", "good" if state in GOOD else "bad" if state in BAD else "pending")
+            self.link = (f"{mark} {words}", "good" if state in GOOD else "bad" if state in BAD else "pending")
         traced = None if view is None else view.traced
         self.offer.follow(view, self._handle)
         if traced is None:
-            _say(routing, "", "")
+            self.routing = ("", "")
         elif traced:
-            _say(routing, "routing: traced by the broker", "good")
+            self.routing = ("routing: traced by the broker", "good")
         else:
-            _say(routing, "routing: INFERRED from deliveries", "pending")
-
-
-def _say(widget: Static, text: str, classes: str) -> None:
-    """Change a line only when its words or colour changed: it is asked 8 times a second, and
-    each update lays the screen out again."""
-    if str(widget.content) != text:
-        widget.update(text)
-    if set(widget.classes) != set(classes.split()):
-        widget.set_classes(classes)
+            self.routing = ("routing: INFERRED from deliveries", "pending")
