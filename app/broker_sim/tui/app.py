@@ -240,7 +240,9 @@ class BrokerSimApp(App[None]):
         elif self.broker is not None:
             self.post_message(BrokerChosen(BrokerChoice(self.broker)))
         else:
-            self._choose_broker()
+            # after the first frame: the engine's imports (~0.5 s, in a thread) take the GIL often
+            # enough to hold the first paint back by about as much when they start before it
+            self.call_after_refresh(self._choose_broker)
         self.set_interval(1 / HEADER_HZ, self._tick_header)
         self._update_header()
         self.call_after_refresh(self._warm_up)
