@@ -74,7 +74,7 @@ class Channel:
         self._global_unacked = 0
         self._last_queue = ""
         # A publish being assembled: exchange, routing key, mandatory, then header and body parts.
-        self._pending: tuple[Exchange, str, bool] | None = None
+        self._pending: tuple[Exchange, str, bool, bytes] | None = None
         self._props = b""
         self._body_size = 0
         self._parts: list[bytes] = []
@@ -85,12 +85,12 @@ class Channel:
     def on_publish(self, payload: bytes) -> None:
         """Basic.Publish: remember where it goes; the content follows."""
         try:
-            exchange_name, routing_key, mandatory, immediate = codec.decode_publish(payload)
+            exchange_name, routing_key, mandatory, immediate, address = codec.decode_publish(payload)
         except (CodecError, IndexError) as exc:
             raise AMQPError(codec_error_code(), f"cannot decode Basic.Publish: {exc}") from exc
         if immediate:
             raise AMQPError(NOT_IMPLEMENTED, "immediate=true", (60, 40))
-        self._pending = (self.broker.exchange_for_publish(exchange_name), routing_key, mandatory)
+        self._pending = (self.broker.exchange_for_publish(exchange_name), routing_key, mandatory, address)
 
     def expects_content(self) -> bool:
         """Whether a content header or body is due."""
@@ -133,7 +133,7 @@ class Channel:
 
     def _complete(self, body: bytes) -> None:
         assert self._pending is not None
-        exchange, routing_key, mandatory = self._pending
+        exchange, routing_key, mandatory, address = self._pending
         props = self._props
         self._pending, self._props = None, b""
         cc: tuple[str, ...] = ()
@@ -141,7 +141,7 @@ class Channel:
             cc, props = sender_selected(props)
             props = rewrite_reply_to(props, self.reply_queue)
         try:
-            message = Message.published(exchange.name, routing_key, props, body)
+            message = Message.published(exchange.name, routing_key, props, body, address)
         except CodecError as exc:
             raise AMQPError(PRECONDITION_FAILED, str(exc), (60, 40)) from exc
         message.cc = cc
@@ -266,7 +266,7 @@ class Channel:
         tag = self._next_tag
         self._next_tag = tag + 1
         message = entry.message
-        self.connection.send_many(
+        self.connection.send(
             deliver_frames(
                 self.number,
                 consumer.tag_wire,

@@ -64,15 +64,16 @@ def read_shortstr(data: bytes | memoryview, offset: int) -> tuple[str, int]:
 # --- hot-path methods --------------------------------------------------------------------------
 
 
-def decode_publish(payload: bytes) -> tuple[str, str, bool, bool]:
-    """Basic.Publish arguments after the method id: exchange, routing key, mandatory, immediate."""
+def decode_publish(payload: bytes) -> tuple[str, str, bool, bool, bytes]:
+    """Basic.Publish arguments after the method id: exchange, routing key, mandatory, immediate, and
+    the exchange and routing key as encoded (what Basic.Deliver and the store write back)."""
     # reserved-1 (short), exchange, routing-key, bits
     exchange, offset = read_shortstr(payload, 6)
     routing_key, offset = read_shortstr(payload, offset)
     if offset >= len(payload):
         raise CodecError("Basic.Publish is truncated")
     bits = payload[offset]
-    return exchange, routing_key, bool(bits & 1), bool(bits & 2)
+    return exchange, routing_key, bool(bits & 1), bool(bits & 2), payload[6:offset]
 
 
 def decode_ack(payload: bytes) -> tuple[int, bool]:
@@ -108,6 +109,13 @@ def content_frames(channel: int, props: bytes, body: bytes, frame_max: int) -> l
     return [head] + [frame(FRAME_BODY, channel, bytes(view[i : i + step])) for i in range(0, len(body), step)]
 
 
+_DELIVER_HEAD = struct.Struct(">BHI4s")  # frame head and Basic.Deliver's method id
+_TAG_REDELIVERED = struct.Struct(">QB")
+_HEADER_FRAME_HEAD = struct.Struct(">BBHIHHQ")  # frame end, then the content header's frame head and prefix
+_BODY_FRAME_HEAD = struct.Struct(">BBHI")  # frame end, then the body frame's head
+_DELIVER_ID = b"\x00\x3c\x00\x3c"
+
+
 def deliver_frames(
     channel: int,
     consumer_tag: bytes,
@@ -117,17 +125,29 @@ def deliver_frames(
     props: bytes,
     body: bytes,
     frame_max: int,
-) -> list[bytes]:
-    """Basic.Deliver and its content; ``consumer_tag`` and ``address`` (exchange and routing key)
-    pre-encoded."""
-    method = (
-        b"\x00\x3c\x00\x3c"
-        + consumer_tag
-        + _LONGLONG.pack(delivery_tag)
-        + (b"\x01" if redelivered else b"\x00")
-        + address
+) -> bytes:
+    """Basic.Deliver and its content as one string of bytes; ``consumer_tag`` and ``address`` (exchange
+    and routing key) pre-encoded."""
+    size = len(body)
+    if not size or size > frame_max - 8:
+        method = _DELIVER_ID + consumer_tag + _TAG_REDELIVERED.pack(delivery_tag, redelivered) + address
+        return b"".join(
+            [frame(FRAME_METHOD, channel, method), *content_frames(channel, props, body, frame_max)]
+        )
+    # The usual case, a body in one frame: three frames built in one join, no list of frames.
+    return b"".join(
+        (
+            _DELIVER_HEAD.pack(FRAME_METHOD, channel, 13 + len(consumer_tag) + len(address), _DELIVER_ID),
+            consumer_tag,
+            _TAG_REDELIVERED.pack(delivery_tag, redelivered),
+            address,
+            _HEADER_FRAME_HEAD.pack(FRAME_END, FRAME_HEADER, channel, 12 + len(props), 60, 0, size),
+            props,
+            _BODY_FRAME_HEAD.pack(FRAME_END, FRAME_BODY, channel, size),
+            body,
+            FRAME_END_BYTE,
+        )
     )
-    return [frame(FRAME_METHOD, channel, method), *content_frames(channel, props, body, frame_max)]
 
 
 def get_ok_frames(

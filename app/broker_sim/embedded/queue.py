@@ -36,9 +36,12 @@ class Message:
         return self._wire
 
     @classmethod
-    def published(cls, exchange: str, routing_key: str, props: bytes, body: bytes) -> Message:
-        """A message as it comes from a publisher; raises CodecError on bad properties."""
-        message = cls(exchange, routing_key, props, body)
+    def published(
+        cls, exchange: str, routing_key: str, props: bytes, body: bytes, wire: bytes | None = None
+    ) -> Message:
+        """A message as it comes from a publisher; raises CodecError on bad properties. ``wire``: the
+        exchange and routing key as the publish encoded them, when at hand (saves encoding them again)."""
+        message = cls(exchange, routing_key, props, body, _wire=wire)
         if len(props) == 3 and props[:2] == b"\x10\x00":  # delivery_mode alone: nothing to decode
             message.persistent = props[2] == 2
         elif len(props) > 2 or props[:2] != b"\x00\x00":
