@@ -149,19 +149,23 @@ class Connection(asyncio.Protocol):
         self._received_at = self._loop.time()
         self.server.monitor.received(len(data))
         buffer = self._buffer
-        buffer += data
         try:
-            if self.state == AWAIT_HEADER:
-                if len(buffer) < 8:
-                    return
-                if bytes(buffer[:8]) != PROTOCOL_HEADER:
-                    # RabbitMQ answers a wrong protocol header with the one it speaks, then closes.
-                    self._write_now(PROTOCOL_HEADER)
-                    self._abort()
-                    return
-                del buffer[:8]
-                self._send_start()
-            self._read_frames()
+            if buffer or self.state == AWAIT_HEADER:
+                # Frames are cut from one bytes object: what is left of the last read joins this one.
+                buffer += data
+                if self.state == AWAIT_HEADER:
+                    if len(buffer) < 8:
+                        return
+                    if bytes(buffer[:8]) != PROTOCOL_HEADER:
+                        # RabbitMQ answers a wrong protocol header with the one it speaks, then closes.
+                        self._write_now(PROTOCOL_HEADER)
+                        self._abort()
+                        return
+                    del buffer[:8]
+                    self._send_start()
+                data = bytes(buffer)
+                buffer.clear()
+            self._read_frames(data)
         except AMQPError as error:
             self.close_with(error)
         except Exception:
@@ -171,16 +175,16 @@ class Connection(asyncio.Protocol):
 
     # --- frames ---------------------------------------------------------------------------------
 
-    def _read_frames(self) -> None:
-        buffer = self._buffer
+    def _read_frames(self, data: bytes) -> None:
+        """Handle the whole frames in ``data``; the rest waits in the buffer for the next read."""
         offset = 0
         size_limit = self.frame_max
-        end = len(buffer)
+        end = len(data)
         try:
             # Blocked: stop at the publish that blocked it, as RabbitMQ's reader does; what was read
             # with it (its content, often in the same segment) waits until the alarm clears.
             while end - offset >= 7 and self.state != CLOSED and not self.blocked:
-                kind, channel, size = FRAME_HEAD.unpack_from(buffer, offset)
+                kind, channel, size = FRAME_HEAD.unpack_from(data, offset)
                 if size + 8 > size_limit:
                     raise AMQPError(
                         FRAME_ERROR, f"frame size {size + 8} larger than negotiated maximum {size_limit}"
@@ -188,15 +192,40 @@ class Connection(asyncio.Protocol):
                 stop = offset + 7 + size
                 if stop >= end:
                     break
-                if buffer[stop] != FRAME_END:
-                    raise AMQPError(FRAME_ERROR, f"frame end byte missing (got {buffer[stop]:#x})")
-                payload = bytes(buffer[offset + 7 : stop])
+                if data[stop] != FRAME_END:
+                    raise AMQPError(FRAME_ERROR, f"frame end byte missing (got {data[stop]:#x})")
+                payload = data[offset + 7 : stop]
                 offset = stop + 1
                 self._on_frame(kind, channel, payload)
         finally:
-            del buffer[:offset]
+            if offset < end:
+                self._buffer += data[offset:] if offset else data
 
     def _on_frame(self, kind: int, number: int, payload: bytes) -> None:
+        if number and self.state == OPEN:
+            # The hot path, frames on an open channel; anything else takes the checks below.
+            channel = self.channels.get(number)
+            if channel is not None and not channel.closing:
+                if kind == FRAME_BODY:
+                    try:
+                        channel.on_body(payload)
+                    except AMQPError as error:
+                        self._channel_error(channel, error)
+                    return
+                if kind == FRAME_HEADER:
+                    try:
+                        channel.on_header(payload)
+                    except AMQPError as error:
+                        self._channel_error(channel, error)
+                    return
+                if kind == FRAME_METHOD and len(payload) >= 4:
+                    if channel.expects_content():
+                        raise AMQPError(
+                            UNEXPECTED_FRAME,
+                            "expected content header for class 60, got non content header frame instead",
+                        )
+                    self._on_channel_method(channel, int.from_bytes(payload[:4], "big"), payload)
+                    return
         if kind == FRAME_HEARTBEAT:
             if number != 0:
                 raise AMQPError(UNEXPECTED_FRAME, f"type 8, heartbeat frame on channel {number}")
