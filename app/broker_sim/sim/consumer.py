@@ -8,11 +8,13 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
+from aiormq.abc import DeliveredMessage
 
 from broker_sim.domain.events import (
     Abandoned,
@@ -76,9 +78,30 @@ class Consumer:
         await self.channel.set_qos(prefetch_count=prefetch)
         queue_name = self.group.topology.queue_name(spec.queue)
         self._queue = await self.channel.get_queue(queue_name, ensure=False)
-        self._tag = await self._queue.consume(self._on_message, no_ack=spec.ack == "auto")
+        self._tag = await self._consume()
         self._worker = asyncio.create_task(self._work_loop(), name=f"consumer {self.name}")
         self.group.emit(ConsumerUp(self.name, spec.name, spec.queue, prefetch, spec.ack))
+
+    async def _consume(self) -> str:
+        """Consume the group's queue on this channel; returns the consumer tag.
+
+        On aiormq's channel, not through ``Queue.consume``: aiormq already runs each delivery in
+        a task of its own, and aio-pika's wrapper starts a second task per message only to call
+        the callback (a task's creation and a loop turn per delivery, for nothing).
+        """
+        if self.channel is None or self._queue is None:
+            raise RuntimeError("the consumer has no channel")
+        no_ack = self.group.spec.ack == "auto"
+        underlay = await self.channel.get_underlay_channel()
+        ok = await underlay.basic_consume(
+            self._queue.name, partial(self._on_delivery, no_ack=no_ack), no_ack=no_ack
+        )
+        if ok.consumer_tag is None:  # pamqp types it optional; the broker always names one
+            raise RuntimeError("the broker named no consumer tag")
+        return ok.consumer_tag
+
+    async def _on_delivery(self, delivered: DeliveredMessage, *, no_ack: bool) -> None:
+        await self._on_message(aio_pika.IncomingMessage(delivered, no_ack=no_ack))
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         if self._dead:
@@ -214,7 +237,7 @@ class Consumer:
             return
         await self._queue.cancel(self._tag)
         await self.channel.set_qos(prefetch_count=prefetch)
-        self._tag = await self._queue.consume(self._on_message, no_ack=self.group.spec.ack == "auto")
+        self._tag = await self._consume()
 
     def _abandon_all(self) -> None:
         """Report every message this consumer holds as handed back to the broker."""
