@@ -87,7 +87,7 @@ async def frame_cost(shape: str, frames: int) -> dict[str, float]:
                 ]
             if frame % 8 == 0:
                 events += [QueueDepth(q, 0, 0, len(names)) for _, q, names in groups]
-            tab.feed(events, redraw=False)  # what a FlowBatch does
+            tab.feed(events, redraw=False)  # what the frame ticker does with the bridge's buffer
             tab._frame()  # the 30 fps ticker
             if frame % 4 == 0:
                 tab._redraw_figures()  # the 8 Hz figures timer

@@ -36,7 +36,8 @@ from broker_sim.tui.durability_tab import DurabilityTab, crash_allowed
 from broker_sim.tui.header import BrokerHeader
 from broker_sim.tui.ids import widget_id
 from broker_sim.tui.inspector import ConfirmPurge
-from broker_sim.tui.lazy import load_help
+from broker_sim.tui.heap import freeze_loaded, tune_collector
+from broker_sim.tui.lazy import load_engine, load_help
 from broker_sim.tui.pattern_tab import PatternTab, ViewChanged
 from broker_sim.tui.publish_form import Draft, PublishForm
 from broker_sim.tui.restart import ConfirmRestart, ManualRestart
@@ -232,6 +233,7 @@ class BrokerSimApp(App[None]):
 
     def on_mount(self) -> None:
         """Show the first tab, find or start the broker (in a worker), keep the header current."""
+        tune_collector()
         if self.tabs:
             self.tabs[0].activate()
         header = self.header
@@ -252,11 +254,15 @@ class BrokerSimApp(App[None]):
         load_help()
         # igraph orders the diagrams' columns; the first frame was laid out without it
         warm_up_ordering()
-        self.call_from_thread(self._ordering_ready)
+        if self.live:
+            load_engine()  # the broker worker may be loading it already: then this waits for it
+        self.call_from_thread(self._warmed_up)
 
-    def _ordering_ready(self) -> None:
+    def _warmed_up(self) -> None:
         for tab in self.tabs:
             tab.canvas.redraw()
+        # what lives as long as the app is loaded: full collections need not walk it again
+        freeze_loaded()
 
     # -- the broker -------------------------------------------------------------------------------
 

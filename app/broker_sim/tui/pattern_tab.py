@@ -25,7 +25,7 @@ from textual.widgets import RichLog, Sparkline, Static
 from broker_sim.domain.events import FlowEvent
 from broker_sim.domain.scenario import Scenario
 from broker_sim.settings import Settings
-from broker_sim.tui.bridge import EventBridge, FlowBatch
+from broker_sim.tui.bridge import EventBridge
 from broker_sim.tui.broker_feed import BrokerFeed
 from broker_sim.tui.canvas import FlowCanvas
 from broker_sim.tui.figure_line import FigureLine
@@ -87,7 +87,7 @@ class PatternTab(Vertical):
         self.scenario = scenario
         self.settings = settings
         self.live = live
-        self.bridge = EventBridge(self)
+        self.bridge = EventBridge()
         self.controller = TabController(scenario, settings)
         """What the tab runs and knows (engine, story, recorder, uploads, the view): no widgets."""
         self.shown = False
@@ -279,13 +279,13 @@ class PatternTab(Vertical):
 
     # -- events -----------------------------------------------------------------------------------
 
-    @on(FlowBatch)
-    def _on_batch(self, message: FlowBatch) -> None:
-        message.stop()
-        self.feed(self.bridge.take(), redraw=False)
+    def _take_events(self) -> None:
+        if events := self.bridge.take():
+            self.feed(events, redraw=False)
 
     def feed(self, events: list[FlowEvent], *, redraw: bool = True) -> None:
-        """Fold events into the view (the bridge does this live; snapshot tests call it directly)."""
+        """Fold events into the view (the frame and figures timers do this live with what the
+        bridge buffered; snapshot tests call it directly)."""
         self.controller.fold(events, time.monotonic())
         # the frame ticker (or, animation off, the figures timer) repaints: a burst of batches
         # must not paint the canvas once per batch
@@ -294,6 +294,7 @@ class PatternTab(Vertical):
             self._redraw_figures(force=True)
 
     def _frame(self) -> None:
+        self._take_events()
         if self.view.tokens.step():
             self.canvas.tokens_moved()
 
@@ -322,6 +323,7 @@ class PatternTab(Vertical):
     # -- drawing ----------------------------------------------------------------------------------
 
     def _redraw_figures(self, force: bool = False) -> None:
+        self._take_events()
         run = self.controller
         if not (run.dirty or force):
             return
