@@ -15,6 +15,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
+from textual.widget import AwaitMount
 from textual.widgets import Footer, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
@@ -53,6 +54,8 @@ STOP_GRACE = 5.0
 STYLESHEETS = ("app.tcss", "flow.tcss", "forms.tcss", "durability.tcss")
 DURABILITY_PANE = "pane-durability"
 HEADER_HZ = 4
+MOUNT_PAUSE = 0.02
+"""Seconds between mounting two hidden tabs after the first frame (a frame or so)."""
 """While the broker is away, the header's elapsed time moves this often."""
 UPLOAD_SCENARIO = "work-queue"
 """The tab whose main server takes uploads with ``--api-port``."""
@@ -209,22 +212,45 @@ class BrokerSimApp(App[None]):
         self._drafts: dict[str, Draft] = {}
         self._stopping = False
         self._restart: Worker[None] | None = None
+        self._unmounted: dict[str, PatternTab | DurabilityTab] = {}
+        """Pane id → the content not mounted yet (every tab but the first, at the start)."""
+        self._mounts: dict[str, AwaitMount] = {}
         if settings.api_port is not None:
             desk = next((t for t in self.tabs if t.scenario.name == UPLOAD_SCENARIO), None)
             if desk is not None and desk.scenario.producers:
                 desk.controller.upload_port = settings.api_port
 
     def compose(self) -> ComposeResult:
-        """Header, one tab per scenario and the Durability tab last, footer."""
+        """Header, one tab per scenario and the Durability tab last, footer.
+
+        Only the first tab's content is in the first frame: the others are mounted right after
+        it, one at a time (each is ~30 widgets, and all of them were three quarters of the time
+        to the first frame), or at once when one is shown before its turn."""
         yield self.header
         yield self.strip
+        contents: list[PatternTab | DurabilityTab] = [*self.tabs, self.durability]
         with self.patterns:
-            for tab, label in zip(self.tabs, self.strip.labels, strict=False):
-                with TabPane(label, id=widget_id("pane-", tab.scenario.name)):
-                    yield tab
-            with TabPane(self.strip.labels[-1], id=DURABILITY_PANE):
-                yield self.durability
+            for i, (content, pane, label) in enumerate(zip(contents, self.pane_ids, self.strip.labels, strict=True)):
+                with TabPane(label, id=pane):
+                    if i == 0:
+                        yield content
+                    else:
+                        self._unmounted[pane] = content
         yield Footer(compact=True)
+
+    def _mount_pane(self, pane: str) -> AwaitMount | None:
+        """Mount the tab's content into its pane if that has not started; None: it was there from the start."""
+        content = self._unmounted.pop(pane, None)
+        if content is not None:
+            self._mounts[pane] = self.patterns.get_pane(pane).mount(content)
+        return self._mounts.get(pane)
+
+    @work(group="mount-tabs", exit_on_error=False)
+    async def _mount_hidden_tabs(self) -> None:
+        for pane in list(self._unmounted):
+            if (mounting := self._mount_pane(pane)) is not None:
+                await mounting
+            await asyncio.sleep(MOUNT_PAUSE)  # a frame between two tabs: the screen keeps moving
 
     @property
     def pane_ids(self) -> list[str]:
@@ -248,6 +274,7 @@ class BrokerSimApp(App[None]):
         self.set_interval(1 / HEADER_HZ, self._tick_header)
         self._update_header()
         self.call_after_refresh(self._warm_up)
+        self.call_after_refresh(self._mount_hidden_tabs)
 
     @work(thread=True, group="warm-up", exit_on_error=False)
     def _warm_up(self) -> None:
@@ -322,7 +349,9 @@ class BrokerSimApp(App[None]):
         return next((t for t in self.tabs if widget_id("pane-", t.scenario.name) == active), None)
 
     @on(TabbedContent.TabActivated)
-    def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
+    async def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
+        if (mounting := self._mount_pane(self.patterns.active)) is not None:
+            await mounting  # shown before its turn came
         self.refresh_bindings()  # the footer's keys depend on the tab
         if self.patterns.active in self.pane_ids:
             self.strip.show(self.pane_ids.index(self.patterns.active))

@@ -1,30 +1,36 @@
 """The one bridge from the engine's events into Textual.
 
 The engine calls its subscribers synchronously on the event loop, up to thousands of times a
-second. The bridge only appends to a buffer; the tab takes the whole buffer once per frame (its
-30 fps ticker while it animates, else its 8 Hz figures timer). Measured at 1,000 msg/s
-(``benchmarks/tui_frames.py``): posting a Textual message whenever the buffer had been empty
-made ~1,900 messages a second, 18 % of the event loop's time, for batches a frame apart anyway.
+second. The bridge counts each event into the view's tally at once (the counters are exact at
+every moment: saving a session or judging a story reads them right after an ``await``) and
+buffers it; the tab takes the buffer once per frame (its 30 fps ticker while it animates, else
+its 8 Hz figures timer) and folds the rest of the view: tokens, log, recent messages. Measured
+at 1,000 msg/s (``benchmarks/tui_frames.py``): posting a Textual message whenever the buffer had
+been empty made ~1,900 messages a second, 18 % of the event loop's time.
 """
 
 from __future__ import annotations
 
 from broker_sim.domain.events import FlowEvent
+from broker_sim.domain.tally import Tally
 
 
 class EventBridge:
-    """An engine-bus subscriber that buffers events until the tab takes them."""
+    """An engine-bus subscriber: counts each event into ``tally``, buffers it for the tab."""
 
-    def __init__(self) -> None:
+    def __init__(self, tally: Tally) -> None:
+        self.tally = tally
+        """The view's tally (the tab points the bridge at a new one when the view is replaced)."""
         self._pending: list[FlowEvent] = []
         self.received = 0
 
     def __call__(self, event: FlowEvent) -> None:
-        """Buffer one event."""
+        """Count one event and buffer it."""
+        self.tally(event)
         self._pending.append(event)
         self.received += 1
 
     def take(self) -> list[FlowEvent]:
-        """Every event buffered since the last take, in order."""
+        """Every event buffered since the last take, in order (already counted)."""
         events, self._pending = self._pending, []
         return events

@@ -87,9 +87,9 @@ class PatternTab(Vertical):
         self.scenario = scenario
         self.settings = settings
         self.live = live
-        self.bridge = EventBridge()
         self.controller = TabController(scenario, settings)
         """What the tab runs and knows (engine, story, recorder, uploads, the view): no widgets."""
+        self.bridge = EventBridge(self.controller.view.tally)
         self.shown = False
         self._ticker: Timer | None = None
         self.canvas = FlowCanvas(self.controller.view, id="canvas")
@@ -138,6 +138,8 @@ class PatternTab(Vertical):
             self.set_interval(1.0, self._sample_rates)
             self.set_interval(1 / STORY_HZ, self._show_story)
         self._redraw_figures()
+        if self.controller.upload_port is not None:  # the broker may be known already
+            self.ensure_started()
 
     def on_resize(self) -> None:
         """Below 100 columns the sparkline gives its room to the counters (they would wrap)."""
@@ -167,9 +169,10 @@ class PatternTab(Vertical):
         self._redraw_figures(force=True)
 
     def ensure_started(self) -> None:
-        """Start the live engine if it has not started and the broker is known."""
+        """Start the live engine if it has not started and the broker is known (and the tab is
+        mounted: the app mounts hidden tabs after the first frame)."""
         run = self.controller
-        if self.live and not run.started and run.broker is not None:
+        if self.live and self.is_mounted and not run.started and run.broker is not None:
             run.started = True
             self._start_engine()
 
@@ -238,6 +241,7 @@ class PatternTab(Vertical):
     def _reset_view(self) -> None:
         self.bridge.take()  # the old engine's last events (its "closed") belong to the old view
         self.canvas.show(self.controller.reset_view())
+        self.bridge.tally = self.view.tally
         self.query_one("#log", RichLog).clear()
         self._redraw_figures(force=True)
         self._show_rates()
@@ -281,12 +285,12 @@ class PatternTab(Vertical):
 
     def _take_events(self) -> None:
         if events := self.bridge.take():
-            self.feed(events, redraw=False)
+            self.feed(events, redraw=False, counted=True)
 
-    def feed(self, events: list[FlowEvent], *, redraw: bool = True) -> None:
+    def feed(self, events: list[FlowEvent], *, redraw: bool = True, counted: bool = False) -> None:
         """Fold events into the view (the frame and figures timers do this live with what the
-        bridge buffered; snapshot tests call it directly)."""
-        self.controller.fold(events, time.monotonic())
+        bridge buffered and counted; snapshot tests call it directly)."""
+        self.controller.fold(events, time.monotonic(), counted=counted)
         # the frame ticker (or, animation off, the figures timer) repaints: a burst of batches
         # must not paint the canvas once per batch
         self.canvas.tokens_moved(repaint=False)

@@ -92,9 +92,10 @@ class TabController:
 
     # -- the view ---------------------------------------------------------------------------------
 
-    def fold(self, events: list[FlowEvent], now: float) -> None:
-        """Fold a batch of events into the view; the next figures tick draws them."""
-        self.view.apply(events)
+    def fold(self, events: list[FlowEvent], now: float, *, counted: bool = False) -> None:
+        """Fold a batch of events into the view (``counted``: the tally has them already, as
+        the bridge counts as they come); the next figures tick draws them."""
+        self.view.apply(events, counted=counted)
         self.outage.apply(events, now)
         if not self.animating:
             self.view.tokens.settle()

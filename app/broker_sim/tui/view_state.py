@@ -137,10 +137,11 @@ class ScenarioView:
 
     # -- events -----------------------------------------------------------------------------------
 
-    def apply(self, events: list[FlowEvent]) -> None:
-        """Fold a batch of events in, in order."""
+    def apply(self, events: list[FlowEvent], *, counted: bool = False) -> None:
+        """Fold a batch of events in, in order (``counted``: the tally has them already)."""
         for event in events:
-            self.tally(event)
+            if not counted:
+                self.tally(event)
             self.tokens.apply(event)
             self._note(event)
             self._remember(event)
