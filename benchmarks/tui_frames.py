@@ -135,14 +135,14 @@ def _count_canvas_frames(canvas: object) -> list[float]:
 
     refresh = Screen._compositor_refresh
 
-    def timed_refresh(screen: Screen) -> None:
+    def timed_refresh(screen: Screen[object]) -> None:
         refresh(screen)
         if drew[0]:
             drew[0] = False
             paints.append(time.perf_counter())
 
     canvas.render_line = marked_render_line  # type: ignore[attr-defined]
-    Screen._compositor_refresh = timed_refresh  # type: ignore[method-assign]
+    Screen._compositor_refresh = timed_refresh  # type: ignore[method-assign,assignment]
     return paints
 
 

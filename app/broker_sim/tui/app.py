@@ -35,9 +35,9 @@ from broker_sim.tui.broker_choice import (
 )
 from broker_sim.tui.durability_tab import DurabilityTab, crash_allowed
 from broker_sim.tui.header import BrokerHeader
+from broker_sim.tui.heap import freeze_loaded, tune_collector
 from broker_sim.tui.ids import widget_id
 from broker_sim.tui.inspector import ConfirmPurge
-from broker_sim.tui.heap import freeze_loaded, tune_collector
 from broker_sim.tui.lazy import load_engine, load_help
 from broker_sim.tui.pattern_tab import PatternTab, ViewChanged
 from broker_sim.tui.publish_form import Draft, PublishForm
@@ -230,7 +230,8 @@ class BrokerSimApp(App[None]):
         yield self.strip
         contents: list[PatternTab | DurabilityTab] = [*self.tabs, self.durability]
         with self.patterns:
-            for i, (content, pane, label) in enumerate(zip(contents, self.pane_ids, self.strip.labels, strict=True)):
+            panes = zip(contents, self.pane_ids, self.strip.labels, strict=True)
+            for i, (content, pane, label) in enumerate(panes):
                 with TabPane(label, id=pane):
                     if i == 0:
                         yield content
@@ -239,7 +240,8 @@ class BrokerSimApp(App[None]):
         yield Footer(compact=True)
 
     def _mount_pane(self, pane: str) -> AwaitMount | None:
-        """Mount the tab's content into its pane if that has not started; None: it was there from the start."""
+        """Start mounting the tab's content into its pane unless it has started; None: it was
+        there from the start."""
         content = self._unmounted.pop(pane, None)
         if content is not None:
             self._mounts[pane] = self.patterns.get_pane(pane).mount(content)

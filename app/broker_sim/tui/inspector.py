@@ -13,6 +13,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.reactive import var
 from textual.widgets import Button, Label, Static
 
 from broker_sim.tui.inspection import Action, Inspection
@@ -22,7 +23,12 @@ SOURCE_STYLE = {"scenario": "cyan", "engine": "green", "broker": "magenta"}
 
 
 class StationPanel(VerticalScroll):
-    """The inspector panel: facts with their sources, the latest messages, action buttons."""
+    """The inspector panel: facts with their sources, the latest messages, action buttons.
+
+    Bound to its tab's ``inspection`` (set once per figures tick): it redraws only when the
+    inspection differs from the one shown."""
+
+    inspection: var[Inspection | None] = var(None)
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -34,8 +40,10 @@ class StationPanel(VerticalScroll):
         yield Horizontal(id="inspector-actions")
         yield Static("", id="inspection")
 
-    def show(self, inspection: Inspection) -> None:
-        """Show one station's facts (called at most once per figures redraw, not per event)."""
+    def watch_inspection(self, inspection: Inspection | None) -> None:
+        """Show one station's facts (the panel is hidden while there is none)."""
+        if inspection is None:
+            return
         heading = Text(inspection.heading, "bold")
         heading.append("   Esc closes · ←→ next station", "dim")
         self.query_one("#inspection-heading", Static).update(heading)

@@ -30,11 +30,12 @@ from broker_sim.tui.broker_feed import BrokerFeed
 from broker_sim.tui.canvas import FlowCanvas
 from broker_sim.tui.figure_line import FigureLine
 from broker_sim.tui.ids import widget_id
+from broker_sim.tui.inspection import Inspection
 from broker_sim.tui.inspection import inspect as inspect_station
 from broker_sim.tui.inspector import StationPanel
 from broker_sim.tui.outage import Outage
 from broker_sim.tui.publish_form import PublishRequest
-from broker_sim.tui.replay import StoryBar, step_speed
+from broker_sim.tui.replay import StoryBar, StoryLine, step_speed
 from broker_sim.tui.tab_controller import Control, NotStarted, TabController, next_station
 from broker_sim.tui.view_state import LogLine, ScenarioView, short_id
 
@@ -81,6 +82,10 @@ class PatternTab(Vertical):
     """The trouble panel's words (no broker, or the link in trouble), or None: hidden."""
     uploads: var[Text | None] = var(None)
     """Where uploads go (work-queue tab with ``--api-port``), or None: hidden."""
+    inspection: var[Inspection | None] = var(None)
+    """The selected station's facts while the inspector is open (the panel is bound to it)."""
+    story_line: var[StoryLine | None] = var(None)
+    """What the story bar shows while a story plays (the bar is bound to it)."""
 
     def __init__(self, scenario: Scenario, settings: Settings, *, live: bool = True) -> None:
         super().__init__(id=widget_id("tab-", scenario.name))
@@ -116,7 +121,7 @@ class PatternTab(Vertical):
         yield Static(self.scenario.description, classes="story")
         yield FigureLine(id="uploads").data_bind(words=PatternTab.uploads)
         yield FigureLine(id="trouble").data_bind(words=PatternTab.trouble)
-        yield StoryBar(id="story-bar")
+        yield StoryBar(id="story-bar").data_bind(line=PatternTab.story_line)
         yield self.canvas
         with Horizontal(id="figures"):
             with Vertical(id="counters"):
@@ -126,7 +131,7 @@ class PatternTab(Vertical):
                     yield FigureLine().data_bind(words=line)
             yield Sparkline([0.0], id="rate")
         yield RichLog(id="log", max_lines=300, wrap=False, markup=False, auto_scroll=True)
-        yield StationPanel(id="inspector")
+        yield StationPanel(id="inspector").data_bind(inspection=PatternTab.inspection)
 
     def on_mount(self) -> None:
         """Figures redraw on a gentle timer; the rate history ticks once a second while live."""
@@ -248,7 +253,7 @@ class PatternTab(Vertical):
 
     def _show_story(self) -> None:
         if self.controller.story is not None and self.shown:
-            self.query_one(StoryBar).show(self.controller.story)
+            self.story_line = self.query_one(StoryBar).line_of(self.controller.story)
 
     def story_speed(self, step: int) -> None:
         """One step up or down the speed ladder (a story must be playing)."""
@@ -420,7 +425,7 @@ class PatternTab(Vertical):
             return
         broker = self.controller.broker
         side = self.broker_feed.side(broker, selection)
-        self.query_one(StationPanel).show(inspect_station(self.view, selection, side))
+        self.inspection = inspect_station(self.view, selection, side)
         engine = self.controller.engine
         if broker is not None and engine is not None and self.broker_feed.due(selection):
             self._read_broker(broker, engine, selection)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.reactive import var
 from textual.widgets import ProgressBar, Static
 
 from broker_sim.domain.ledger import Ledger
@@ -118,8 +120,32 @@ class Story:
         changed()
 
 
+PHASE_WORDS = {
+    "connecting": "connecting…",
+    "playing": "playing",
+    "paused": "PAUSED (p resumes)",
+    "settling": "story over: letting the messages in flight finish…",
+    "done": "done: producers held (P plays it again)",
+}
+
+
+@dataclass(frozen=True)
+class StoryLine:
+    """What the story bar shows, taken from the story twice a second: compared with the last
+    one, so the bar redraws only when something in it changed."""
+
+    length: float
+    elapsed: float
+    speed: float
+    phase: str
+    verdicts: Text
+
+
 class StoryBar(Vertical):
-    """The replay line of a tab: progress, speed, phase, and the expectations live."""
+    """The replay line of a tab: progress, speed, phase, and the expectations live (bound to
+    the tab's ``story_line``)."""
+
+    line: var[StoryLine | None] = var(None)
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {"story--pass", "story--fail", "story--pending"}
 
@@ -143,25 +169,25 @@ class StoryBar(Vertical):
             yield Static("", id="story-time")
         yield Static("", id="story-verdicts")
 
-    def show(self, story: Story) -> None:
-        """Redraw from the story's state (called twice a second while it plays, and on changes)."""
-        bar = self.query_one("#story-progress", ProgressBar)
-        bar.update(total=story.length, progress=story.elapsed)
-        words = {
-            "connecting": "connecting…",
-            "playing": "playing",
-            "paused": "PAUSED (p resumes)",
-            "settling": "story over: letting the messages in flight finish…",
-            "done": "done: producers held (P plays it again)",
-        }[story.phase]
-        self.query_one("#story-time", Static).update(
-            f"{story.elapsed:5.1f} / {story.length:g} s  at {story.speed:g}x  {words}   "
-            "< > speed · p pause · P again"
-        )
+    def line_of(self, story: Story) -> StoryLine:
+        """What the bar would show for the story now, in the bar's colours."""
         good = self.get_component_rich_style("story--pass", partial=True)
         failed = "story--fail" if story.phase == "done" else "story--pending"
         bad = self.get_component_rich_style(failed, partial=True)
-        self.query_one("#story-verdicts", Static).update(verdict_text(story, good, bad))
+        verdicts = verdict_text(story, good, bad)
+        return StoryLine(story.length, story.elapsed, story.speed, story.phase, verdicts)
+
+    def watch_line(self, line: StoryLine | None) -> None:
+        """Redraw: the tab sets a new line twice a second while a story plays, and on changes."""
+        if line is None:
+            return
+        bar = self.query_one("#story-progress", ProgressBar)
+        bar.update(total=line.length, progress=line.elapsed)
+        self.query_one("#story-time", Static).update(
+            f"{line.elapsed:5.1f} / {line.length:g} s  at {line.speed:g}x  {PHASE_WORDS[line.phase]}   "
+            "< > speed · p pause · P again"
+        )
+        self.query_one("#story-verdicts", Static).update(line.verdicts)
 
 
 def verdict_text(story: Story, good: Style | str = "", bad: Style | str = "") -> Text:
