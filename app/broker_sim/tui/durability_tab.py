@@ -19,7 +19,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.timer import Timer
 from textual.validation import Integer
@@ -27,7 +27,7 @@ from textual.widgets import Button, DataTable, Input, Label, Static
 
 from broker_sim.broker.handle import BrokerHandle
 from broker_sim.tui.lazy import load_engine
-from broker_sim.tui.restart import YesNoScreen
+from broker_sim.tui.restart import Question, YesNoScreen
 
 if TYPE_CHECKING:
     from broker_sim.sim.durability import LabRow
@@ -81,26 +81,20 @@ def crash_allowed(handle: BrokerHandle) -> bool:
 class RestartConfirm(YesNoScreen):
     """Asks before restarting a broker others may use (the machine's node, a compose container)."""
 
-    YES_ID = "lab-confirm-yes"
-    AUTO_FOCUS = "#lab-confirm-no"
-    """Enter cancels: only ``y`` (or a click) restarts a broker others may use."""
+    PREFIX = "lab-confirm"
 
     def __init__(self, handle: BrokerHandle) -> None:
-        super().__init__()
-        self.handle = handle
-
-    def compose(self) -> ComposeResult:
-        """The question, what the restart does, two buttons."""
-        with Vertical(id="lab-confirm"):
-            yield Label(f"Restart the {self.handle.kind}?", id="lab-confirm-title")
-            yield Static(
-                f"{self.handle.masked_url}\n\nbroker-sim would {self.handle.restart_how}. Other programs "
+        super().__init__(
+            Question(
+                f"Restart the {handle.kind}?",
+                f"{handle.masked_url}\n\nbroker-sim would {handle.restart_how}. Other programs "
                 "using this broker lose their connections for a few seconds, and every transient "
-                "message and non-durable queue on it is gone afterwards."
+                "message and non-durable queue on it is gone afterwards.",
+                "restart it (y)",
+                "cancel (Enter / n)",
             )
-            with Horizontal(id="lab-confirm-buttons"):
-                yield Button("restart it (y)", id="lab-confirm-yes", variant="warning")
-                yield Button("cancel (Enter / n)", id="lab-confirm-no")
+        )
+        self.handle = handle
 
 
 class DurabilityTab(VerticalScroll):

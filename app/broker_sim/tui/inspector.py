@@ -12,12 +12,12 @@ from typing import ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.reactive import var
-from textual.widgets import Button, Label, Static
+from textual.widgets import Button, Static
 
 from broker_sim.tui.inspection import Action, Inspection
-from broker_sim.tui.restart import YesNoScreen
+from broker_sim.tui.restart import Question, YesNoScreen
 
 SOURCE_STYLE = {"scenario": "cyan", "engine": "green", "broker": "magenta"}
 
@@ -86,23 +86,17 @@ class ConfirmPurge(YesNoScreen):
         Binding("y", "answer(True)", "purge"),
         Binding("n,escape", "answer(False)", "cancel"),
     ]
-    YES_ID = "yes"
-    AUTO_FOCUS = "#no"
+    PREFIX = "purge"
+    YES_VARIANT = "error"
 
     def __init__(self, queue: str, ready: int | None) -> None:
-        super().__init__()
-        self._queue = queue
-        self._now = "" if ready is None else f" ({ready} at the latest count)"
-
-    def compose(self) -> ComposeResult:
-        """The question, and two buttons."""
-        with Vertical(id="purge-dialog"):
-            yield Label(f"purge queue {self._queue}?", id="purge-title")
-            yield Static(
-                f"The broker drops every ready message of {self._queue}{self._now} "
-                "(queue.purge): they cannot be brought back. Messages a consumer holds unacked stay "
-                "with it. broker-sim counts the dropped ones as purged, not lost."
+        now = "" if ready is None else f" ({ready} at the latest count)"
+        super().__init__(
+            Question(
+                f"purge queue {queue}?",
+                f"The broker drops every ready message of {queue}{now} (queue.purge): they cannot "
+                "be brought back. Messages a consumer holds unacked stay with it. broker-sim counts "
+                "the dropped ones as purged, not lost.",
+                "Purge (y)",
             )
-            with Horizontal(id="purge-buttons"):
-                yield Button("Purge (y)", id="yes", variant="error")
-                yield Button("Cancel (Enter / n / Esc)", id="no")
+        )

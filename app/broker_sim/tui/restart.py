@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -18,6 +19,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
+from textual.widgets.button import ButtonVariant
 
 from broker_sim.tui.outage import Outage
 
@@ -25,24 +27,54 @@ MANUAL_WAIT = 120.0
 """Seconds the manual-restart dialog waits for the broker to go away and come back."""
 
 
-class YesNoScreen(ModalScreen[bool]):
-    """A yes/no question: dismisses with True on ``y`` or a click on the button ``YES_ID``,
-    with False on ``n``, Esc or any other button.
+@dataclass(frozen=True)
+class Question:
+    """What a yes/no dialog asks: its title, the words under it, and its two buttons' labels."""
 
-    A subclass composes the question and its buttons, and sets ``YES_ID`` and ``AUTO_FOCUS``
-    (the "no" button, so Enter pressed out of habit answers no).
+    title: str
+    text: str
+    yes: str
+    no: str = "Cancel (Enter / n / Esc)"
+
+
+class YesNoScreen(ModalScreen[bool]):
+    """A yes/no question: dismisses with True on ``y`` or a click on the yes button, with False
+    on ``n``, Esc or the other button.
+
+    The "no" button has the focus, so Enter pressed out of habit answers no. A subclass says
+    what it asks (a :class:`Question`) and sets ``PREFIX``: the dialog's widgets are
+    ``PREFIX-dialog``, ``-title``, ``-buttons``, ``-yes`` and ``-no`` (the stylesheets use them).
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "answer(True)", "restart"),  # every question here is "restart the broker?"
+        Binding("y", "answer(True)", "restart"),  # every question here but purge is "restart?"
         Binding("n,escape", "answer(False)", "cancel"),
     ]
-    YES_ID: ClassVar[str] = "yes"
-    """The id of the button that answers yes."""
+    PREFIX: ClassVar[str] = "restart"
+    YES_VARIANT: ClassVar[ButtonVariant] = "warning"
+    AUTO_FOCUS = "#restart-no"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.AUTO_FOCUS = f"#{cls.PREFIX}-no"
+
+    def __init__(self, question: Question) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        """The question, and two buttons."""
+        prefix, question = self.PREFIX, self.question
+        with Vertical(id=f"{prefix}-dialog"):
+            yield Label(question.title, id=f"{prefix}-title")
+            yield Static(question.text)
+            with Horizontal(id=f"{prefix}-buttons"):
+                yield Button(question.yes, id=f"{prefix}-yes", variant=self.YES_VARIANT)
+                yield Button(question.no, id=f"{prefix}-no")
 
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == self.YES_ID)
+        self.dismiss(event.button.id == f"{self.PREFIX}-yes")
 
     def action_answer(self, yes: bool) -> None:
         """Close with the answer."""
@@ -56,26 +88,16 @@ class ConfirmRestart(YesNoScreen):
     a click on "Restart" restarts it.
     """
 
-    YES_ID = "yes"
-    AUTO_FOCUS = "#no"
-
     def __init__(self, kind: str, url: str, how: str, *, crash: bool = False) -> None:
-        super().__init__()
-        self._title = f"{'crash and restart' if crash else 'restart'} {kind}?"
-        self._text = (
-            f"The broker at {url}.\n"
-            "Other programs on this machine may use it: their connections drop too.\n"
-            f"How: {how}."
+        super().__init__(
+            Question(
+                f"{'crash and restart' if crash else 'restart'} {kind}?",
+                f"The broker at {url}.\n"
+                "Other programs on this machine may use it: their connections drop too.\n"
+                f"How: {how}.",
+                "Restart (y)",
+            )
         )
-
-    def compose(self) -> ComposeResult:
-        """The question, and two buttons."""
-        with Vertical(id="restart-dialog"):
-            yield Label(self._title, id="restart-title")
-            yield Static(self._text)
-            with Horizontal(id="restart-buttons"):
-                yield Button("Restart (y)", id="yes", variant="warning")
-                yield Button("Cancel (Enter / n / Esc)", id="no")
 
 
 class ManualRestart(ModalScreen[bool]):

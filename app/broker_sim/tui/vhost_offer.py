@@ -17,18 +17,16 @@ from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual import events, work
-from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import Button, Label, Static
+from textual.widgets import Static
 
 from broker_sim.domain.own_vhost import how_to_get_one, why_inferred
 from broker_sim.domain.urls import names_vhost, parse_url, with_vhost
 from broker_sim.remembered_vhost import memory_path, remember_vhost
 from broker_sim.settings import Settings
 from broker_sim.tui.lazy import load_vhost_admin
-from broker_sim.tui.restart import YesNoScreen
+from broker_sim.tui.restart import Question, YesNoScreen
 from broker_sim.tui.view_state import ScenarioView
 
 if TYPE_CHECKING:
@@ -55,52 +53,42 @@ class ConfirmOwnVhost(YesNoScreen):
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("y", "answer(True)", "yes")]
-    YES_ID = "vhost-yes"
-    AUTO_FOCUS = "#vhost-no"
+    PREFIX = "vhost"
 
     def __init__(self, access: VhostAccess, broker_url: str, settings: Settings) -> None:
-        super().__init__()
-        self._access = access
-        self._broker_url = broker_url
-        self._settings = settings
+        super().__init__(_question(access, broker_url, settings))
 
-    def compose(self) -> ComposeResult:
-        """The question, what a yes does, two buttons."""
-        a = self._access
-        where = parse_url(self._broker_url)
-        if a.usable:
-            first = f"vhost {a.vhost!r} exists and {a.user!r} may use it: nothing on the broker changes"
-        elif a.exists:
-            first = f"give {a.user!r} every permission on the existing vhost {a.vhost!r} ({a.via})"
-        else:
-            first = (
-                f"create vhost {a.vhost!r} on {where.host}:{where.port} "
-                f"and give {a.user!r} every permission on it ({a.via})"
-            )
-        chosen_by = self._settings.vhost_source or "the URL"
-        if names_vhost(self._settings.url) and not chosen_by.startswith("remembered"):
-            later = (
-                f"{chosen_by} names vhost {where.vhost!r}: drop that so the next start goes to {a.vhost!r}"
-            )
-        else:
-            later = (
-                f"remember it in {memory_path(self._settings.data_dir)}: "
-                "the next start goes there (--vhost / goes back)"
-            )
-        with Vertical(id="vhost-dialog"):
-            yield Label(f"Run the tabs in a vhost of broker-sim's own, {a.vhost!r}?", id="vhost-title")
-            yield Static(
-                f"broker-sim turns tracing on only in a vhost of its own, never in {where.vhost!r}.\n"
-                f"With your yes it will:\n"
-                f"  • {first}\n"
-                f"  • move every tab there now: each reconnects, and what it declared in {where.vhost!r} "
-                "is removed\n"
-                f"  • turn tracing on there (it stays on: the vhost is broker-sim's own)\n"
-                f"  • {later}"
-            )
-            with Horizontal(id="vhost-buttons"):
-                yield Button("Yes, move there (y)", id="vhost-yes", variant="warning")
-                yield Button("Not now (Enter / n / Esc)", id="vhost-no")
+
+def _question(a: VhostAccess, broker_url: str, settings: Settings) -> Question:
+    """What the offer asks, and every change a yes makes."""
+    where = parse_url(broker_url)
+    if a.usable:
+        first = f"vhost {a.vhost!r} exists and {a.user!r} may use it: nothing on the broker changes"
+    elif a.exists:
+        first = f"give {a.user!r} every permission on the existing vhost {a.vhost!r} ({a.via})"
+    else:
+        first = (
+            f"create vhost {a.vhost!r} on {where.host}:{where.port} "
+            f"and give {a.user!r} every permission on it ({a.via})"
+        )
+    chosen_by = settings.vhost_source or "the URL"
+    if names_vhost(settings.url) and not chosen_by.startswith("remembered"):
+        later = f"{chosen_by} names vhost {where.vhost!r}: drop that so the next start goes to {a.vhost!r}"
+    else:
+        memory = memory_path(settings.data_dir)
+        later = f"remember it in {memory}: the next start goes there (--vhost / goes back)"
+    return Question(
+        f"Run the tabs in a vhost of broker-sim's own, {a.vhost!r}?",
+        f"broker-sim turns tracing on only in a vhost of its own, never in {where.vhost!r}.\n"
+        f"With your yes it will:\n"
+        f"  • {first}\n"
+        f"  • move every tab there now: each reconnects, and what it declared in {where.vhost!r} "
+        "is removed\n"
+        f"  • turn tracing on there (it stays on: the vhost is broker-sim's own)\n"
+        f"  • {later}",
+        "Yes, move there (y)",
+        "Not now (Enter / n / Esc)",
+    )
 
 
 class OwnVhostOffer(Static):
