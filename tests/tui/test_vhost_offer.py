@@ -70,7 +70,8 @@ async def test_yes_creates_the_vhost_and_every_tab_traces_there_now_and_next_sta
     r = users_rabbitmq
     async with offered_to(r.admin_url, r, tmp_path) as (app, tab, w, pilot):
         await w.until(lambda: bool(w.of(TracingChanged)), "the engine decided about tracing")
-        assert tab.view.traced is False
+        # the view folds the engine's events on its next frame
+        await until(pilot, lambda: tab.view.traced is False, "the tab shows routing inferred")
         await until(pilot, lambda: app.header.offer.phase == "offered", "the offer")
         assert f"V: run in a vhost of its own, '{r.own}'" in offer_text(app)
         app.action_show_tab(0)  # a second running engine: every tab moves, not only the one on screen
