@@ -201,7 +201,7 @@ def test_the_outage_reads_down_reconnecting_back_with_elapsed_time() -> None:
 async def test_enter_on_the_shared_broker_question_cancels(tmp_path: Path) -> None:
     # Enter pressed out of habit must not restart a broker others use: Cancel has the focus
     async with asked_to_restart_a_shared_broker(tmp_path) as (app, w, pilot):
-        assert app.screen.focused is not None and app.screen.focused.id == "no"
+        assert app.screen.focused is not None and app.screen.focused.id == "restart-no"
         await pilot.press("enter")
         await until_screen(pilot, lambda: not isinstance(app.screen, ConfirmRestart), "closed")
         assert app._restart is None  # no restart worker was started
