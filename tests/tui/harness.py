@@ -63,3 +63,19 @@ async def until_screen(
         if predicate():
             return
     raise AssertionError(f"the screen never showed: {what}")
+
+
+async def start_work_done(pilot: Pilot[None]) -> None:
+    """Until the app's work after the first frame is done: every tab mounted (the hidden ones
+    follow the first frame), the pictures ordered by igraph (imported in a thread).
+
+    A snapshot taken while that work still runs can catch the screen between two layouts (a
+    log's deferred scroll to its end not yet applied): snapshots start from here."""
+    app = pilot.app
+    assert isinstance(app, BrokerSimApp)
+    await until_screen(
+        pilot,
+        lambda: app.warmed_up and all(t.is_mounted for t in app.tabs) and app.durability.is_mounted,
+        "every tab mounted, the pictures ordered",
+    )
+    await pilot.pause()

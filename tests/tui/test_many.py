@@ -24,6 +24,7 @@ from broker_sim.domain.scenario import (
 from broker_sim.settings import Settings
 from broker_sim.tui.app import BrokerSimApp, make_app
 from broker_sim.tui.pattern_tab import PatternTab
+from tests.tui.harness import start_work_done
 
 QUEUES = 20
 CROWD = 100
@@ -50,6 +51,7 @@ def many_app() -> BrokerSimApp:
 
 
 async def crowd_up(pilot: Pilot[None]) -> PatternTab:
+    await start_work_done(pilot)
     app = pilot.app
     assert isinstance(app, BrokerSimApp)
     app.query_one(TabbedContent).active = "pane-many"

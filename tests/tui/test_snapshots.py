@@ -22,6 +22,7 @@ from broker_sim.domain.scenario_file import load_scenarios
 from broker_sim.resources import builtin_scenarios_dir
 from broker_sim.settings import Settings
 from broker_sim.tui.app import BrokerSimApp, make_app
+from tests.tui.harness import start_work_done
 from tests.tui.recorded import STORIES
 
 SIZE = (160, 44)
@@ -39,6 +40,7 @@ def story(name: str) -> Callable[[Pilot[None]], Awaitable[None]]:
     """Show the tab, feed it its recorded story chunk by chunk, stop mid-flight."""
 
     async def play(pilot: Pilot[None]) -> None:
+        await start_work_done(pilot)
         app = pilot.app
         assert isinstance(app, BrokerSimApp)
         app.query_one(TabbedContent).active = f"pane-{name}"
@@ -74,11 +76,14 @@ def test_the_pattern_tabs_of_issue_13_at_80_columns(name: str, snap_compare: obj
 
 
 def test_help_screen(snap_compare: object) -> None:
-    assert snap_compare(recorded_app(), terminal_size=SIZE, press=["question_mark"])  # type: ignore[operator]
+    assert snap_compare(  # type: ignore[operator]
+        recorded_app(), terminal_size=SIZE, press=["question_mark"], run_before=start_work_done
+    )
 
 
 def test_publish_form_refuses_bad_headers(snap_compare: object) -> None:
     async def type_bad_headers(pilot: Pilot[None]) -> None:
+        await start_work_done(pilot)
         await pilot.press("m")
         await pilot.pause()
         await pilot.click("#headers")
@@ -138,6 +143,7 @@ def test_inspector_on_a_queue_with_purge_and_rates(size: tuple[int, int], snap_c
     """A queue's panel: its purge button, purged count, rates from the engine and from the broker."""
 
     async def inspect(pilot: Pilot[None]) -> None:
+        await start_work_done(pilot)
         app = pilot.app
         assert isinstance(app, BrokerSimApp)
         app.query_one(TabbedContent).active = "pane-work-queue"

@@ -215,6 +215,8 @@ class BrokerSimApp(App[None]):
         self._unmounted: dict[str, PatternTab | DurabilityTab] = {}
         """Pane id → the content not mounted yet (every tab but the first, at the start)."""
         self._mounts: dict[str, AwaitMount] = {}
+        self.warmed_up = False
+        """The work after the first frame is done: igraph orders the pictures, the help is loaded."""
         if settings.api_port is not None:
             desk = next((t for t in self.tabs if t.scenario.name == UPLOAD_SCENARIO), None)
             if desk is not None and desk.scenario.producers:
@@ -288,6 +290,7 @@ class BrokerSimApp(App[None]):
         self.call_from_thread(self._warmed_up)
 
     def _warmed_up(self) -> None:
+        self.warmed_up = True
         for tab in self.tabs:
             tab.canvas.redraw()
         # what lives as long as the app is loaded: full collections need not walk it again
