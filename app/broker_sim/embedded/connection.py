@@ -206,15 +206,9 @@ class Connection(asyncio.Protocol):
             # The hot path, frames on an open channel; anything else takes the checks below.
             channel = self.channels.get(number)
             if channel is not None and not channel.closing:
-                if kind == FRAME_BODY:
+                if kind in (FRAME_BODY, FRAME_HEADER):
                     try:
-                        channel.on_body(payload)
-                    except AMQPError as error:
-                        self._channel_error(channel, error)
-                    return
-                if kind == FRAME_HEADER:
-                    try:
-                        channel.on_header(payload)
+                        (channel.on_body if kind == FRAME_BODY else channel.on_header)(payload)
                     except AMQPError as error:
                         self._channel_error(channel, error)
                     return

@@ -11,22 +11,23 @@ been empty made ~1,900 messages a second, 18 % of the event loop's time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from broker_sim.domain.events import FlowEvent
-from broker_sim.domain.tally import Tally
 
 
 class EventBridge:
-    """An engine-bus subscriber: counts each event into ``tally``, buffers it for the tab."""
+    """An engine-bus subscriber: counts each event (``count``: into the view's tally, whichever
+    view is current), buffers it for the tab."""
 
-    def __init__(self, tally: Tally) -> None:
-        self.tally = tally
-        """The view's tally (the tab points the bridge at a new one when the view is replaced)."""
+    def __init__(self, count: Callable[[FlowEvent], None]) -> None:
+        self._count = count
         self._pending: list[FlowEvent] = []
         self.received = 0
 
     def __call__(self, event: FlowEvent) -> None:
         """Count one event and buffer it."""
-        self.tally(event)
+        self._count(event)
         self._pending.append(event)
         self.received += 1
 

@@ -94,7 +94,7 @@ class PatternTab(Vertical):
         self.live = live
         self.controller = TabController(scenario, settings)
         """What the tab runs and knows (engine, story, recorder, uploads, the view): no widgets."""
-        self.bridge = EventBridge(self.controller.view.tally)
+        self.bridge = EventBridge(lambda event: self.view.tally(event))
         self.shown = False
         self._ticker: Timer | None = None
         self.canvas = FlowCanvas(self.controller.view, id="canvas")
@@ -246,7 +246,6 @@ class PatternTab(Vertical):
     def _reset_view(self) -> None:
         self.bridge.take()  # the old engine's last events (its "closed") belong to the old view
         self.canvas.show(self.controller.reset_view())
-        self.bridge.tally = self.view.tally
         self.query_one("#log", RichLog).clear()
         self._redraw_figures(force=True)
         self._show_rates()
